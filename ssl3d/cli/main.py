@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # verb -> one-line description; the module is ssl3d.cli.<verb>

@@ -1,0 +1,5 @@
+"""The reconstruction and pose networks."""
+
+from ssl3d.models.networks import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty
+
+__all__ = ["NetworkConfig", "PoseNet", "ReconstructionNet", "l2_penalty"]

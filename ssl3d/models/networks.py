@@ -1,0 +1,125 @@
+"""The reconstruction and pose networks (METHOD section 4).
+
+Input images are (B, 3, H, W) in [0, 1]; H = W = image_size (64 in the paper). Each stride-2
+convolution halves the resolution, so the encoders' flattened features have
+channels * (H / 2^layers)^2 entries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+STRUCTURE_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
+"""(channels, kernel) of the structure and pose encoders; every layer has stride 2."""
+COLOUR_CONVS = ((32, 3), (64, 3))
+"""(channels, kernel) of the colour encoder."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of the networks; saved in every checkpoint so a model can be rebuilt from its file."""
+
+    n_points: int = 1024
+    """Points per predicted cloud."""
+    image_size: int = 64
+    """Input image height and width in pixels (a multiple of 16)."""
+    hidden: int = 128
+    """Width of the fully connected layers, the shape bottleneck included."""
+
+    def __post_init__(self):
+        if self.image_size % 16 or self.image_size <= 0:
+            raise ValueError(f"image_size must be a positive multiple of 16, got {self.image_size}")
+        if self.n_points <= 0 or self.hidden <= 0:
+            raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
+
+
+def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int) -> tuple[nn.Sequential, int]:
+    """Stride-2 convolutions with ReLU, flattened. Returns the module and its output width."""
+    modules: list[nn.Module] = []
+    c_in = 3
+    for c_out, k in layers:
+        modules += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
+        c_in = c_out
+    modules.append(nn.Flatten())
+    side = image_size // 2 ** len(layers)
+    return nn.Sequential(*modules), c_in * side * side
+
+
+def mlp(widths: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU after each (including the last)."""
+    modules: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        modules += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+    return nn.Sequential(*modules)
+
+
+class ReconstructionNet(nn.Module):
+    """Image -> coloured point cloud: a structure branch (xyz) and a colour branch (rgb)."""
+
+    def __init__(self, cfg: NetworkConfig = NetworkConfig()):
+        super().__init__()
+        self.cfg = cfg
+        h, n = cfg.hidden, cfg.n_points
+        self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size)
+        self.shape_bottleneck = mlp([width, h])  # the "shape embedding"
+        self.structure_head = mlp([h, h, h])  # -> h
+        self.xyz = nn.Linear(h, n * 3)
+        self.colour_encoder, cwidth = conv_encoder(COLOUR_CONVS, cfg.image_size)
+        self.colour_bottleneck = mlp([cwidth, h])
+        self.colour_head = mlp([h, h, h])
+        self.colour_fuse = mlp([2 * h, h])  # after concatenating h
+        self.rgb = nn.Linear(h, n * 3)
+
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        """Shape and colour bottlenecks, concatenated: (B, 3, H, W) -> (B, 2 * hidden)."""
+        return torch.cat([self.shape_bottleneck(self.structure_encoder(image)),
+                          self.colour_bottleneck(self.colour_encoder(image))], dim=1)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image: (B, 3, H, W). Returns xyz (B, N, 3) and rgb (B, N, 3) in (0, 1)."""
+        _check_image(image, self.cfg.image_size)
+        b = image.shape[0]
+        h = self.structure_head(self.shape_bottleneck(self.structure_encoder(image)))
+        xyz = self.xyz(h).view(b, -1, 3)  # (B, N*3) -> (B, N, 3)
+        c = self.colour_head(self.colour_bottleneck(self.colour_encoder(image)))
+        rgb = torch.sigmoid(self.rgb(self.colour_fuse(torch.cat([c, h], dim=1)))).view(b, -1, 3)
+        return xyz, rgb
+
+
+class PoseNet(nn.Module):
+    """Image -> viewpoint (azimuth, elevation) in radians, each in (-pi, pi)."""
+
+    def __init__(self, cfg: NetworkConfig = NetworkConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size)
+        h = cfg.hidden
+        self.head = mlp([width, h, h, h])
+        self.out = nn.Linear(h, 2)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image: (B, 3, H, W). Returns (B, 2) = pi * tanh(.)."""
+        _check_image(image, self.cfg.image_size)
+        return math.pi * torch.tanh(self.out(self.head(self.encoder(image))))
+
+
+def l2_penalty(module: nn.Module, conv_weight: float = 1e-5, fc_weight: float = 1e-3) -> torch.Tensor:
+    """The paper's declared weight decay: conv_weight * sum(w^2)/2 over conv kernels plus
+    fc_weight * sum(w^2)/2 over fully connected weights (TensorFlow's l2 regulariser). The released
+    code declares it but never adds it to the losses (METHOD section 8)."""
+    total = torch.zeros((), device=next(module.parameters()).device)
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            total = total + conv_weight * 0.5 * (m.weight ** 2).sum()
+        elif isinstance(m, nn.Linear):
+            total = total + fc_weight * 0.5 * (m.weight ** 2).sum()
+    return total
+
+
+def _check_image(image: torch.Tensor, size: int) -> None:
+    if image.ndim != 4 or image.shape[1] != 3 or image.shape[2] != size or image.shape[3] != size:
+        raise ValueError(f"image must have shape (B, 3, {size}, {size}), got {tuple(image.shape)}")

@@ -1,0 +1,52 @@
+import math
+
+import pytest
+import torch
+
+from ssl3d.models import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty
+
+
+@pytest.mark.parametrize("size,n", [(64, 1024), (32, 100), (128, 256)])
+def test_shapes_and_ranges(size, n):
+    cfg = NetworkConfig(n_points=n, image_size=size)
+    rec, pose = ReconstructionNet(cfg), PoseNet(cfg)
+    img = torch.rand(3, 3, size, size)
+    xyz, rgb = rec(img)
+    assert xyz.shape == (3, n, 3) and rgb.shape == (3, n, 3)
+    assert rgb.min() > 0 and rgb.max() < 1
+    assert rec.embed(img).shape == (3, 2 * cfg.hidden)
+    vp = pose(img)
+    assert vp.shape == (3, 2) and vp.abs().max() < math.pi
+
+
+def test_architecture_matches_paper():
+    rec = ReconstructionNet()
+    convs = [m for m in rec.structure_encoder if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == \
+        [(32, 3, 2), (64, 3, 2), (128, 3, 2), (256, 5, 2)]
+    assert rec.shape_bottleneck[0].in_features == 256 * 4 * 4
+    assert rec.xyz.out_features == 1024 * 3 and rec.rgb.out_features == 1024 * 3
+    assert rec.colour_fuse[0].in_features == 256  # colour features concatenated with h
+
+
+def test_batch_items_are_independent():
+    torch.manual_seed(0)
+    rec = ReconstructionNet(NetworkConfig(n_points=64))
+    img = torch.rand(4, 3, 64, 64)
+    xyz, _ = rec(img)
+    xyz2, _ = rec(img[2:3])
+    torch.testing.assert_close(xyz[2:3], xyz2, rtol=1e-5, atol=1e-5)
+
+
+def test_l2_penalty_matches_definition():
+    net = PoseNet(NetworkConfig(image_size=32))
+    expect = sum(1e-5 * 0.5 * (m.weight ** 2).sum() for m in net.modules() if isinstance(m, torch.nn.Conv2d)) \
+        + sum(1e-3 * 0.5 * (m.weight ** 2).sum() for m in net.modules() if isinstance(m, torch.nn.Linear))
+    torch.testing.assert_close(l2_penalty(net), expect)
+
+
+def test_bad_config_and_input():
+    with pytest.raises(ValueError, match="image_size"):
+        NetworkConfig(image_size=60)
+    with pytest.raises(ValueError, match="image"):
+        ReconstructionNet(NetworkConfig(image_size=32))(torch.rand(1, 3, 64, 64))

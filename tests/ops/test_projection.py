@@ -1,0 +1,161 @@
+"""Projection ops against loop-based references, in float64, plus gradcheck and bad input."""
+
+import math
+
+import pytest
+import torch
+
+from ssl3d import camera
+from ssl3d.ops import projection as P
+
+
+def silhouette_loop(uv, size, sigma2=P.SIGMA2):
+    """Obviously correct: a Python loop over pixels and points."""
+    b, n, _ = uv.shape
+    out = torch.zeros(b, size, size, dtype=uv.dtype)
+    for bi in range(b):
+        for i in range(size):
+            for j in range(size):
+                s = 0.0
+                for k in range(n):
+                    du = uv[bi, k, 0] - (j + 0.5)
+                    dv = uv[bi, k, 1] - (i + 0.5)
+                    s = s + torch.exp(-du * du / (2 * sigma2)) * torch.exp(-dv * dv / (2 * sigma2))
+                out[bi, i, j] = torch.tanh(s)
+    return out
+
+
+def colour_loop(uv, depth, rgb, size, beta=P.BETA, well=1.0):
+    b, n, _ = uv.shape
+    out = torch.zeros(b, 3, size, size, dtype=uv.dtype)
+    for bi in range(b):
+        for i in range(size):
+            for j in range(size):
+                ks = [k for k in range(n) if abs(float(uv[bi, k, 0]) - (j + 0.5)) <= well
+                      and abs(float(uv[bi, k, 1]) - (i + 0.5)) <= well]
+                if not ks:
+                    continue
+                scores = torch.stack([beta / depth[bi, k] for k in ks])
+                w = torch.softmax(scores, 0)
+                out[bi, :, i, j] = sum(w[t] * rgb[bi, k] for t, k in enumerate(ks))
+    return out
+
+
+def random_inputs(b, n, size, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    # Some points fall off the image on purpose.
+    uv = torch.rand(b, n, 2, generator=g, dtype=dtype) * (size + 4) - 2
+    depth = torch.rand(b, n, generator=g, dtype=dtype) + 1.5
+    rgb = torch.rand(b, n, 3, generator=g, dtype=dtype)
+    return uv, depth, rgb
+
+
+@pytest.mark.parametrize("b,n,size,seed", [(1, 5, 6, 0), (2, 12, 8, 1), (3, 20, 10, 2)])
+def test_silhouette_forms_match_loop(b, n, size, seed):
+    uv, _, _ = random_inputs(b, n, size, seed)
+    ref = silhouette_loop(uv, size)
+    torch.testing.assert_close(P.splat_silhouette_dense(uv, size), ref, rtol=1e-5, atol=1e-12)
+    # A window wide enough to hold the whole kernel reproduces the reference to rounding.
+    torch.testing.assert_close(P.splat_silhouette(uv, size, radius=8), ref, rtol=1e-5, atol=1e-12)
+    # The default 5 x 5 window truncates the kernel below exp(-2.5^2 / 0.8) per point.
+    trunc = n * math.exp(-2.5 ** 2 / (2 * P.SIGMA2))
+    assert (P.splat_silhouette(uv, size) - ref).abs().max() <= trunc
+
+
+@pytest.mark.parametrize("b,n,size,seed", [(1, 6, 6, 3), (2, 25, 8, 4), (2, 40, 10, 5)])
+def test_colour_forms_match_loop(b, n, size, seed):
+    uv, depth, rgb = random_inputs(b, n, size, seed)
+    ref = colour_loop(uv, depth, rgb, size)
+    torch.testing.assert_close(P.splat_colour_dense(uv, depth, rgb, size), ref, rtol=1e-5,
+                               atol=1e-12)
+    torch.testing.assert_close(P.splat_colour(uv, depth, rgb, size), ref, rtol=1e-5, atol=1e-12)
+
+
+def test_colour_nearest_point_wins_and_empty_is_black():
+    uv = torch.tensor([[[4.5, 4.5], [4.6, 4.4]]], dtype=torch.float64)
+    depth = torch.tensor([[1.8, 2.2]], dtype=torch.float64)
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    img = P.splat_colour(uv, depth, rgb, 10)
+    assert img[0, 0, 4, 4] > 0.99 and img[0, 1, 4, 4] < 0.01  # nearer (red) dominates
+    assert img[0, :, 0, 0].abs().max() == 0  # nothing reaches the corner
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_local_gradients_match_dense(seed):
+    uv, depth, rgb = random_inputs(2, 30, 12, seed)
+    for fn_local, fn_dense in [
+        (lambda u: P.splat_silhouette(u, 12, radius=8), lambda u: P.splat_silhouette_dense(u, 12)),
+    ]:
+        u1 = uv.clone().requires_grad_()
+        u2 = uv.clone().requires_grad_()
+        w = torch.randn(2, 12, 12, dtype=torch.float64)
+        (fn_local(u1) * w).sum().backward()
+        (fn_dense(u2) * w).sum().backward()
+        torch.testing.assert_close(u1.grad, u2.grad, rtol=1e-5, atol=1e-10)
+    grads = []
+    for fn in (P.splat_colour, P.splat_colour_dense):
+        d = depth.clone().requires_grad_()
+        c = rgb.clone().requires_grad_()
+        w = torch.randn(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+        (fn(uv, d, c, 12) * w).sum().backward()
+        grads.append((d.grad, c.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-10)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-10)
+
+
+def test_gradcheck_projections():
+    uv, depth, rgb = random_inputs(1, 6, 6, 7)
+    uv.requires_grad_()
+    assert torch.autograd.gradcheck(lambda u: P.splat_silhouette(u, 6), (uv,))
+    assert torch.autograd.gradcheck(lambda u: P.splat_silhouette_dense(u, 6), (uv,))
+    d = depth.clone().requires_grad_()
+    c = rgb.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda d_, c_: P.splat_colour(uv.detach(), d_, c_, 6), (d, c))
+    # Through the camera: gradients reach the 3D points and the viewpoint.
+    g = torch.Generator().manual_seed(3)
+    pts = (torch.rand(1, 8, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
+    vp = torch.tensor([[0.4, 0.3]], dtype=torch.float64, requires_grad=True)
+    cols = torch.rand(1, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, v: P.project_silhouette(p, v, 16), (pts, vp))
+    assert torch.autograd.gradcheck(lambda p, c_, v: P.project_cloud(p, c_, v, 16)[0], (pts, cols, vp))
+
+
+def test_project_cloud_local_matches_dense():
+    g = torch.Generator().manual_seed(0)
+    pts = (torch.rand(2, 200, 3, generator=g, dtype=torch.float64) - 0.5) * 0.8
+    rgb = torch.rand(2, 200, 3, generator=g, dtype=torch.float64)
+    vp = camera.sample_viewpoints(2, generator=g, dtype=torch.float64)
+    img_l, sil_l = P.project_cloud(pts, rgb, vp, 32)
+    img_d, sil_d = P.project_cloud(pts, rgb, vp, 32, dense=True)
+    torch.testing.assert_close(img_l, img_d, rtol=1e-5, atol=1e-12)
+    assert (sil_l - sil_d).abs().max() < 200 * 4e-4
+    assert sil_l.shape == (2, 32, 32) and img_l.shape == (2, 3, 32, 32)
+
+
+def test_silhouette_lands_where_camera_projects():
+    pts = torch.zeros(1, 1, 3)
+    sil = P.project_silhouette(pts, torch.tensor([[0.3, 0.1]]), 64)
+    # The origin projects to the image centre (32, 32), the corner shared by 4 pixels.
+    assert torch.allclose(sil[0, 31:33, 31:33], sil[0, 31, 31].expand(2, 2))
+    assert sil[0, 31, 31] == sil.max()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (torch.zeros(2, 5, 3), "uv"),
+    (torch.zeros(2, 0, 2), "empty"),
+    (torch.full((1, 3, 2), float("nan")), "NaN"),
+    (torch.zeros(1, 3, 2, dtype=torch.long), "floating"),
+])
+def test_bad_input_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        P.splat_silhouette(bad, 8)
+
+
+def test_bad_colour_inputs():
+    uv, depth, rgb = random_inputs(2, 5, 8, 0)
+    with pytest.raises(ValueError, match="number of points"):
+        P.splat_colour(uv, depth[:, :4], rgb, 8)
+    with pytest.raises(ValueError, match="batch"):
+        P.splat_colour(uv, depth[:1], rgb, 8)
+    with pytest.raises(ValueError, match="points"):
+        P.project_silhouette(torch.zeros(2, 5), torch.zeros(2, 2), 8)
