@@ -1,0 +1,37 @@
+"""``ssl3d train DATA_DIR --category NAME --out RUN_DIR [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ssl3d.cli.dataclass_args import add_dataclass_options, given_options
+from ssl3d.training.config import PRESETS, TrainConfig
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_dir", metavar="DATA_DIR",
+                        help="dataset folder (ssl3d render output or the paper's ShapeNet folders)")
+    parser.add_argument("--category", required=True, help="category name (e.g. chair) or synset id")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                        help="named settings under the flags below (default: paper)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN_DIR/<stage>_last.pt with its optimiser and RNG state")
+    add_dataclass_options(parser, TrainConfig)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the preset, then the flags given."""
+    values = dict(PRESETS[args.preset])
+    values.update(given_options(args, TrainConfig))
+    return TrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssl3d.training.trainer import train
+
+    cfg = config_from_args(args)
+    summary = train(cfg, args.data_dir, args.category, args.out, resume=args.resume)
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,148 @@
+"""Training configuration: one typed dataclass whose fields document themselves.
+
+The defaults are the paper's released settings (the ``paper`` preset, METHOD sections 5-8). Every
+field is exposed on the command line by ``ssl3d train`` (``--batch-size`` for ``batch_size``) and
+saved inside every checkpoint, so a run can be rebuilt from its file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from ssl3d.models import NetworkConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run."""
+
+    # --- what to train -------------------------------------------------------------------------
+    stage: Literal["cc", "nn"] = "cc"
+    """cc: geometric and pose cycle consistency (METHOD section 5); nn: adds nearest-neighbour
+    silhouette consistency, starting from a CC checkpoint (section 6)."""
+    supervision: Literal["self", "pose", "3d"] = "self"
+    """self: the paper's method; pose: the true viewpoint replaces the pose net's output; 3d:
+    Chamfer to the ground-truth cloud (an upper bound). The pose net is trained on the true pose
+    in the last two, so pose metrics stay comparable."""
+    # --- schedule ------------------------------------------------------------------------------
+    steps: int = 200_000
+    """Training iterations (optimiser steps of each network)."""
+    batch_size: int = 2
+    """Images per step (the global batch when training on several GPUs)."""
+    lr: float = 5e-4
+    """Adam learning rate of both optimisers."""
+    beta1: float = 0.9
+    """Adam beta1 of both optimisers."""
+    seed: int = 0
+    """Seeds weights, batch order and sampled viewpoints."""
+    # --- model ---------------------------------------------------------------------------------
+    image_size: int = 64
+    """Training image size in pixels (square)."""
+    n_points: int = 1024
+    """Points per predicted cloud."""
+    hidden: int = 128
+    """Width of the fully connected layers."""
+    # --- projection ----------------------------------------------------------------------------
+    n_views: int = 4
+    """K: projections per step, the predicted view plus K - 1 random ones."""
+    sigma2: float = 0.4
+    """Variance of the silhouette kernel in px^2 at 64 px (scaled with the image size)."""
+    beta: float = 100.0
+    """Sharpness of the colour projection's inverse-depth softmax."""
+    # --- loss weights: reconstruction optimiser ------------------------------------------------
+    w_image: float = 100.0
+    """Weight of the image reprojection loss in the reconstruction loss."""
+    w_mask: float = 100.0
+    """Weight of the mask cross-entropy in the reconstruction loss."""
+    w_affinity: float = 1e-4
+    """Weight of each affinity direction (forward and backward) in the reconstruction loss."""
+    w_cycle_3d: float = 1e4
+    """Weight of the geometric cycle (Chamfer between re-reconstructions and the cloud)."""
+    w_supervised_3d: float = 1e4
+    """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
+    w_symmetry: float = 0.0
+    """Weight of the reflection-symmetry Chamfer term (METHOD section 7); 0 = off, as released."""
+    symmetry_axis: Literal["x", "y", "z"] = "x"
+    """Axis whose sign the symmetry term flips (x: the meshes' left-right axis)."""
+    # --- loss weights: pose optimiser ----------------------------------------------------------
+    w_pose_image: float = 1.0
+    """Weight of the image reprojection loss in the pose loss."""
+    w_pose_mask: float = 1.0
+    """Weight of the mask cross-entropy in the pose loss."""
+    w_pose_cycle: float = 1.0
+    """Weight of the pose cycle L1 between pose(I_k) and the sampled v_k."""
+    # --- stage NN ------------------------------------------------------------------------------
+    neighbours: int = 5
+    """k: neighbours kept per training image (the authors sampled 5 of the 6 closest)."""
+    init: str = ""
+    """Stage nn: CC checkpoint to start from; empty = RUN_DIR/cc.pt or RUN_DIR/last.pt."""
+    # --- released vs intended forms (METHOD section 8) -----------------------------------------
+    affinity_form: Literal["released", "intended"] = "released"
+    """released: the per-pixel penalty the authors' code computes; intended: the 2D silhouette
+    Chamfer via distance transforms."""
+    bce_form: Literal["released", "intended"] = "released"
+    """released: tanh silhouette fed to a sigmoid cross-entropy as a logit; intended: proper BCE."""
+    azimuth_error: Literal["plain", "wrapped"] = "plain"
+    """plain: |a - b| as released (ignores the wrap at +-180 deg); wrapped: the shorter way round."""
+    cycle_form: Literal["released", "intended"] = "released"
+    """released: Chamfer of [P, P_0 .. P_{K-2}] against P (a zero term, P_{K-1} unused);
+    intended: P_0 .. P_{K-1}."""
+    weight_decay: Literal["released", "intended"] = "released"
+    """released: declared but never applied; intended: L2 1e-5 on conv and 1e-3 on FC weights."""
+    # --- run -----------------------------------------------------------------------------------
+    device: str = "cpu"
+    """cpu, cuda or cuda:N (under torchrun each process takes its local rank's GPU)."""
+    amp: bool = False
+    """bf16 autocast of the networks on CUDA (projections and losses stay float32)."""
+    log_every: int = 100
+    """Steps between loss logs (TensorBoard, train.log, non-finite check)."""
+    image_every: int = 2000
+    """Steps between input / projection image logs."""
+    checkpoint_every: int = 5000
+    """Steps between checkpoints (one is always written at the end)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def network_config(self) -> NetworkConfig:
+        return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent field."""
+        for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",
+                     "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_views < 2:
+            raise ValueError(f"n_views must be >= 2 (the predicted view plus random ones), got {self.n_views}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name, hint in typing.get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+                raise ValueError(f"{name} must be one of {typing.get_args(hint)}, got {value!r}")
+        self.network_config()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown} (checkpoint from another version?)")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # Same method at a batch that keeps a GPU busy; the step count keeps the paper's 400k samples.
+    "fast": {"batch_size": 64, "steps": 6250, "lr": 1e-3},
+}
+"""Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
+
+# Fields that change the networks' shapes: a checkpoint must agree on them to be loaded.
+ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden")

@@ -1,0 +1,129 @@
+"""The losses of one training step (METHOD sections 5-7 and 12).
+
+:func:`step_losses` runs both networks on a batch and returns the reconstruction loss, the pose
+loss and every term for logging. Both losses live on one autograd graph; the trainer
+differentiates each with respect to its own network's parameters only, so the reconstruction
+loss sees the predicted pose as an input and the pose loss sees the predicted cloud as an input.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ssl3d import camera
+from ssl3d.models import l2_penalty
+from ssl3d.ops import chamfer_distance, project_cloud
+from ssl3d.ops.affinity import AFFINITY_FORMS
+from ssl3d.ops.bce import BCE_FORMS
+from ssl3d.training.config import TrainConfig
+
+AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def pose_l1(pred: torch.Tensor, true: torch.Tensor, form: str) -> torch.Tensor:
+    """|pred - true|_1 over (azimuth, elevation); ``wrapped`` takes the azimuth difference the
+    shorter way round. pred, true: (..., 2). Returns (...)."""
+    diff = pred - true
+    if form == "wrapped":
+        diff = torch.stack([camera.wrap_angle(diff[..., 0]), diff[..., 1]], -1)
+    return diff.abs().sum(-1)
+
+
+def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
+    """Mask BCE and affinity (forward, backward) between projected and true silhouettes, batch
+    means. pred, gt: (B, H, W)."""
+    bce = BCE_FORMS[cfg.bce_form](pred, gt).mean()
+    fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)
+    return bce, fwd.mean(), bwd.mean()
+
+
+def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
+                neighbour: dict | None = None, amp: bool = False):
+    """Losses of one step.
+
+    batch: image (B, 3, S, S), mask (B, S, S), viewpoint (B, 2), cloud (B, P, 3).
+    random_views: (B, K - 1, 2) sampled viewpoints. neighbour (stage nn): image and mask of one
+    neighbour per input, plus its viewpoint (used when the pose is supervised).
+    Returns (loss_recon, loss_pose, terms, extras) with ``terms`` a dict of detached scalars and
+    ``extras`` the projections for image logs.
+    """
+    image, mask = batch["image"], batch["mask"]
+    b, s = image.shape[0], cfg.image_size
+    k = cfg.n_views
+    sigma2 = cfg.sigma2 * (s / 64.0) ** 2
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+        xyz, rgb = recon(image)
+        v_pred = pose(image)
+    xyz, rgb, v_pred = xyz.float(), rgb.float(), v_pred.float()
+    self_pose = cfg.supervision == "self"
+    v0 = v_pred if self_pose else batch["viewpoint"]
+
+    views = torch.cat([v0.unsqueeze(1), random_views], 1)  # (B, K, 2)
+    if neighbour is not None:
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+            v_nb = pose(neighbour["image"]).float() if self_pose else neighbour["viewpoint"]
+        views = torch.cat([views, v_nb.unsqueeze(1)], 1)  # (B, K + 1, 2)
+    nv = views.shape[1]
+    # One projection call for all views: the cloud repeated per view, (B * nv, N, 3).
+    n = xyz.shape[1]
+    imgs, sils = project_cloud(
+        xyz.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
+        rgb.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
+        views.reshape(b * nv, 2), s, sigma2=sigma2, beta=cfg.beta)
+    imgs = imgs.view(b, nv, 3, s, s)
+    sils = sils.view(b, nv, s, s)
+
+    terms: dict[str, torch.Tensor] = {}
+    l_img = ((image - imgs[:, 0]) ** 2).sum(1).mean()
+    l_mask, aff_f, aff_b = silhouette_terms(sils[:, 0], mask, cfg)
+    terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
+
+    if cfg.supervision == "3d":
+        l_sup = chamfer_distance(xyz, batch["cloud"])
+        terms["chamfer_gt"] = l_sup
+        loss_r = cfg.w_supervised_3d * l_sup + cfg.w_image * l_img
+    else:
+        loss_r = cfg.w_image * l_img + cfg.w_mask * l_mask + cfg.w_affinity * (aff_f + aff_b)
+        # Geometric cycle: re-reconstruct from the projections and compare with the cloud.
+        first, last = (0, k - 1) if cfg.cycle_form == "released" else (0, k)
+        cyc_in = imgs[:, first:last].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+            cyc_xyz, _ = recon(cyc_in)
+        cyc_xyz = cyc_xyz.float().view(b, last - first, n, 3)
+        l_cycle = sum(chamfer_distance(cyc_xyz[:, j], xyz) for j in range(last - first))
+        # The released list also holds P against itself: a zero term, kept out of the arithmetic.
+        terms["cycle_3d"] = l_cycle
+        loss_r = loss_r + cfg.w_cycle_3d * l_cycle
+
+    if neighbour is not None:
+        nb_mask, nb_f, nb_b = silhouette_terms(sils[:, k], neighbour["mask"], cfg)
+        terms.update(nn_mask=nb_mask, nn_affinity_fwd=nb_f, nn_affinity_bwd=nb_b)
+        loss_r = loss_r + cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b)
+
+    if cfg.w_symmetry > 0:
+        flip = torch.ones(3, device=xyz.device)
+        flip[AXES[cfg.symmetry_axis]] = -1
+        l_sym = chamfer_distance(xyz, xyz * flip)
+        terms["symmetry"] = l_sym
+        loss_r = loss_r + cfg.w_symmetry * l_sym
+
+    # Pose network.
+    if self_pose:
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+            v_cyc = pose(imgs[:, 1:k].reshape(-1, 3, s, s)).float().view(b, k - 1, 2)
+        l_pose = pose_l1(v_cyc, random_views, cfg.azimuth_error).sum(1).mean()
+        terms["pose_cycle"] = l_pose
+        loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
+        if neighbour is not None:
+            loss_p = loss_p + cfg.w_pose_mask * terms["nn_mask"]
+    else:
+        l_pose = pose_l1(v_pred, batch["viewpoint"], cfg.azimuth_error).mean()
+        terms["pose_supervised"] = l_pose
+        loss_p = l_pose
+
+    if cfg.weight_decay == "intended":
+        loss_r = loss_r + l2_penalty(recon)
+        loss_p = loss_p + l2_penalty(pose)
+    terms.update(loss_recon=loss_r, loss_pose=loss_p)
+    extras = {"images": imgs[:, 0], "silhouettes": sils[:, 0], "viewpoint": v0}
+    return loss_r, loss_p, {n_: t.detach() for n_, t in terms.items()}, extras

@@ -1,0 +1,269 @@
+"""The training loop: stages CC and NN and the baselines, on CPU, one GPU or several (torchrun).
+
+Run folder (RUN_DIR)::
+
+    config_<stage>.json     the config, readable
+    <stage>_last.pt         latest checkpoint with optimiser and RNG state (for --resume)
+    <stage>.pt              final weights + config (what evaluate / predict / stage nn read)
+    neighbours.pt           stage nn: mined neighbour indices (computed once, shared by all ranks)
+    train_<stage>.log       plain-text loss log
+    tb/<stage>/             TensorBoard: every loss term, input / projected images
+
+Data are decoded once and held as tensors on the training device; a batch is an index gather.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ssl3d import camera
+from ssl3d.data.dataset import load_split
+from ssl3d.models import PoseNet, ReconstructionNet
+from ssl3d.training.checkpoint import FORMAT, load_checkpoint, load_models, save_atomic
+from ssl3d.training.config import TrainConfig
+from ssl3d.training.losses import step_losses
+from ssl3d.training.neighbours import embed_images, nearest_neighbours
+
+# Fields a resumed run may change (they do not alter what has been computed so far).
+RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device"}
+
+
+def init_distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) joins the process group and
+    takes the GPU of the local rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device(device)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return rank, world, dev
+
+
+class Trainer:
+    """Builds everything a run needs from (config, data folder, category, run folder)."""
+
+    def __init__(self, cfg: TrainConfig, data_dir, category: str, out_dir, resume: bool = False):
+        cfg.validate()
+        self.cfg, self.category = cfg, category
+        self.rank, self.world, self.device = init_distributed(cfg.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
+                             f"processes {self.world}")
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.main = self.rank == 0
+        self.last_path = self.out / f"{cfg.stage}_last.pt"
+        self.final_path = self.out / f"{cfg.stage}.pt"
+
+        self.data = load_split(data_dir, category, "train", cfg.image_size,
+                               progress=cfg.progress and self.main).to(self.device)
+        if cfg.stage == "nn" and len(self.data) <= cfg.neighbours:
+            raise ValueError(f"stage nn needs more than neighbours={cfg.neighbours} training "
+                             f"images, found {len(self.data)}")
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.recon = ReconstructionNet(cfg.network_config()).to(self.device)
+        self.pose = PoseNet(cfg.network_config()).to(self.device)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.step = 0
+        self.neigh = None
+        ckpt = self._resume_state() if resume else None
+        if cfg.stage == "nn":
+            if ckpt is None:
+                self._init_from_cc()
+            self.neigh = self._neighbours()
+        self.opt_r = torch.optim.Adam(self.recon.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt_p = torch.optim.Adam(self.pose.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        if ckpt is not None:
+            self.opt_r.load_state_dict(ckpt["opt_recon"])
+            self.opt_p.load_state_dict(ckpt["opt_pose"])
+        self.last_good = str(self.last_path) if ckpt is not None else None
+        if self.world > 1:
+            ddp = torch.nn.parallel.DistributedDataParallel
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.recon = ddp(self.recon, device_ids=ids)
+            self.pose = ddp(self.pose, device_ids=ids)
+        if self.main:
+            (self.out / f"config_{cfg.stage}.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # ---------------------------------------------------------------------------- set-up helpers
+    def _resume_state(self) -> dict:
+        ckpt = load_checkpoint(self.last_path, map_location=self.device)
+        saved = ckpt["config"]
+        changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k) != v} - RESUMABLE_CHANGES
+        if changed:
+            raise ValueError(f"cannot resume {self.last_path}: config differs in "
+                             f"{sorted(changed)} (only {sorted(RESUMABLE_CHANGES)} may change)")
+        self.recon.load_state_dict(ckpt["recon"])
+        self.pose.load_state_dict(ckpt["pose"])
+        self.step = int(ckpt["step"])
+        self.gen.set_state(ckpt["rng"]["batch"].to(self.gen.get_state().device))
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        return ckpt
+
+    def _init_from_cc(self) -> None:
+        path = Path(self.cfg.init) if self.cfg.init else self.out / "cc.pt"
+        if not path.is_file() and not self.cfg.init:
+            raise FileNotFoundError(f"stage nn starts from a CC checkpoint: {path} does not exist "
+                                    f"(train stage cc into this folder first, or pass --init)")
+        recon, pose, _ = load_models(path, self.device, self.cfg)
+        self.recon.load_state_dict(recon.state_dict())
+        self.pose.load_state_dict(pose.state_dict())
+
+    def _neighbours(self) -> torch.Tensor:
+        """Mine once (rank 0), store in the run folder, share through the file."""
+        path = self.out / "neighbours.pt"
+        if self.main and not path.is_file():
+            emb = embed_images(self.recon, self.data.images)
+            idx = nearest_neighbours(emb, self.cfg.neighbours)
+            save_atomic({"models": self.data.models, "indices": idx.cpu()}, path)
+        if self.world > 1:
+            dist.barrier()
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["models"] != self.data.models or saved["indices"].shape[1] != self.cfg.neighbours:
+            raise ValueError(f"{path} was mined for other training data or k; delete it to re-mine")
+        return saved["indices"].to(self.device)
+
+    # ---------------------------------------------------------------------------- the loop
+    def sample_step(self) -> tuple[dict, torch.Tensor, dict | None]:
+        """This rank's share of one global batch; every rank draws the same global numbers."""
+        cfg, g, dev = self.cfg, self.gen, self.device
+        b = cfg.batch_size
+        idx = torch.randint(len(self.data), (b,), generator=g, device=dev)
+        views = camera.sample_viewpoints(b * (cfg.n_views - 1), generator=g, device=dev)
+        views = views.view(b, cfg.n_views - 1, 2)
+        nb_idx = None
+        if self.neigh is not None:
+            pick = torch.randint(cfg.neighbours, (b,), generator=g, device=dev)
+            nb_idx = self.neigh[idx, pick]
+        part = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
+        batch = self.data.batch(idx[part])
+        neighbour = self.data.batch(nb_idx[part]) if nb_idx is not None else None
+        return batch, views[part], neighbour
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        writer = self._writer()
+        log_file = open(self.out / f"train_{cfg.stage}.log", "a") if self.main else None
+        sums: dict[str, torch.Tensor] = {}
+        counted = 0
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}/{cfg.supervision}",
+                   disable=not (cfg.progress and self.main), unit="step", dynamic_ncols=True)
+        start, start_step = time.time(), self.step
+        recon_params, pose_params = list(self.recon.parameters()), list(self.pose.parameters())
+        amp = cfg.amp and self.device.type == "cuda"
+        try:
+            while self.step < cfg.steps:
+                batch, views, neighbour = self.sample_step()
+                loss_r, loss_p, terms, extras = step_losses(self.recon, self.pose, batch, views,
+                                                            cfg, neighbour, amp=amp)
+                self.opt_r.zero_grad(set_to_none=True)
+                self.opt_p.zero_grad(set_to_none=True)
+                # Each optimiser sees only the gradient of its own loss w.r.t. its own network.
+                loss_r.backward(inputs=recon_params, retain_graph=True)
+                loss_p.backward(inputs=pose_params)
+                self.opt_r.step()
+                self.opt_p.step()
+                self.step += 1
+                bar.update(1)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0) + v
+                counted += 1
+                last = self.step == cfg.steps
+                if self.step % cfg.log_every == 0 or last:
+                    means = {k: float(v) / counted for k, v in sums.items()}
+                    sums, counted = {}, 0
+                    self._check_finite(means)
+                    self._log(means, writer, log_file, bar)
+                if writer is not None and (self.step % cfg.image_every == 0 or self.step == 1):
+                    self._log_images(writer, batch, extras)
+                if self.step % cfg.checkpoint_every == 0 or last:
+                    self._check_finite({k: float(v) for k, v in terms.items()})
+                    self.save(self.last_path, training_state=True)
+        finally:
+            bar.close()
+            if log_file:
+                log_file.close()
+            if writer is not None:
+                writer.close()
+        self.save(self.final_path, training_state=False)
+        elapsed = time.time() - start
+        done = self.step - start_step
+        return {"steps": self.step, "seconds": elapsed,
+                "samples_per_second": done * cfg.batch_size / max(elapsed, 1e-9),
+                "checkpoint": str(self.final_path)}
+
+    # ---------------------------------------------------------------------------- outputs
+    def state(self, training_state: bool) -> dict:
+        unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
+        out = {"format": FORMAT, "config": self.cfg.to_dict(), "stage": self.cfg.stage,
+               "category": self.category, "step": self.step,
+               "recon": unwrap(self.recon).state_dict(), "pose": unwrap(self.pose).state_dict()}
+        if training_state:
+            out.update(opt_recon=self.opt_r.state_dict(), opt_pose=self.opt_p.state_dict(),
+                       rng={"batch": self.gen.get_state(), "torch": torch.get_rng_state()})
+        return out
+
+    def save(self, path: Path, training_state: bool) -> None:
+        if self.main:
+            save_atomic(self.state(training_state), path)
+            if training_state:
+                self.last_good = str(path)
+        if self.world > 1:
+            dist.barrier()
+
+    def _check_finite(self, values: dict[str, float]) -> None:
+        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if bad:
+            raise RuntimeError(
+                f"non-finite loss at step {self.step} ({', '.join(bad)}); last finite checkpoint: "
+                f"{self.last_good or 'none (no checkpoint written yet)'}")
+
+    def _writer(self):
+        if not self.main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional at run time; the text log stays
+            return None
+        return SummaryWriter(str(self.out / "tb" / self.cfg.stage), purge_step=self.step + 1)
+
+    def _log(self, means: dict, writer, log_file, bar) -> None:
+        if not self.main:
+            return
+        if writer is not None:
+            for k, v in means.items():
+                writer.add_scalar(f"loss/{k}", v, self.step)
+        line = f"step {self.step} " + " ".join(f"{k}={v:.6g}" for k, v in sorted(means.items()))
+        log_file.write(line + "\n")
+        log_file.flush()
+        bar.set_postfix(recon=f"{means['loss_recon']:.4g}", pose=f"{means['loss_pose']:.4g}")
+
+    def _log_images(self, writer, batch, extras) -> None:
+        n = min(4, batch["image"].shape[0])
+        writer.add_images("input/image", batch["image"][:n].float(), self.step)
+        writer.add_images("input/mask", batch["mask"][:n, None].float(), self.step)
+        writer.add_images("projection/image", extras["images"][:n].detach().clamp(0, 1), self.step)
+        writer.add_images("projection/mask", extras["silhouettes"][:n, None].detach(), self.step)
+
+
+def train(cfg: TrainConfig, data_dir, category: str, out_dir, resume: bool = False) -> dict:
+    """Train one stage; returns a summary (steps, seconds, samples/s, final checkpoint)."""
+    return Trainer(cfg, data_dir, category, out_dir, resume).train()
+

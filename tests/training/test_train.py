@@ -1,0 +1,121 @@
+"""End-to-end training on tiny data: every stage and supervision mode, optimiser separation,
+exact resume, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from ssl3d.cli.main import main as cli
+from ssl3d.training import losses as L
+from ssl3d.training.checkpoint import load_checkpoint, load_models
+from ssl3d.training.trainer import Trainer, train
+
+
+@pytest.mark.parametrize("supervision", ["self", "pose", "3d"])
+def test_two_steps_each_supervision_then_nn(tiny_dataset, tmp_path, make_config, supervision):
+    out = tmp_path / "run"
+    summary = train(make_config(supervision=supervision), tiny_dataset, "chair", out)
+    assert summary["steps"] == 2 and (out / "cc.pt").is_file() and (out / "cc_last.pt").is_file()
+    log = (out / "train_cc.log").read_text().splitlines()
+    assert len(log) == 2 and "loss_recon=" in log[0]
+    assert list((out / "tb" / "cc").iterdir())
+    summary = train(make_config(stage="nn", supervision=supervision), tiny_dataset, "chair", out)
+    assert (out / "nn.pt").is_file() and (out / "neighbours.pt").is_file()
+    # The neighbour losses are switched on and logged.
+    assert "nn_mask=" in (out / "train_nn.log").read_text()
+    recon, pose, cfg = load_models(out / "nn.pt")
+    assert cfg.stage == "nn" and recon(torch.rand(1, 3, 32, 32))[0].shape == (1, 64, 3)
+
+
+def test_cli_train_runs(tiny_dataset, tmp_path):
+    rc = cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "r"),
+              "--steps", "1", "--batch-size", "2", "--image-size", "32", "--n-points", "32",
+              "--no-progress", "--symmetry-axis", "x", "--w-symmetry", "1.0",
+              "--affinity-form", "intended", "--bce-form", "intended", "--cycle-form", "intended",
+              "--azimuth-error", "wrapped", "--weight-decay", "intended"])
+    assert rc == 0
+    saved = json.loads((tmp_path / "r" / "config_cc.json").read_text())
+    assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
+
+
+def test_each_optimiser_moves_only_its_network(tiny_dataset, tmp_path, make_config):
+    t = Trainer(make_config(steps=1), tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    loss_r, loss_p, _, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    snap = lambda m: [p.detach().clone() for p in m.parameters()]  # noqa: E731
+    r0, p0 = snap(t.recon), snap(t.pose)
+    t.opt_r.zero_grad()
+    t.opt_p.zero_grad()
+    loss_r.backward(inputs=list(t.recon.parameters()), retain_graph=True)
+    assert all(p.grad is None for p in t.pose.parameters())
+    t.opt_r.step()
+    assert all(not torch.equal(a, b) for a, b in zip(r0, snap(t.recon)))
+    assert all(torch.equal(a, b) for a, b in zip(p0, snap(t.pose)))
+    loss_p.backward(inputs=list(t.pose.parameters()))
+    r1 = snap(t.recon)
+    t.opt_p.step()
+    assert all(torch.equal(a, b) for a, b in zip(r1, snap(t.recon)))
+    assert any(not torch.equal(a, b) for a, b in zip(p0, snap(t.pose)))
+
+
+def test_pose_gradient_reaches_pose_net_through_projection(tiny_dataset, tmp_path, make_config):
+    """The pose net learns from the reprojection losses, not only from the pose cycle."""
+    t = Trainer(make_config(steps=1, w_pose_cycle=0.0), tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    _, loss_p, _, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    grads = torch.autograd.grad(loss_p, list(t.pose.parameters()))
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_resume_is_exact(tiny_dataset, tmp_path, make_config):
+    straight = train(make_config(steps=4, checkpoint_every=2), tiny_dataset, "chair", tmp_path / "a")
+    train(make_config(steps=2, checkpoint_every=2), tiny_dataset, "chair", tmp_path / "b")
+    train(make_config(steps=4, checkpoint_every=2), tiny_dataset, "chair", tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
+    assert a["step"] == b["step"] == 4 and straight["steps"] == 4
+    for net in ("recon", "pose"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0)
+    log_a = (tmp_path / "a" / "train_cc.log").read_text().splitlines()
+    log_b = (tmp_path / "b" / "train_cc.log").read_text().splitlines()
+    assert log_a == log_b
+
+
+def test_bad_inputs(tiny_dataset, tmp_path, make_config):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="category 'chair'"):
+        train(make_config(), empty, "chair", tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="split file"):
+        (tmp_path / "nosplit" / "chair").mkdir(parents=True)
+        train(make_config(), tmp_path / "nosplit", "chair", tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="cc.pt"):
+        train(make_config(stage="nn"), tiny_dataset, "chair", tmp_path / "fresh")
+    train(make_config(steps=1), tiny_dataset, "chair", tmp_path / "r1")
+    with pytest.raises(ValueError, match="another architecture.*n_points"):
+        train(make_config(stage="nn", n_points=32, init=str(tmp_path / "r1" / "cc.pt")),
+              tiny_dataset, "chair", tmp_path / "r2")
+    with pytest.raises(ValueError, match="config differs in.*lr"):
+        train(make_config(steps=2, lr=1e-2), tiny_dataset, "chair", tmp_path / "r1", resume=True)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        train(make_config(batch_size=0), tiny_dataset, "chair", tmp_path / "r3")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_models(tmp_path / "junk.pt")
+
+
+def test_nan_loss_stops_with_step_and_checkpoint(tiny_dataset, tmp_path, make_config, monkeypatch):
+    real = L.step_losses
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out[2]["image"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr("ssl3d.training.trainer.step_losses", poisoned)
+    with pytest.raises(RuntimeError, match=r"non-finite loss at step 3 \(image\).*cc_last.pt"):
+        train(make_config(steps=5), tiny_dataset, "chair", tmp_path / "nan")
