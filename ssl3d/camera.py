@@ -166,8 +166,13 @@ def viewing_direction(viewpoint: torch.Tensor) -> torch.Tensor:
 def angular_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Angle in radians between two viewpoints' viewing directions (the cameras have no roll, so
     this is the geodesic distance between the camera rotations). pred, true: (..., 2)."""
-    cos = (viewing_direction(pred) * viewing_direction(true)).sum(-1)
-    return torch.arccos(cos.clamp(-1.0, 1.0))
+    return angle_between(viewing_direction(pred), viewing_direction(true))
+
+
+def angle_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle in radians between 3D vectors (..., 3); atan2 stays accurate near 0 and pi, where
+    arccos of a rounded cosine does not."""
+    return torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))
 
 
 def rotation_from_euler(azimuth: torch.Tensor, elevation: torch.Tensor,

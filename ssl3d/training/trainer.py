@@ -59,6 +59,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, data_dir, category: str, out_dir, resume: bool = False):
         cfg.validate()
         self.cfg, self.category = cfg, category
+        self.data_dir = str(Path(data_dir).resolve())
         self.rank, self.world, self.device = init_distributed(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda was asked for but no CUDA device is available")
@@ -213,7 +214,7 @@ class Trainer:
     def state(self, training_state: bool) -> dict:
         unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
         out = {"format": FORMAT, "config": self.cfg.to_dict(), "stage": self.cfg.stage,
-               "category": self.category, "step": self.step,
+               "category": self.category, "data_dir": self.data_dir, "step": self.step,
                "recon": unwrap(self.recon).state_dict(), "pose": unwrap(self.pose).state_dict()}
         if training_state:
             out.update(opt_recon=self.opt_r.state_dict(), opt_pose=self.opt_p.state_dict(),

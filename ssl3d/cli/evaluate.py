@@ -1,0 +1,28 @@
+"""``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_DIR", help="run folder (uses nn.pt, else cc.pt) or a checkpoint")
+    parser.add_argument("--data", default=None, metavar="DATA_DIR",
+                        help="dataset folder (default: the one the run was trained on)")
+    parser.add_argument("--split", default="test", choices=["val", "test"], help="split to score")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                        help="test-time optimisation steps per image (0 = off)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the exact EMD")
+    parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssl3d.evaluation.evaluate import evaluate_run, find_checkpoint
+
+    evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
+                 workers=args.workers, emd=not args.no_emd)
+    out = find_checkpoint(args.run).parent
+    print((out / "results.md").read_text(), end="")
+    print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")
+    return 0

@@ -1,0 +1,127 @@
+"""``ssl3d evaluate``: predict a split, align on validation, score, and write the tables.
+
+Writes into the run folder: ``predictions_<split>.npz`` (clouds, colours, viewpoints, model ids),
+``metrics.json`` (per category and split: chamfer_x1000, emd_x1000, pose_acc_30,
+pose_median_deg, n, the fitted rotation, and the same for the mean-shape baseline) and
+``results.md`` (a Markdown table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d.data.dataset import ViewSet, load_split
+from ssl3d.evaluation import metrics as M
+from ssl3d.training.checkpoint import load_checkpoint, load_models
+
+
+@torch.no_grad()
+def predict(recon, pose, images: torch.Tensor, batch_size: int = 256):
+    """Run both networks. images: (M, 3, S, S). Returns xyz (M, N, 3), rgb (M, N, 3),
+    viewpoints (M, 2), on the CPU."""
+    recon.eval()
+    pose.eval()
+    dev = next(recon.parameters()).device
+    xyz, rgb, vps = [], [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(dev)
+        p, c = recon(x)
+        xyz.append(p.float().cpu())
+        rgb.append(c.float().cpu())
+        vps.append(pose(x).float().cpu())
+    return torch.cat(xyz), torch.cat(rgb), torch.cat(vps)
+
+
+def find_checkpoint(run: str | os.PathLike) -> Path:
+    """A checkpoint file, or the best final checkpoint of a run folder (nn.pt, then cc.pt)."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    for name in ("nn.pt", "cc.pt"):
+        if (run / name).is_file():
+            return run / name
+    raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt; train first)")
+
+
+def alignment_settings(device: torch.device) -> dict:
+    """The protocol's Adam fit on a GPU; on a CPU fewer, larger steps on a smaller subsample."""
+    if device.type == "cuda":
+        return {"steps": 5000, "lr": 1e-3, "max_clouds": 256, "max_points": 512}
+    return {"steps": 600, "lr": 5e-3, "max_clouds": 64, "max_points": 256}
+
+
+def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
+                 refine_steps: int = 0, workers: int = 2, emd: bool = True,
+                 progress: bool = True) -> dict:
+    """Evaluate a run folder or checkpoint; writes metrics.json / results.md next to it."""
+    ckpt_path = find_checkpoint(run)
+    out_dir = ckpt_path.parent
+    ckpt = load_checkpoint(ckpt_path)
+    data_dir = data_dir or ckpt.get("data_dir")
+    if not data_dir:
+        raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
+    category = ckpt.get("category", "")
+    dev = torch.device(device)
+    recon, pose, cfg = load_models(ckpt_path, dev)
+    started = time.time()
+
+    def run_split(name: str) -> tuple[ViewSet, torch.Tensor, torch.Tensor, torch.Tensor]:
+        views = load_split(data_dir, category, name, cfg.image_size, progress=progress)
+        if refine_steps > 0:
+            from ssl3d.evaluation.refine import refine_batch
+            xyz, rgb, vps = refine_batch(ckpt_path, views, refine_steps, dev, progress=progress)
+        else:
+            xyz, rgb, vps = predict(recon, pose, views.images)
+        return views, xyz, rgb, vps
+
+    val, val_xyz, _, _ = run_split("val")
+    align = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(dev))
+    rot = align.matrix()
+    test, xyz, rgb, vps = run_split(split)
+    scores = M.cloud_metrics(xyz, test.clouds, rot, emd=emd, workers=workers)
+    pose_err = M.pose_errors(vps, test.viewpoints, rot)
+    np.savez_compressed(out_dir / f"predictions_{split}.npz", xyz=xyz.numpy(), rgb=rgb.numpy(),
+                        viewpoints=vps.numpy(), models=np.asarray(test.models),
+                        rotation=rot.numpy(), pose_error_deg=pose_err)
+
+    train_clouds = load_split(data_dir, category, "train", cfg.image_size, progress=progress).clouds
+    mean = M.mean_shape(train_clouds, n_points=test.clouds.shape[1])
+    base = M.cloud_metrics(mean.expand(len(test), -1, -1), test.clouds, None, emd=emd,
+                           workers=workers)
+    method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else
+                                             f" ({cfg.supervision}-supervised)")
+    if refine_steps:
+        method += f" + refine {refine_steps}"
+    entry = {
+        "method": method, "checkpoint": str(ckpt_path), "steps": ckpt["step"],
+        "alignment": align.as_dict(), **M.summarise(scores["chamfer"], scores.get("emd"), pose_err),
+        "mean_shape": M.summarise(base["chamfer"], base.get("emd"), None),
+        "seconds": time.time() - started,
+    }
+    metrics_path = out_dir / "metrics.json"
+    all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    key = f"{split}" + (f"_refine{refine_steps}" if refine_steps else "")
+    all_metrics.setdefault(category, {})[key] = entry
+    metrics_path.write_text(json.dumps(all_metrics, indent=2))
+    (out_dir / "results.md").write_text(results_table(all_metrics))
+    return entry
+
+
+def results_table(all_metrics: dict) -> str:
+    """Markdown table of every category / split in a metrics.json."""
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = ["| category | split | method | n | Chamfer x1000 | EMD x1000 | pose acc@30 | pose median (deg) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for category, splits in all_metrics.items():
+        for split, e in splits.items():
+            for name, row in ((e["method"], e), ("mean shape", e["mean_shape"])):
+                lines.append(f"| {category} | {split} | {name} | {row['n']} | "
+                             f"{fmt(row['chamfer_x1000'], '.2f')} | {fmt(row['emd_x1000'], '.2f')} | "
+                             f"{fmt(row['pose_acc_30'], '.1%')} | {fmt(row['pose_median_deg'], '.1f')} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+import json
+import math
+
+import numpy as np
+import torch
+
+from ssl3d import camera
+from ssl3d.cli.main import main as cli
+from ssl3d.evaluation import metrics as M
+from ssl3d.training.trainer import train
+
+
+def test_alignment_recovers_a_rotated_copy():
+    g = torch.Generator().manual_seed(0)
+    # Asymmetric clouds: boxes of random proportions with a bump, so one rotation fits best.
+    base = torch.rand(20, 256, 3, generator=g) * torch.tensor([1.0, 0.5, 0.25])
+    base[:, :40, 1] += 0.6
+    rot = camera.rotation_from_euler(torch.tensor(1.1), torch.tensor(-0.4), torch.tensor(0.3))
+    pred = base @ rot  # = R^T applied: the fit must find R
+    align = M.fit_global_rotation(pred, base, steps=300, lr=1e-2, restarts=3)
+    scores = M.cloud_metrics(pred, base, align.matrix(), emd=True)
+    assert scores["chamfer"].mean() < 1e-4 and scores["emd"].mean() < 1e-4
+    unaligned = M.cloud_metrics(pred, base, None, emd=False)
+    assert unaligned["chamfer"].mean() > 100 * scores["chamfer"].mean()
+
+
+def test_pose_errors_in_degrees_after_rotation():
+    views = torch.tensor([[0.3, 0.2], [-2.0, 0.5]])
+    assert np.allclose(M.pose_errors(views, views), 0, atol=1e-2)
+    off = views + torch.tensor([[math.radians(40), 0.0], [0.0, math.radians(10)]])
+    err = M.pose_errors(off, views)
+    assert err[0] > 30 and abs(err[1] - 10) < 0.1
+    s = M.summarise(np.array([0.001, 0.003]), np.array([0.002, 0.002]), err)
+    assert s["pose_acc_30"] == 0.5 and s["chamfer_x1000"] == 2.0 and s["n"] == 2
+
+
+def test_mean_shape_beats_a_random_training_cloud():
+    g = torch.Generator().manual_seed(1)
+    clouds = torch.rand(40, 200, 3, generator=g) * torch.tensor([1.0, 0.6, 0.3])
+    mean = M.mean_shape(clouds, n_points=200, steps=100)
+    score_mean = M.cloud_metrics(mean.expand(40, -1, -1), clouds, emd=False)["chamfer"].mean()
+    score_one = M.cloud_metrics(clouds[3].expand(40, -1, -1), clouds, emd=False)["chamfer"].mean()
+    assert score_mean < score_one
+
+
+def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
+    train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "run")
+    assert cli(["evaluate", str(tmp_path / "run"), "--workers", "1"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    entry = metrics["chair"]["test"]
+    for key in ("chamfer_x1000", "emd_x1000", "pose_acc_30", "pose_median_deg", "n"):
+        assert entry[key] is not None and entry["mean_shape"][key if key.startswith(("ch", "em", "n")) else "n"] is not None
+    assert entry["n"] == 1 and "| chair | test |" in (tmp_path / "run" / "results.md").read_text()
+    assert (tmp_path / "run" / "predictions_test.npz").is_file()
