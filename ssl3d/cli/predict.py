@@ -1,0 +1,67 @@
+"""``ssl3d predict IMAGE_OR_DIR... [--model RUN_DIR_OR_CKPT] [--mask MASK] [--refine STEPS] --out OUT_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images or folders of images")
+    parser.add_argument("--model", default=None, help="run folder or checkpoint (default: the "
+                        "pretrained chair model shipped with ssl3d)")
+    parser.add_argument("--mask", default=None, help="silhouette image for a single input image "
+                        "(default: its alpha channel, else a plain-background estimate)")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                        help="test-time optimisation steps (0 = off)")
+    parser.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def default_model() -> Path:
+    path = Path(__file__).resolve().parent.parent / "assets" / "chair.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no --model given and no pretrained model at {path}")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ssl3d.evaluation.evaluate import find_checkpoint
+    from ssl3d.evaluation.refine import RefineConfig, refine
+    from ssl3d.evaluation.user_images import collect_images, load_user_image
+    from ssl3d.evaluation.visualize import grid, render_points, write_ply
+    from ssl3d.training.checkpoint import load_models
+
+    paths = collect_images(args.inputs)
+    if args.mask and len(paths) != 1:
+        raise ValueError("--mask applies to a single input image")
+    ckpt = find_checkpoint(args.model) if args.model else default_model()
+    dev = torch.device(args.device)
+    recon, pose, cfg = load_models(ckpt, dev)
+    recon.eval()
+    pose.eval()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        image, mask = load_user_image(path, args.mask, cfg.image_size)
+        x, m = image[None].to(dev), mask[None].to(dev)
+        if args.refine > 0:
+            xyz, rgb, vp = refine(recon, pose, x, m, cfg, RefineConfig(steps=args.refine))
+        else:
+            with torch.no_grad():
+                xyz, rgb = recon(x)
+                vp = pose(x)
+        xyz, rgb, vp = xyz[0].cpu().numpy(), rgb[0].cpu().numpy(), vp[0].cpu().numpy()
+        ply = write_ply(out / f"{path.stem}.ply", xyz, rgb)
+        views = [tuple(vp), (vp[0] + 2.0, 0.35), (vp[0] - 2.0, 0.35)]
+        preview = out / f"{path.stem}_preview.png"
+        grid([[image.numpy()] + [render_points(xyz, rgb, v, 192) for v in views]], 192,
+             ["input", "input view", "view 2", "view 3"]).save(preview)
+        np.save(out / f"{path.stem}_viewpoint.npy", vp)
+        print(f"{path}: azimuth {math.degrees(vp[0]):.1f} deg, elevation {math.degrees(vp[1]):.1f} deg"
+              f" -> {ply}, {preview}")
+    return 0

@@ -1,0 +1,99 @@
+"""Turning a user's photo into the network's input: silhouette, crop, resize.
+
+The silhouette comes from, in order: an explicit mask file, the image's alpha channel, or an
+estimate from a plain background (the border colour). The object is then centred in a square
+crop where its longest side fills ``fill`` of the image, as in the training renderings, resized
+to the training size, and composited on black.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def read_rgba(path) -> np.ndarray:
+    """Any image Pillow reads -> (H, W, 4) float32 in [0, 1] (alpha 1 where there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    if not has_alpha:
+        rgba[..., 3] = 1.0
+    return rgba
+
+
+def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0.12) -> np.ndarray:
+    """Foreground of a photo on a plain background: pixels far from the median border colour,
+    cleaned up (holes filled, largest component kept). rgb: (H, W, 3). Returns (H, W) bool."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    bg = np.median(border, axis=0)
+    if np.median(np.abs(border - bg).max(1)) > threshold:
+        raise ValueError(f"{path}: the background is not plain enough to find the object; "
+                         f"pass --mask or use an image with an alpha channel")
+    fg = np.abs(rgb - bg).max(-1) > threshold
+    fg = ndimage.binary_opening(fg, iterations=1)
+    labels, n = ndimage.label(fg)
+    if n == 0:
+        raise ValueError(f"{path}: no object found in front of the background; pass --mask")
+    sizes = ndimage.sum(fg, labels, range(1, n + 1))
+    return ndimage.binary_fill_holes(labels == (1 + int(np.argmax(sizes))))
+
+
+def load_user_image(path, mask_path=None, image_size: int = 64, fill: float = 0.75):
+    """Prepare one user image. Returns image (3, S, S) and mask (S, S) float tensors."""
+    rgba = read_rgba(path)
+    rgb = rgba[..., :3]
+    if mask_path is not None:
+        m = read_rgba(mask_path)
+        if m.shape[:2] != rgb.shape[:2]:
+            raise ValueError(f"mask {mask_path} is {m.shape[1]} x {m.shape[0]} but image {path} is "
+                             f"{rgb.shape[1]} x {rgb.shape[0]}")
+        mask = m[..., :3].mean(-1) if m[..., 3].min() == 1.0 else m[..., 3]
+    elif rgba[..., 3].min() < 1.0:
+        mask = rgba[..., 3]
+    else:
+        mask = estimate_background_mask(rgb, path).astype(np.float32)
+    if (mask >= 0.5).sum() < 4:
+        raise ValueError(f"{mask_path or path}: the silhouette is empty (no foreground pixel)")
+    ys, xs = np.nonzero(mask >= 0.5)
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    side = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) / fill
+    layers = np.concatenate([rgb * mask[..., None], mask[..., None]], -1)  # black background
+    # Crop a square window around the object (zero padding outside the photo), then resize.
+    t = torch.from_numpy(np.ascontiguousarray(layers)).permute(2, 0, 1)[None]
+    theta = torch.tensor([[[side / rgb.shape[1], 0, (2 * cx / rgb.shape[1]) - 1],
+                           [0, side / rgb.shape[0], (2 * cy / rgb.shape[0]) - 1]]], dtype=torch.float32)
+    grid = F.affine_grid(theta, (1, 4, image_size * 4, image_size * 4), align_corners=False)
+    big = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    small = F.avg_pool2d(big, 4)[0]  # supersampled resize: anti-aliased like the renderings
+    return small[:3].clamp(0, 1), small[3].clamp(0, 1)
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Expand folders into their image files (sorted); keep files as given."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"folder {p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"image {p} does not exist")
+    return out

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ssl3d.cli.main import main as cli
+from ssl3d.evaluation import refine as R
+from ssl3d.evaluation import user_images as U
+from ssl3d.evaluation import visualize as V
+from ssl3d.training.checkpoint import load_models
+from ssl3d.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_dataset, tmp_path_factory):
+    from tests.conftest import tiny_config
+
+    out = tmp_path_factory.mktemp("model")
+    train(tiny_config(steps=1), tiny_dataset, "chair", out)
+    return out / "cc.pt"
+
+
+def photo(size=(120, 90), bg=(250, 250, 250)):
+    a = np.zeros((size[1], size[0], 3), np.uint8) + np.array(bg, np.uint8)
+    a[20:70, 30:80] = (200, 40, 40)
+    return a
+
+
+def test_predict_rgba_jpeg_with_mask_and_folder(tiny_model, tmp_path, capsys):
+    rgba = np.zeros((90, 120, 4), np.uint8)
+    rgba[20:70, 30:80] = (200, 40, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(photo(bg=(90, 160, 30))).save(tmp_path / "b.jpg")
+    mask = np.zeros((90, 120), np.uint8)
+    mask[20:70, 30:80] = 255
+    Image.fromarray(mask).save(tmp_path / "b_mask.png")
+    out = tmp_path / "out"
+    assert cli(["predict", str(tmp_path / "a.png"), "--model", str(tiny_model), "--out", str(out)]) == 0
+    assert cli(["predict", str(tmp_path / "b.jpg"), "--mask", str(tmp_path / "b_mask.png"),
+                "--model", str(tiny_model), "--out", str(out), "--refine", "2"]) == 0
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "c.jpg")  # plain background: estimated silhouette
+    Image.fromarray(rgba, "RGBA").save(folder / "d.png")
+    assert cli(["predict", str(folder), "--model", str(tiny_model), "--out", str(out)]) == 0
+    for stem in ("a", "b", "c", "d"):
+        ply = (out / f"{stem}.ply").read_text().splitlines()
+        assert ply[0] == "ply" and "element vertex 64" in ply and len(ply) == 64 + 10
+        assert (out / f"{stem}_preview.png").is_file()
+    assert "azimuth" in capsys.readouterr().out
+
+
+def test_predict_errors(tiny_model, tmp_path):
+    Image.fromarray(np.full((50, 50, 3), 255, np.uint8)).save(tmp_path / "blank.png")
+    with pytest.raises(ValueError, match="no object found"):
+        U.load_user_image(tmp_path / "blank.png")
+    Image.fromarray(photo()).save(tmp_path / "p.jpg")
+    Image.fromarray(np.zeros((90, 120), np.uint8)).save(tmp_path / "empty_mask.png")
+    with pytest.raises(ValueError, match="silhouette is empty"):
+        U.load_user_image(tmp_path / "p.jpg", tmp_path / "empty_mask.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small_mask.png")
+    with pytest.raises(ValueError, match="is 10 x 10"):
+        U.load_user_image(tmp_path / "p.jpg", tmp_path / "small_mask.png")
+    noisy = np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    with pytest.raises(ValueError, match="pass --mask"):
+        U.load_user_image(tmp_path / "noisy.png")
+    (tmp_path / "bad.png").write_text("nope")
+    with pytest.raises(ValueError, match="cannot read image"):
+        U.load_user_image(tmp_path / "bad.png")
+    assert cli(["predict", str(tmp_path / "missing.png"), "--model", str(tiny_model),
+                "--out", str(tmp_path / "o")]) == 2
+
+
+
+
+def test_user_image_crop(tmp_path):
+    rgba = np.zeros((100, 200, 4), np.uint8)
+    rgba[10:30, 150:190] = (255, 255, 255, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "x.png")
+    img, mask = U.load_user_image(tmp_path / "x.png", image_size=64, fill=0.5)
+    ys, xs = np.nonzero(mask.numpy() > 0.5)
+    assert abs((xs.min() + xs.max() + 1) / 2 - 32) <= 1 and abs((ys.min() + ys.max() + 1) / 2 - 32) <= 1
+    assert abs((xs.max() - xs.min() + 1) - 32) <= 2  # longest side fills half the image
+    assert bool((img <= mask + 1e-6).all())  # premultiplied: black background
+
+
+def test_refine_lowers_the_silhouette_loss(tiny_model, tiny_dataset):
+    from ssl3d.data.dataset import load_split
+    from ssl3d.ops.bce import bce_released
+
+    recon, pose, cfg = load_models(tiny_model)
+    views = load_split(tiny_dataset, "chair", "train", 32, progress=False)
+    x, m = views.images[:2], views.masks[:2]
+    from ssl3d.ops import project_silhouette
+
+    def sil_loss(xyz, vp):
+        return float(bce_released(project_silhouette(xyz, vp, 32), m).mean())
+
+    with torch.no_grad():
+        xyz0, _ = recon(x)
+        vp0 = pose(x)
+    xyz1, _, vp1 = R.refine(recon, pose, x, m, cfg, R.RefineConfig(steps=30, lr=1e-3, w_keep=1.0))
+    assert torch.equal(vp0, vp1)
+    assert sil_loss(xyz1, vp1) < sil_loss(xyz0, vp0)
+
+
+def test_pictures_and_viewer(tmp_path):
+    g = np.random.default_rng(0)
+    xyz = g.uniform(-0.3, 0.3, (500, 3)).astype(np.float32)
+    rgb = np.tile([[1.0, 0.0, 0.0]], (500, 1))
+    img = V.render_points(xyz, rgb, (0.3, 0.2), 128)
+    assert img.shape == (128, 128, 3)
+    assert (img[64, 64] != 255).any() and (img[0, 0] == 255).all()  # object centred, white bg
+    assert img[64, 64, 0] > img[64, 64, 1]  # red
+    html = V.write_viewer(tmp_path / "v.html", [("a", xyz, rgb)]).read_text()
+    for fetch in ("http://", "https://", "src=", "import(", "fetch("):
+        assert fetch not in html
+    assert '"name":"a"' in html
+    V.turntable(xyz, rgb, tmp_path / "t.gif", frames=4, size=64)
+    assert Image.open(tmp_path / "t.gif").n_frames == 4
+    V.reconstruction_grid(np.zeros((2, 3, 32, 32)), xyz[None].repeat(2, 0), rgb[None].repeat(2, 0),
+                          np.zeros((2, 2)), xyz[None].repeat(2, 0), tmp_path / "g.png", cell=64)
+    assert Image.open(tmp_path / "g.png").size[0] > 5 * 64
