@@ -1,6 +1,5 @@
 """Shared fixtures: a tiny dataset in ssl3d's layout, made without any renderer."""
 
-import math
 
 import numpy as np
 import pytest
