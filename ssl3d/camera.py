@@ -77,9 +77,11 @@ def world_to_camera(points: torch.Tensor, viewpoint: torch.Tensor,
     rot = world_to_camera_rotation(viewpoint[:, 0], viewpoint[:, 1])  # (B, 3, 3)
     cam = points @ rot.transpose(1, 2)  # (B, N, 3): R X
     # R (X - C) = R X + (0, 0, d) because the camera looks at the origin along its z axis.
-    d = torch.as_tensor(distance, dtype=points.dtype, device=points.device).reshape(-1, 1)
-    d = d.expand(points.shape[0], points.shape[1])  # (B, N)
-    return torch.cat([cam[..., :2], cam[..., 2:] + d.unsqueeze(-1)], dim=-1)
+    if isinstance(distance, torch.Tensor):  # (B,) or scalar tensor
+        d = distance.to(points).reshape(-1, 1, 1)
+    else:  # a Python number: no host-to-device copy (keeps CUDA-graph capture possible)
+        d = float(distance)
+    return torch.cat([cam[..., :2], cam[..., 2:] + d], dim=-1)
 
 
 def project(points: torch.Tensor, viewpoint: torch.Tensor, image_size: int,

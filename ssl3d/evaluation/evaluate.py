@@ -81,7 +81,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         return views, xyz, rgb, vps
 
     val, val_xyz, _, _ = run_split("val")
-    align = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(dev))
+    align = M.fit_global_rotation(val_xyz, val.clouds, device=dev, **alignment_settings(dev))
     rot = align.matrix()
     test, xyz, rgb, vps = run_split(split)
     scores = M.cloud_metrics(xyz, test.clouds, rot, emd=emd, workers=workers)
@@ -91,7 +91,8 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                         rotation=rot.numpy(), pose_error_deg=pose_err)
 
     train_clouds = load_split(data_dir, category, "train", cfg.image_size, progress=progress).clouds
-    mean = M.mean_shape(train_clouds, n_points=test.clouds.shape[1])
+    mean = M.mean_shape(train_clouds, n_points=test.clouds.shape[1],
+                        steps=300 if dev.type == "cuda" else 100, device=dev)
     base = M.cloud_metrics(mean.expand(len(test), -1, -1), test.clouds, None, emd=emd,
                            workers=workers)
     method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else

@@ -53,13 +53,13 @@ def _aligned_chamfer(pred: torch.Tensor, gt: torch.Tensor, angles: torch.Tensor)
 
 def fit_global_rotation(pred: torch.Tensor, gt: torch.Tensor, steps: int = 5000, lr: float = 1e-3,
                         restarts: int = 4, max_clouds: int = 256, max_points: int = 512,
-                        seed: int = 0) -> Alignment:
+                        seed: int = 0, device="cpu") -> Alignment:
     """Fit the rotation minimising mean Chamfer(normalise(R pred), normalise(gt)).
 
     pred: (M, N, 3) predictions; gt: (M, P, 3) ground truth (validation split). A coarse grid of
     rotations (30 deg azimuth, 45 deg elevation and tilt steps) picks the ``restarts`` best
     starting points, each then refined with Adam (``steps`` at ``lr``) on up to ``max_clouds``
-    clouds subsampled to ``max_points`` points; the best is kept.
+    clouds subsampled to ``max_points`` points; the best is kept. Runs on ``device``.
     """
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(pred.shape[0], generator=g)[:max_clouds]
@@ -69,10 +69,11 @@ def fit_global_rotation(pred: torch.Tensor, gt: torch.Tensor, steps: int = 5000,
         p = p[:, torch.randperm(p.shape[1], generator=g)[:max_points]]
     if t.shape[1] > max_points:
         t = t[:, torch.randperm(t.shape[1], generator=g)[:max_points]]
+    p, t = p.to(device), t.to(device)
     deg = math.pi / 180
     grid = torch.tensor([(a * deg, e * deg, r * deg)
                          for a in range(-180, 180, 30) for e in (-90, -45, 0, 45, 90)
-                         for r in (-90, -45, 0, 45, 90, 180)], dtype=torch.float32)
+                         for r in (-90, -45, 0, 45, 90, 180)], dtype=torch.float32, device=device)
     with torch.no_grad():
         coarse = torch.cat([_aligned_chamfer(p, t, grid[i:i + 60]) for i in range(0, len(grid), 60)])
     angles = grid[coarse.argsort()[:restarts]].clone().requires_grad_(True)
@@ -134,21 +135,23 @@ def summarise(chamfer: np.ndarray, emd: np.ndarray | None, pose_err: np.ndarray 
 
 
 def mean_shape(train_clouds: torch.Tensor, n_points: int = 1024, steps: int = 300,
-               max_clouds: int = 512, seed: int = 0) -> torch.Tensor:
+               max_clouds: int = 512, seed: int = 0, device="cpu") -> torch.Tensor:
     """The category's mean shape: a cloud minimising the mean Chamfer to the (normalised)
-    training clouds, started from their Chamfer medoid. train_clouds: (M, P, 3). Returns (n, 3)."""
+    training clouds, started from their Chamfer medoid. train_clouds: (M, P, 3). Returns (n, 3)
+    on the CPU."""
     g = torch.Generator().manual_seed(seed)
-    clouds = normalize_unit_box(train_clouds[torch.randperm(len(train_clouds), generator=g)[:max_clouds]].float())
+    pick = torch.randperm(len(train_clouds), generator=g)[:max_clouds]
+    clouds = normalize_unit_box(train_clouds[pick].float()).to(device)
     cand = clouds[: min(32, len(clouds))]
     with torch.no_grad():
         cost = torch.stack([chamfer_distance(c.expand(len(clouds), -1, -1), clouds, "none").mean()
                             for c in cand])
     start = cand[int(cost.argmin())]
     idx = torch.randint(start.shape[0], (n_points,), generator=g)
-    pts = (start[idx] + 1e-3 * torch.randn(n_points, 3, generator=g)).requires_grad_(True)
+    pts = (start[idx] + 1e-3 * torch.randn(n_points, 3, generator=g).to(device)).requires_grad_(True)
     opt = torch.optim.Adam([pts], lr=2e-3)
     for _ in range(steps):
         opt.zero_grad()
         chamfer_distance(pts.expand(len(clouds), -1, -1), clouds).backward()
         opt.step()
-    return pts.detach()
+    return pts.detach().cpu()

@@ -93,3 +93,29 @@ def affinity_intended(pred: torch.Tensor, gt: torch.Tensor,
 
 AFFINITY_FORMS = {"released": affinity_released, "intended": affinity_intended}
 """Affinity-loss form name -> function(pred, gt) -> (fwd, bwd)."""
+
+
+def point_to_silhouette(uv: torch.Tensor, distance_map: torch.Tensor) -> torch.Tensor:
+    """Squared pixel distance from every projected point to a silhouette, averaged per cloud.
+
+    The pixel forms above give no gradient to a point whose splat misses every pixel (for
+    example a point projected outside the image), so such stray points never come back and
+    spoil the bounding box that evaluation normalises by. Sampling a distance map at each point
+    pulls every point towards the silhouette.
+
+    uv: (B, N, 2) pixel coordinates; distance_map: (B, H, W) squared distances in px^2 at pixel
+    centres (e.g. ``soft_distance_transform(lam * (1 - mask))``). The map is interpolated
+    bilinearly, and a point outside the image adds its squared distance to the image.
+    Returns (B,) means in px^2.
+    """
+    check_tensor(uv, "uv", (None, None, 2))
+    check_tensor(distance_map, "distance_map", (None, None, None))
+    check_same_batch(("uv", uv), ("distance_map", distance_map))
+    b, h, w = distance_map.shape
+    size = torch.tensor([w, h], dtype=uv.dtype, device=uv.device)
+    inside = torch.minimum(torch.maximum(uv, torch.full_like(uv, 0.5)), size - 0.5)
+    outside = ((uv - inside) ** 2).sum(-1)  # (B, N): 0 for points over pixel centres
+    grid = (2 * inside / size - 1).unsqueeze(1)  # (B, 1, N, 2), align_corners=False convention
+    sampled = torch.nn.functional.grid_sample(distance_map.unsqueeze(1).to(uv.dtype), grid,
+                                              mode="bilinear", align_corners=False)  # (B,1,1,N)
+    return (sampled[:, 0, 0] + outside).mean(1)

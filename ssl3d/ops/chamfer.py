@@ -28,15 +28,15 @@ def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     m = y.shape[1]
     compute = torch.promote_types(x.dtype, torch.float32)
     xc, yc = x.to(compute), y.to(compute)
-    y2 = (yc * yc).sum(-1).unsqueeze(1)  # (B, 1, M)
+    # |y|^2 - 2 x.y as one batched product of augmented vectors [x, 1] . [-2y, |y|^2]; |x|^2 is
+    # constant along the search axis, so it is left out of the argmin.
+    ya = torch.cat([-2 * yc, (yc * yc).sum(-1, keepdim=True)], -1).transpose(1, 2)  # (B, D+1, M)
+    xa = torch.cat([xc, torch.ones_like(xc[..., :1])], -1)  # (B, N, D+1)
     rows = max(1, _CHUNK_ELEMENTS // max(1, b * m))
     out = []
     with torch.autocast(device_type=x.device.type, enabled=False):
         for start in range(0, n, rows):
-            xs = xc[:, start:start + rows]
-            # |x|^2 is constant along the search axis, so it is left out of the argmin.
-            d = torch.baddbmm(y2, xs, yc.transpose(1, 2), alpha=-2.0)  # (B, n, M)
-            out.append(d.argmin(-1))
+            out.append(torch.bmm(xa[:, start:start + rows], ya).argmin(-1))  # (B, n)
     return torch.cat(out, dim=1)
 
 

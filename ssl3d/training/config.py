@@ -61,6 +61,16 @@ class TrainConfig:
     """Weight of each affinity direction (forward and backward) in the reconstruction loss."""
     w_cycle_3d: float = 1e4
     """Weight of the geometric cycle (Chamfer between re-reconstructions and the cloud)."""
+    w_point_silhouette: float = 0.0
+    """Weight of the mean squared pixel distance from each projected point to the true
+    silhouette (at the predicted view, and the neighbour's in stage nn); 0 = off, as released.
+    It gives stray points, which no pixel loss reaches, a way back."""
+    cycle_start: int = 0
+    """Steps before the geometric cycle is switched on (0 = from the first step, as released).
+    From the start, the cycle term is met most cheaply by an encoder whose output ignores the
+    image, and training can collapse to one shape for every input."""
+    cycle_warmup: int = 0
+    """Steps, after cycle_start, over which the cycle weight ramps linearly up to w_cycle_3d."""
     w_supervised_3d: float = 1e4
     """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
     w_symmetry: float = 0.0
@@ -92,6 +102,9 @@ class TrainConfig:
     intended: P_0 .. P_{K-1}."""
     weight_decay: Literal["released", "intended"] = "released"
     """released: declared but never applied; intended: L2 1e-5 on conv and 1e-3 on FC weights."""
+    reference_ops: bool = False
+    """Use the dense reference forms of the projections and Chamfer (every point against every
+    pixel / point): slow, for benchmarks and checks."""
     # --- run -----------------------------------------------------------------------------------
     device: str = "cpu"
     """cpu, cuda or cuda:N (under torchrun each process takes its local rank's GPU)."""
@@ -111,6 +124,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
+        for name in ("cycle_start", "cycle_warmup"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",
                      "checkpoint_every"):
             if getattr(self, name) < 1:

@@ -12,8 +12,9 @@ import torch
 
 from ssl3d import camera
 from ssl3d.models import l2_penalty
-from ssl3d.ops import chamfer_distance, project_cloud
-from ssl3d.ops.affinity import AFFINITY_FORMS
+from ssl3d.ops import chamfer_distance, chamfer_distance_dense, project_cloud
+from ssl3d.ops.affinity import (AFFINITY_FORMS, default_empty_cost, point_to_silhouette,
+                                soft_distance_transform)
 from ssl3d.ops.bce import BCE_FORMS
 from ssl3d.training.config import TrainConfig
 
@@ -37,13 +38,34 @@ def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     return bce, fwd.mean(), bwd.mean()
 
 
+def cycle_weight(cfg: TrainConfig, step: int) -> float:
+    """Weight of the geometric cycle at (0-based) ``step``: 0 before ``cycle_start``, then a
+    linear ramp over ``cycle_warmup`` steps up to ``w_cycle_3d``."""
+    if step < cfg.cycle_start:
+        return 0.0
+    if cfg.cycle_warmup <= 0:
+        return cfg.w_cycle_3d
+    return cfg.w_cycle_3d * min(1.0, (step - cfg.cycle_start + 1) / cfg.cycle_warmup)
+
+
+def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
+                          image_size: int) -> torch.Tensor:
+    """Batch mean of :func:`ssl3d.ops.affinity.point_to_silhouette` for clouds (B, N, 3) seen
+    from views (B, 2) against masks (B, S, S)."""
+    with torch.no_grad():  # the mask is data: its distance map needs no gradient
+        dmap = soft_distance_transform(default_empty_cost(image_size, image_size) * (1 - mask))
+    uv, _ = camera.project(xyz, views, image_size)
+    return point_to_silhouette(uv, dmap).mean()
+
+
 def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
-                neighbour: dict | None = None, amp: bool = False):
+                neighbour: dict | None = None, amp: bool = False, step: int = 0):
     """Losses of one step.
 
     batch: image (B, 3, S, S), mask (B, S, S), viewpoint (B, 2), cloud (B, P, 3).
     random_views: (B, K - 1, 2) sampled viewpoints. neighbour (stage nn): image and mask of one
-    neighbour per input, plus its viewpoint (used when the pose is supervised).
+    neighbour per input, plus its viewpoint (used when the pose is supervised). ``step`` (0-based)
+    sets the geometric-cycle warm-up.
     Returns (loss_recon, loss_pose, terms, extras) with ``terms`` a dict of detached scalars and
     ``extras`` the projections for image logs.
     """
@@ -56,6 +78,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         v_pred = pose(image)
     xyz, rgb, v_pred = xyz.float(), rgb.float(), v_pred.float()
     self_pose = cfg.supervision == "self"
+    chamfer = chamfer_distance_dense if cfg.reference_ops else chamfer_distance
     v0 = v_pred if self_pose else batch["viewpoint"]
 
     views = torch.cat([v0.unsqueeze(1), random_views], 1)  # (B, K, 2)
@@ -69,7 +92,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     imgs, sils = project_cloud(
         xyz.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
         rgb.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
-        views.reshape(b * nv, 2), s, sigma2=sigma2, beta=cfg.beta)
+        views.reshape(b * nv, 2), s, sigma2=sigma2, beta=cfg.beta, dense=cfg.reference_ops)
     imgs = imgs.view(b, nv, 3, s, s)
     sils = sils.view(b, nv, s, s)
 
@@ -79,7 +102,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
 
     if cfg.supervision == "3d":
-        l_sup = chamfer_distance(xyz, batch["cloud"])
+        l_sup = chamfer(xyz, batch["cloud"])
         terms["chamfer_gt"] = l_sup
         loss_r = cfg.w_supervised_3d * l_sup + cfg.w_image * l_img
     else:
@@ -90,10 +113,17 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
             cyc_xyz, _ = recon(cyc_in)
         cyc_xyz = cyc_xyz.float().view(b, last - first, n, 3)
-        l_cycle = sum(chamfer_distance(cyc_xyz[:, j], xyz) for j in range(last - first))
+        l_cycle = sum(chamfer(cyc_xyz[:, j], xyz) for j in range(last - first))
         # The released list also holds P against itself: a zero term, kept out of the arithmetic.
         terms["cycle_3d"] = l_cycle
-        loss_r = loss_r + cfg.w_cycle_3d * l_cycle
+        loss_r = loss_r + cycle_weight(cfg, step) * l_cycle
+
+    if cfg.w_point_silhouette > 0:
+        l_pts = point_silhouette_term(xyz, v0, mask, s)
+        if neighbour is not None:
+            l_pts = l_pts + point_silhouette_term(xyz, views[:, k], neighbour["mask"], s)
+        terms["point_silhouette"] = l_pts
+        loss_r = loss_r + cfg.w_point_silhouette * l_pts
 
     if neighbour is not None:
         nb_mask, nb_f, nb_b = silhouette_terms(sils[:, k], neighbour["mask"], cfg)
@@ -103,7 +133,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     if cfg.w_symmetry > 0:
         flip = torch.ones(3, device=xyz.device)
         flip[AXES[cfg.symmetry_axis]] = -1
-        l_sym = chamfer_distance(xyz, xyz * flip)
+        l_sym = chamfer(xyz, xyz * flip)
         terms["symmetry"] = l_sym
         loss_r = loss_r + cfg.w_symmetry * l_sym
 

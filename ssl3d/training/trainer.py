@@ -173,7 +173,7 @@ class Trainer:
             while self.step < cfg.steps:
                 batch, views, neighbour = self.sample_step()
                 loss_r, loss_p, terms, extras = step_losses(self.recon, self.pose, batch, views,
-                                                            cfg, neighbour, amp=amp)
+                                                            cfg, neighbour, amp=amp, step=self.step)
                 self.opt_r.zero_grad(set_to_none=True)
                 self.opt_p.zero_grad(set_to_none=True)
                 # Each optimiser sees only the gradient of its own loss w.r.t. its own network.

@@ -107,3 +107,46 @@ def test_bad_masks():
         A.affinity_released(torch.zeros(4, 4), torch.zeros(4, 4))
     with pytest.raises(ValueError, match="NaN"):
         B.bce_intended(torch.full((1, 4, 4), float("nan")), torch.zeros(1, 4, 4))
+
+
+def point_to_silhouette_loop(uv, dmap):
+    """Reference: clamp each point to the pixel-centre box, interpolate bilinearly by hand."""
+    b, h, w = dmap.shape
+    out = []
+    for bi in range(b):
+        total = 0.0
+        for u, v in uv[bi]:
+            cu, cv = min(max(u, 0.5), w - 0.5), min(max(v, 0.5), h - 0.5)
+            extra = (u - cu) ** 2 + (v - cv) ** 2
+            x, y = cu - 0.5, cv - 0.5  # index space
+            x0, y0 = int(x // 1), int(y // 1)
+            x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+            fx, fy = x - x0, y - y0
+            val = ((1 - fx) * (1 - fy) * dmap[bi, y0, x0] + fx * (1 - fy) * dmap[bi, y0, x1]
+                   + (1 - fx) * fy * dmap[bi, y1, x0] + fx * fy * dmap[bi, y1, x1])
+            total = total + val + extra
+        out.append(total / uv.shape[1])
+    return torch.stack(out)
+
+
+def test_point_to_silhouette_matches_loop_and_gradcheck():
+    g = torch.Generator().manual_seed(6)
+    dmap = torch.rand(2, 7, 9, generator=g, dtype=torch.float64) * 20
+    uv = torch.rand(2, 11, 2, generator=g, dtype=torch.float64) * torch.tensor([13.0, 11.0]) - 2
+    torch.testing.assert_close(A.point_to_silhouette(uv, dmap), point_to_silhouette_loop(uv, dmap),
+                               rtol=1e-5, atol=1e-10)
+    u = uv.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: A.point_to_silhouette(x, dmap), (u,))
+
+
+def test_point_to_silhouette_pulls_stray_points_back():
+    mask = torch.zeros(1, 16, 16, dtype=torch.float64)
+    mask[0, 6:10, 6:10] = 1
+    dmap = A.soft_distance_transform(A.default_empty_cost(16, 16) * (1 - mask))
+    near = torch.tensor([[[8.0, 8.0]]], dtype=torch.float64)
+    far = torch.tensor([[[40.0, 8.0]]], dtype=torch.float64, requires_grad=True)
+    assert A.point_to_silhouette(near, dmap).item() == 0
+    loss = A.point_to_silhouette(far, dmap)
+    loss.backward()
+    assert loss.item() == pytest.approx((40 - 15.5) ** 2 + 6 ** 2)  # off-image + to the mask
+    assert far.grad[0, 0, 0] > 0  # descent moves it back towards the mask

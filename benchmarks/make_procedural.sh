@@ -1,0 +1,7 @@
+# Make procedural datasets: bash benchmarks/make_procedural.sh DATA_DIR COUNT WORKERS CATEGORY...
+set -euo pipefail
+data=$1; count=$2; workers=$3; shift 3
+for cat in "$@"; do
+  python3 -m ssl3d synth "$cat" "$data/meshes/$cat" --count "$count" --workers "$workers" --quiet
+  python3 -m ssl3d render "$data/meshes/$cat" "$data" --category "$cat" --workers "$workers" --quiet
+done
