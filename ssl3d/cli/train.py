@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ssl3d.cli.dataclass_args import add_dataclass_options, given_options
 from ssl3d.training.config import PRESETS, TrainConfig
@@ -33,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     summary = train(cfg, args.data_dir, args.category, args.out, resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
+        print(json.dumps(summary, indent=2))
     return 0

@@ -88,12 +88,15 @@ def grid(rows: list[list[np.ndarray | Image.Image]], cell: int = 160, titles: li
     return sheet
 
 
-def reconstruction_grid(images, pred_xyz, pred_rgb, pred_views, gt_xyz, path, cell: int = 160) -> Path:
+def reconstruction_grid(images, pred_xyz, pred_rgb, pred_views, gt_xyz, path, cell: int = 160,
+                        gt_views=None) -> Path:
     """Input / prediction from the input view and two others / ground truth, one row each.
 
-    images: (M, 3, S, S); pred_xyz, pred_rgb: (M, N, 3); pred_views: (M, 2); gt_xyz: (M, P, 3)
-    (in the predictions' frame). Writes a PNG and returns its path.
+    images: (M, 3, S, S); pred_xyz, pred_rgb: (M, N, 3); pred_views: (M, 2) in the predictions'
+    frame; gt_xyz: (M, P, 3) drawn from ``gt_views`` (M, 2) (default: ``pred_views``, for ground
+    truth already in the predictions' frame). Writes a PNG and returns its path.
     """
+    gt_views = pred_views if gt_views is None else gt_views
     rows = []
     for i in range(len(images)):
         v = [float(x) for x in pred_views[i]]
@@ -101,7 +104,7 @@ def reconstruction_grid(images, pred_xyz, pred_rgb, pred_views, gt_xyz, path, ce
         grey = np.full_like(np.asarray(gt_xyz[i]), 0.45)
         rows.append([np.asarray(images[i])]
                     + [render_points(pred_xyz[i], pred_rgb[i], vp, cell) for vp in [v] + others]
-                    + [render_points(gt_xyz[i], grey, v, cell)])
+                    + [render_points(gt_xyz[i], grey, [float(x) for x in gt_views[i]], cell)])
     titles = ["input", "predicted, input view", "predicted, view 2", "predicted, view 3",
               "ground truth"]
     out = Path(path)
