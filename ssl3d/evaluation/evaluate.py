@@ -91,8 +91,9 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                         rotation=rot.numpy(), pose_error_deg=pose_err)
 
     train_clouds = load_split(data_dir, category, "train", cfg.image_size, progress=progress).clouds
-    mean = M.mean_shape(train_clouds, n_points=test.clouds.shape[1],
-                        steps=300 if dev.type == "cuda" else 100, device=dev)
+    cuda = dev.type == "cuda"
+    mean = M.mean_shape(train_clouds, n_points=test.clouds.shape[1], steps=300 if cuda else 100,
+                        max_clouds=512 if cuda else 48, device=dev)
     base = M.cloud_metrics(mean.expand(len(test), -1, -1), test.clouds, None, emd=emd,
                            workers=workers)
     method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else
