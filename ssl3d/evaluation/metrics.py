@@ -64,11 +64,12 @@ def fit_global_rotation(pred: torch.Tensor, gt: torch.Tensor, steps: int = 5000,
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(pred.shape[0], generator=g)[:max_clouds]
     p = pred[pick].float()
-    t = normalize_unit_box(gt[pick].float())
+    t = gt[pick].float()
     if p.shape[1] > max_points:
         p = p[:, torch.randperm(p.shape[1], generator=g)[:max_points]]
     if t.shape[1] > max_points:
         t = t[:, torch.randperm(t.shape[1], generator=g)[:max_points]]
+    t = normalize_unit_box(t)  # after subsampling, as the predictions are in _aligned_chamfer
     p, t = p.to(device), t.to(device)
     deg = math.pi / 180
     grid = torch.tensor([(a * deg, e * deg, r * deg)

@@ -76,7 +76,8 @@ class TrainConfig:
     w_symmetry: float = 0.0
     """Weight of the reflection-symmetry Chamfer term (METHOD section 7); 0 = off, as released."""
     symmetry_axis: Literal["x", "y", "z"] = "x"
-    """Axis whose sign the symmetry term flips (x: the meshes' left-right axis)."""
+    """Axis of the predicted cloud whose sign the symmetry term flips: a fixed plane x = 0 of the
+    network's own frame (not a learned plane), which the learned frame then aligns with."""
     # --- loss weights: pose optimiser ----------------------------------------------------------
     w_pose_image: float = 1.0
     """Weight of the image reprojection loss in the pose loss."""
@@ -88,7 +89,7 @@ class TrainConfig:
     neighbours: int = 5
     """k: neighbours kept per training image (the authors sampled 5 of the 6 closest)."""
     init: str = ""
-    """Stage nn: CC checkpoint to start from; empty = RUN_DIR/cc.pt or RUN_DIR/last.pt."""
+    """Stage nn: CC checkpoint to start from; empty = RUN_DIR/cc.pt."""
     # --- released vs intended forms (METHOD section 8) -----------------------------------------
     affinity_form: Literal["released", "intended"] = "released"
     """released: the per-pixel penalty the authors' code computes; intended: the 2D silhouette

@@ -105,7 +105,9 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- set-up helpers
     def _resume_state(self) -> dict:
-        ckpt = load_checkpoint(self.last_path, map_location=self.device)
+        # Loaded on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the
+        # weights and optimiser state to their parameters' device.
+        ckpt = load_checkpoint(self.last_path, map_location="cpu")
         saved = ckpt["config"]
         changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k) != v} - RESUMABLE_CHANGES
         if changed:
@@ -114,7 +116,7 @@ class Trainer:
         self.recon.load_state_dict(ckpt["recon"])
         self.pose.load_state_dict(ckpt["pose"])
         self.step = int(ckpt["step"])
-        self.gen.set_state(ckpt["rng"]["batch"].to(self.gen.get_state().device))
+        self.gen.set_state(ckpt["rng"]["batch"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         return ckpt
 
@@ -231,6 +233,11 @@ class Trainer:
 
     def _check_finite(self, values: dict[str, float]) -> None:
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if self.world > 1:  # every rank must stop together, or the others wait forever
+            flag = torch.tensor([float(len(bad))], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() > 0 and not bad:
+                bad = ["on another process"]
         if bad:
             raise RuntimeError(
                 f"non-finite loss at step {self.step} ({', '.join(bad)}); last finite checkpoint: "
