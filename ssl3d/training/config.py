@@ -94,6 +94,10 @@ class TrainConfig:
     affinity_form: Literal["released", "intended"] = "released"
     """released: the per-pixel penalty the authors' code computes; intended: the 2D silhouette
     Chamfer via distance transforms."""
+    affinity_empty_cost: float = 0.0
+    """Intended affinity only: the extra cost lam (px^2) of a pixel with no mass in the distance
+    maps; 0 = the largest squared distance in the image. The tanh silhouette rarely reaches 1,
+    so a large lam makes the backward direction mostly a fill penalty."""
     bce_form: Literal["released", "intended"] = "released"
     """released: tanh silhouette fed to a sigmoid cross-entropy as a logit; intended: proper BCE."""
     azimuth_error: Literal["plain", "wrapped"] = "plain"
@@ -134,6 +138,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_views < 2:
             raise ValueError(f"n_views must be >= 2 (the predicted view plus random ones), got {self.n_views}")
+        if self.affinity_empty_cost < 0:
+            raise ValueError(f"affinity_empty_cost must be >= 0, got {self.affinity_empty_cost}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         for name, hint in typing.get_type_hints(type(self)).items():

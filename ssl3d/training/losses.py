@@ -13,8 +13,8 @@ import torch
 from ssl3d import camera
 from ssl3d.models import l2_penalty
 from ssl3d.ops import chamfer_distance, chamfer_distance_dense, project_cloud
-from ssl3d.ops.affinity import (AFFINITY_FORMS, default_empty_cost, point_to_silhouette,
-                                soft_distance_transform)
+from ssl3d.ops.affinity import (AFFINITY_FORMS, affinity_intended, default_empty_cost,
+                                point_to_silhouette, soft_distance_transform)
 from ssl3d.ops.bce import BCE_FORMS
 from ssl3d.training.config import TrainConfig
 
@@ -34,7 +34,10 @@ def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     """Mask BCE and affinity (forward, backward) between projected and true silhouettes, batch
     means. pred, gt: (B, H, W)."""
     bce = BCE_FORMS[cfg.bce_form](pred, gt).mean()
-    fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)
+    if cfg.affinity_form == "intended" and cfg.affinity_empty_cost > 0:
+        fwd, bwd = affinity_intended(pred, gt, empty_cost=cfg.affinity_empty_cost)
+    else:
+        fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)
     return bce, fwd.mean(), bwd.mean()
 
 

@@ -34,7 +34,8 @@ def test_cli_train_runs(tiny_dataset, tmp_path):
               "--no-progress", "--symmetry-axis", "x", "--w-symmetry", "1.0",
               "--affinity-form", "intended", "--bce-form", "intended", "--cycle-form", "intended",
               "--azimuth-error", "wrapped", "--weight-decay", "intended",
-              "--w-point-silhouette", "0.1", "--cycle-start", "1", "--cycle-warmup", "2"])
+              "--w-point-silhouette", "0.1", "--cycle-start", "1", "--cycle-warmup", "2",
+              "--affinity-empty-cost", "128"])
     assert rc == 0
     saved = json.loads((tmp_path / "r" / "config_cc.json").read_text())
     assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
