@@ -212,13 +212,20 @@ def load_split(data_dir: str | os.PathLike, category: str, split: str, image_siz
     """Decode one split (cached in ``DATA_DIR/cache``) and return it as tensors."""
     paths = resolve_paths(data_dir, category)
     entries = read_split(paths.split_dir, paths.split_prefix, split)
-    key = hashlib.sha1(repr((CACHE_VERSION, str(paths.render_root), entries)).encode()).hexdigest()[:12]
+    # The key changes when the split or the set of model folders changes (renders are written
+    # into place by renaming, which updates the category folder's modification time).
+    stamps = (paths.render_root.stat().st_mtime_ns,
+              (paths.split_dir / f"{paths.split_prefix}_{split}.txt").stat().st_mtime_ns)
+    key = hashlib.sha1(repr((CACHE_VERSION, str(paths.render_root), stamps, entries)).encode()
+                       ).hexdigest()[:12]
     cache = paths.cache_dir / f"{paths.split_prefix}_{split}_{image_size}_{key}.npz"
     if use_cache and cache.is_file():
         arrays = dict(np.load(cache, allow_pickle=False))
     else:
         arrays = _decode(paths, entries, image_size, f"{category}/{split}", progress)
         if use_cache:
+            for stale in paths.cache_dir.glob(f"{paths.split_prefix}_{split}_{image_size}_*.npz"):
+                stale.unlink()
             _save_atomic(cache, arrays)
     return ViewSet(
         images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0,

@@ -6,6 +6,7 @@ written independently of ssl3d.camera, so the IoU test pins the view.txt convers
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -116,6 +117,12 @@ def test_load_split_paper_layout_and_cache(paper_layout):
     assert len(list((root / "cache").glob("*.npz"))) == 1
     again = D.load_split(root, "chair", "train", progress=False)
     assert torch.equal(again.images, train.images)
+    # A changed split is decoded again, and the stale cache file goes.
+    split_file = root / "splits" / f"{D.SYNSETS['chair']}_train.txt"
+    split_file.write_text("m1_3\n")
+    os.utime(split_file, ns=(1, 10 ** 18))
+    assert D.load_split(root, "chair", "train", progress=False).models == ["m1"]
+    assert len(list((root / "cache").glob("*train*.npz"))) == 1
     # A separate mask_{i}.png is used when present.
     val = D.load_split(root, "chair", "val", progress=False)
     assert val.masks.max() > 0.99 and val.images[0, 0].max() > 0.7
