@@ -225,7 +225,8 @@ def load_split(data_dir: str | os.PathLike, category: str, split: str, image_siz
         arrays = _decode(paths, entries, image_size, f"{category}/{split}", progress)
         if use_cache:
             for stale in paths.cache_dir.glob(f"{paths.split_prefix}_{split}_{image_size}_*.npz"):
-                stale.unlink()
+                if stale != cache:  # another process may be reading the current one
+                    stale.unlink(missing_ok=True)
             _save_atomic(cache, arrays)
     return ViewSet(
         images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0,
