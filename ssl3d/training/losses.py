@@ -111,15 +111,18 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     else:
         loss_r = cfg.w_image * l_img + cfg.w_mask * l_mask + cfg.w_affinity * (aff_f + aff_b)
         # Geometric cycle: re-reconstruct from the projections and compare with the cloud.
-        first, last = (0, k - 1) if cfg.cycle_form == "released" else (0, k)
-        cyc_in = imgs[:, first:last].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
-        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
-            cyc_xyz, _ = recon(cyc_in)
-        cyc_xyz = cyc_xyz.float().view(b, last - first, n, 3)
-        l_cycle = sum(chamfer(cyc_xyz[:, j], xyz) for j in range(last - first))
-        # The released list also holds P against itself: a zero term, kept out of the arithmetic.
-        terms["cycle_3d"] = l_cycle
-        loss_r = loss_r + cycle_weight(cfg, step) * l_cycle
+        # Skipped while its weight is 0 (before cycle_start, or switched off).
+        w_cycle = cycle_weight(cfg, step)
+        if w_cycle > 0:
+            first, last = (0, k - 1) if cfg.cycle_form == "released" else (0, k)
+            cyc_in = imgs[:, first:last].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
+            with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+                cyc_xyz, _ = recon(cyc_in)
+            cyc_xyz = cyc_xyz.float().view(b, last - first, n, 3)
+            # The released list also holds P against itself: a zero term, left out here.
+            l_cycle = sum(chamfer(cyc_xyz[:, j], xyz) for j in range(last - first))
+            terms["cycle_3d"] = l_cycle
+            loss_r = loss_r + w_cycle * l_cycle
 
     if cfg.w_point_silhouette > 0:
         l_pts = point_silhouette_term(xyz, v0, mask, s)
