@@ -17,6 +17,8 @@ STRUCTURE_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
 """(channels, kernel) of the structure and pose encoders; every layer has stride 2."""
 COLOUR_CONVS = ((32, 3), (64, 3))
 """(channels, kernel) of the colour encoder."""
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True)}
+"""Activation name -> module factory."""
 
 
 @dataclass(frozen=True)
@@ -29,31 +31,37 @@ class NetworkConfig:
     """Input image height and width in pixels (a multiple of 16)."""
     hidden: int = 128
     """Width of the fully connected layers, the shape bottleneck included."""
+    activation: str = "relu"
+    """Hidden-layer nonlinearity: relu (the paper) or leaky_relu (slope 0.2; units cannot die)."""
 
     def __post_init__(self):
         if self.image_size % 16 or self.image_size <= 0:
             raise ValueError(f"image_size must be a positive multiple of 16, got {self.image_size}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.n_points <= 0 or self.hidden <= 0:
             raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
 
 
-def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int) -> tuple[nn.Sequential, int]:
-    """Stride-2 convolutions with ReLU, flattened. Returns the module and its output width."""
+def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int,
+                 activation: str = "relu") -> tuple[nn.Sequential, int]:
+    """Stride-2 convolutions, each followed by the activation, flattened. Returns the module and
+    its output width."""
     modules: list[nn.Module] = []
     c_in = 3
     for c_out, k in layers:
-        modules += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
+        modules += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), ACTIVATIONS[activation]()]
         c_in = c_out
     modules.append(nn.Flatten())
     side = image_size // 2 ** len(layers)
     return nn.Sequential(*modules), c_in * side * side
 
 
-def mlp(widths: list[int]) -> nn.Sequential:
-    """Linear layers with ReLU after each (including the last)."""
+def mlp(widths: list[int], activation: str = "relu") -> nn.Sequential:
+    """Linear layers with the activation after each (including the last)."""
     modules: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:]):
-        modules += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        modules += [nn.Linear(a, b), ACTIVATIONS[activation]()]
     return nn.Sequential(*modules)
 
 
@@ -63,15 +71,15 @@ class ReconstructionNet(nn.Module):
     def __init__(self, cfg: NetworkConfig = NetworkConfig()):
         super().__init__()
         self.cfg = cfg
-        h, n = cfg.hidden, cfg.n_points
-        self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size)
-        self.shape_bottleneck = mlp([width, h])  # the "shape embedding"
-        self.structure_head = mlp([h, h, h])  # -> h
+        h, n, act = cfg.hidden, cfg.n_points, cfg.activation
+        self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, act)
+        self.shape_bottleneck = mlp([width, h], act)  # the "shape embedding"
+        self.structure_head = mlp([h, h, h], act)  # -> h
         self.xyz = nn.Linear(h, n * 3)
-        self.colour_encoder, cwidth = conv_encoder(COLOUR_CONVS, cfg.image_size)
-        self.colour_bottleneck = mlp([cwidth, h])
-        self.colour_head = mlp([h, h, h])
-        self.colour_fuse = mlp([2 * h, h])  # after concatenating h
+        self.colour_encoder, cwidth = conv_encoder(COLOUR_CONVS, cfg.image_size, act)
+        self.colour_bottleneck = mlp([cwidth, h], act)
+        self.colour_head = mlp([h, h, h], act)
+        self.colour_fuse = mlp([2 * h, h], act)  # after concatenating h
         self.rgb = nn.Linear(h, n * 3)
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
@@ -96,9 +104,9 @@ class PoseNet(nn.Module):
     def __init__(self, cfg: NetworkConfig = NetworkConfig()):
         super().__init__()
         self.cfg = cfg
-        self.encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size)
+        self.encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, cfg.activation)
         h = cfg.hidden
-        self.head = mlp([width, h, h, h])
+        self.head = mlp([width, h, h, h], cfg.activation)
         self.out = nn.Linear(h, 2)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

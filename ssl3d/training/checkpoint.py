@@ -51,8 +51,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def check_compatible(ckpt_cfg: dict, cfg: TrainConfig, path) -> None:
     """The checkpoint's networks must have the shapes ``cfg`` asks for."""
-    diff = {f: (ckpt_cfg.get(f), getattr(cfg, f)) for f in ARCHITECTURE_FIELDS
-            if ckpt_cfg.get(f) != getattr(cfg, f)}
+    saved = {**TrainConfig().to_dict(), **ckpt_cfg}  # fields added later take their defaults
+    diff = {f: (saved[f], getattr(cfg, f)) for f in ARCHITECTURE_FIELDS
+            if saved[f] != getattr(cfg, f)}
     if diff:
         detail = ", ".join(f"{f}: checkpoint {a} vs config {b}" for f, (a, b) in diff.items())
         raise ValueError(f"checkpoint {path} was trained with another architecture ({detail})")

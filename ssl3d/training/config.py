@@ -45,6 +45,9 @@ class TrainConfig:
     """Points per predicted cloud."""
     hidden: int = 128
     """Width of the fully connected layers."""
+    activation: Literal["relu", "leaky_relu"] = "relu"
+    """Hidden-layer nonlinearity of both networks: relu (the paper) or leaky_relu (slope 0.2),
+    whose units cannot die."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""
@@ -125,7 +128,8 @@ class TrainConfig:
     """Show a progress bar."""
 
     def network_config(self) -> NetworkConfig:
-        return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden)
+        return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
+                             activation=self.activation)
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
@@ -168,4 +172,4 @@ PRESETS: dict[str, dict] = {
 """Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
 
 # Fields that change the networks' shapes: a checkpoint must agree on them to be loaded.
-ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden")
+ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation")

@@ -50,3 +50,11 @@ def test_bad_config_and_input():
         NetworkConfig(image_size=60)
     with pytest.raises(ValueError, match="image"):
         ReconstructionNet(NetworkConfig(image_size=32))(torch.rand(1, 3, 64, 64))
+
+
+def test_leaky_activation_option():
+    rec = ReconstructionNet(NetworkConfig(n_points=16, image_size=32, activation="leaky_relu"))
+    acts = {type(m).__name__ for m in rec.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert acts == {"LeakyReLU"}
+    with pytest.raises(ValueError, match="activation"):
+        NetworkConfig(activation="gelu")

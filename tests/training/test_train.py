@@ -121,3 +121,16 @@ def test_nan_loss_stops_with_step_and_checkpoint(tiny_dataset, tmp_path, make_co
     monkeypatch.setattr("ssl3d.training.trainer.step_losses", poisoned)
     with pytest.raises(RuntimeError, match=r"non-finite loss at step 3 \(image\).*cc_last.pt"):
         train(make_config(steps=5), tiny_dataset, "chair", tmp_path / "nan")
+
+
+def test_checkpoint_from_before_a_new_field_still_loads(tiny_dataset, tmp_path, make_config):
+    from ssl3d.training.checkpoint import check_compatible, save_atomic
+
+    train(make_config(steps=1), tiny_dataset, "chair", tmp_path / "r")
+    ckpt = load_checkpoint(tmp_path / "r" / "cc.pt")
+    del ckpt["config"]["activation"]  # as written before the field existed
+    save_atomic(ckpt, tmp_path / "old.pt")
+    check_compatible(load_checkpoint(tmp_path / "old.pt")["config"], make_config(), "old.pt")
+    assert load_models(tmp_path / "old.pt")[2].activation == "relu"
+    with pytest.raises(ValueError, match="activation"):
+        check_compatible(ckpt["config"], make_config(activation="leaky_relu"), "old.pt")
