@@ -75,7 +75,8 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         views = load_split(data_dir, category, name, cfg.image_size, progress=progress)
         if refine_steps > 0:
             from ssl3d.evaluation.refine import refine_batch
-            xyz, rgb, vps = refine_batch(ckpt_path, views, refine_steps, dev, progress=progress)
+            xyz, rgb, vps = refine_batch(recon, pose, cfg, views, refine_steps, dev,
+                                         progress=progress)
         else:
             xyz, rgb, vps = predict(recon, pose, views.images)
         return views, xyz, rgb, vps

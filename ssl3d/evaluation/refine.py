@@ -19,8 +19,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from ssl3d.ops import chamfer_distance, project_cloud
-from ssl3d.ops.affinity import AFFINITY_FORMS
-from ssl3d.ops.bce import BCE_FORMS
+from ssl3d.training.losses import silhouette_losses
 
 
 @dataclass
@@ -64,15 +63,14 @@ def refine(recon, pose, images: torch.Tensor, masks: torch.Tensor, train_cfg,
 
     run = torch.vmap(one)
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
-    sigma2 = train_cfg.sigma2 * (s / 64.0) ** 2
-    bce, aff = BCE_FORMS[train_cfg.bce_form], AFFINITY_FORMS[train_cfg.affinity_form]
+    sigma2 = train_cfg.pixel_sigma2()
     for _ in tqdm(range(cfg.steps), desc="refine", disable=not progress, leave=False):
         xyz, rgb = run(params, buffers, images)
         img, sil = project_cloud(xyz, rgb, views, s, sigma2=sigma2, beta=train_cfg.beta)
-        fwd, bwd = aff(sil, masks)
+        bce, fwd, bwd = silhouette_losses(sil, masks, train_cfg)
         # Sums over the batch: each copy's gradient is that of its own image's loss.
         loss = (train_cfg.w_image * ((images - img) ** 2).sum(1).mean((1, 2))
-                + train_cfg.w_mask * bce(sil, masks)
+                + train_cfg.w_mask * bce
                 + train_cfg.w_affinity * (fwd + bwd)
                 + cfg.w_keep * chamfer_distance(xyz, init_xyz, reduction="none")).sum()
         opt.zero_grad(set_to_none=True)
@@ -83,15 +81,12 @@ def refine(recon, pose, images: torch.Tensor, masks: torch.Tensor, train_cfg,
     return xyz.detach(), rgb.detach(), views
 
 
-def refine_batch(ckpt_path, views, steps: int, device, progress: bool = True,
+def refine_batch(recon, pose, train_cfg, views, steps: int, device, progress: bool = True,
                  cfg: RefineConfig | None = None):
-    """Refine every image of a :class:`~ssl3d.data.dataset.ViewSet` in chunks. Returns xyz, rgb,
-    viewpoints on the CPU."""
-    from ssl3d.training.checkpoint import load_models
-
-    recon, pose, train_cfg = load_models(ckpt_path, device)
-    cfg = cfg or RefineConfig()
-    cfg = RefineConfig(steps=steps, lr=cfg.lr, w_keep=cfg.w_keep, chunk=cfg.chunk)
+    """Refine every image of a :class:`~ssl3d.data.dataset.ViewSet` in chunks, with the networks
+    already loaded on ``device``. Returns xyz, rgb, viewpoints on the CPU."""
+    base = cfg or RefineConfig()
+    cfg = RefineConfig(steps=steps, lr=base.lr, w_keep=base.w_keep, chunk=base.chunk)
     out = []
     for i in tqdm(range(0, len(views), cfg.chunk), desc="refining", disable=not progress):
         sl = slice(i, i + cfg.chunk)

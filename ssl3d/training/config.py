@@ -131,6 +131,10 @@ class TrainConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
                              activation=self.activation)
 
+    def pixel_sigma2(self) -> float:
+        """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""
+        return self.sigma2 * (self.image_size / 64.0) ** 2
+
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup"):

@@ -30,15 +30,20 @@ def pose_l1(pred: torch.Tensor, true: torch.Tensor, form: str) -> torch.Tensor:
     return diff.abs().sum(-1)
 
 
-def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
-    """Mask BCE and affinity (forward, backward) between projected and true silhouettes, batch
-    means. pred, gt: (B, H, W)."""
-    bce = BCE_FORMS[cfg.bce_form](pred, gt).mean()
-    if cfg.affinity_form == "intended" and cfg.affinity_empty_cost > 0:
-        fwd, bwd = affinity_intended(pred, gt, empty_cost=cfg.affinity_empty_cost)
+def silhouette_losses(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
+    """Mask BCE and affinity (forward, backward) in the forms ``cfg`` selects, per sample.
+    pred, gt: (B, H, W). Returns three (B,) tensors."""
+    bce = BCE_FORMS[cfg.bce_form](pred, gt)
+    if cfg.affinity_form == "intended":
+        fwd, bwd = affinity_intended(pred, gt, empty_cost=cfg.affinity_empty_cost or None)
     else:
         fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)
-    return bce, fwd.mean(), bwd.mean()
+    return bce, fwd, bwd
+
+
+def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
+    """:func:`silhouette_losses` as batch means."""
+    return tuple(t.mean() for t in silhouette_losses(pred, gt, cfg))
 
 
 def cycle_weight(cfg: TrainConfig, step: int) -> float:
@@ -75,7 +80,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     image, mask = batch["image"], batch["mask"]
     b, s = image.shape[0], cfg.image_size
     k = cfg.n_views
-    sigma2 = cfg.sigma2 * (s / 64.0) ** 2
+    sigma2 = cfg.pixel_sigma2()
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
         xyz, rgb = recon(image)
         v_pred = pose(image)
