@@ -227,7 +227,7 @@ def load_split(data_dir: str | os.PathLike, category: str, split: str, image_siz
             for stale in paths.cache_dir.glob(f"{paths.split_prefix}_{split}_{image_size}_*.npz"):
                 if stale != cache:  # another process may be reading the current one
                     stale.unlink(missing_ok=True)
-            _save_atomic(cache, arrays)
+            save_npz_atomic(cache, arrays)
     return ViewSet(
         images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0,
         masks=torch.from_numpy(arrays["masks"]).float() / 255.0,
@@ -273,7 +273,8 @@ def _decode(paths: DatasetPaths, entries, image_size: int, label: str, progress:
             "views": np.asarray(kept_views, dtype=np.int64)}
 
 
-def _save_atomic(path: Path, arrays: dict) -> None:
+def save_npz_atomic(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` as an .npz at ``path`` by renaming a finished temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as fh:

@@ -33,6 +33,9 @@ class NetworkConfig:
     """Width of the fully connected layers, the shape bottleneck included."""
     activation: str = "relu"
     """Hidden-layer nonlinearity: relu (the paper) or leaky_relu (slope 0.2; units cannot die)."""
+    pose_hypotheses: int = 1
+    """Viewpoints the pose net proposes per image (1 = the paper). With more, a selector head
+    picks one at inference."""
 
     def __post_init__(self):
         if self.image_size % 16 or self.image_size <= 0:
@@ -41,6 +44,8 @@ class NetworkConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.n_points <= 0 or self.hidden <= 0:
             raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
+        if self.pose_hypotheses < 1:
+            raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
 
 
 def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int,
@@ -99,20 +104,42 @@ class ReconstructionNet(nn.Module):
 
 
 class PoseNet(nn.Module):
-    """Image -> viewpoint (azimuth, elevation) in radians, each in (-pi, pi)."""
+    """Image -> viewpoint (azimuth, elevation) in radians, each in (-pi, pi).
+
+    With ``pose_hypotheses`` = M > 1 the net proposes M viewpoints, their azimuths initially
+    spread evenly round the circle, and a selector head scores them: silhouettes of symmetric
+    shapes look alike from several viewpoints, and a single regressed pose averages those modes.
+    Training scores the hypotheses by reprojection and trains only the best (and the selector to
+    pick it); inference returns the selector's choice.
+    """
 
     def __init__(self, cfg: NetworkConfig = NetworkConfig()):
         super().__init__()
         self.cfg = cfg
         self.encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, cfg.activation)
-        h = cfg.hidden
+        h, m = cfg.hidden, cfg.pose_hypotheses
         self.head = mlp([width, h, h, h], cfg.activation)
-        self.out = nn.Linear(h, 2)
+        self.out = nn.Linear(h, 2 * m)
+        if m > 1:
+            self.select = nn.Linear(h, m)
+            with torch.no_grad():  # azimuth biases at -pi + (2j + 1) pi / M (tanh space)
+                spread = torch.tensor([-1 + (2 * j + 1) / m for j in range(m)])
+                self.out.bias.view(m, 2)[:, 0] = torch.atanh(spread)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image: (B, 3, H, W). Returns (B, 2) = pi * tanh(.)."""
+    def forward(self, image: torch.Tensor, all_hypotheses: bool = False):
+        """image: (B, 3, H, W). Returns (B, 2) = pi * tanh(.), the selected hypothesis; with
+        ``all_hypotheses`` (B, M, 2) viewpoints and (B, M) selector logits (zeros when M = 1).
+        (One forward method for both, so DistributedDataParallel sees every call.)"""
         _check_image(image, self.cfg.image_size)
-        return math.pi * torch.tanh(self.out(self.head(self.encoder(image))))
+        f = self.head(self.encoder(image))
+        views = math.pi * torch.tanh(self.out(f)).view(image.shape[0], -1, 2)  # (B, M, 2)
+        m = views.shape[1]
+        logits = self.select(f) if m > 1 else views.new_zeros(views.shape[0], 1)
+        if all_hypotheses:
+            return views, logits
+        if m == 1:
+            return views[:, 0]
+        return views[torch.arange(views.shape[0], device=views.device), logits.argmax(1)]
 
 
 def l2_penalty(module: nn.Module, conv_weight: float = 1e-5, fc_weight: float = 1e-3) -> torch.Tensor:

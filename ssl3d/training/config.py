@@ -48,6 +48,12 @@ class TrainConfig:
     activation: Literal["relu", "leaky_relu"] = "relu"
     """Hidden-layer nonlinearity of both networks: relu (the paper) or leaky_relu (slope 0.2),
     whose units cannot die."""
+    pose_hypotheses: int = 1
+    """Viewpoints the pose net proposes per image (1 = the paper). With M > 1, training projects
+    the cloud at all M, keeps the one that best explains the input (image and mask losses of the
+    pose optimiser), trains only that one (winner takes all, also in the pose cycle) and trains a
+    selector to pick it; inference uses the selector. Meant against the symmetric-pose local
+    minima of self-supervision; the supervised baselines use hypothesis 0."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""
@@ -74,6 +80,13 @@ class TrainConfig:
     image, and training can collapse to one shape for every input."""
     cycle_warmup: int = 0
     """Steps, after cycle_start, over which the cycle weight ramps linearly up to w_cycle_3d."""
+    cycle_gradient: Literal["full", "stop_target", "stop_all"] = "full"
+    """Which paths of the geometric cycle carry gradients. full (as released): the Chamfer pulls
+    the re-reconstructions towards P and P towards them, and flows through the projections into
+    P; a network that ignores its input meets it at no cost, so it favours shape collapse.
+    stop_target: P is a fixed target (the projections still carry gradients into P); stop_all:
+    P and the projections are both fixed, so the cycle only teaches the network to rebuild its
+    own clouds from new views (self-distillation) and cannot pull clouds together."""
     w_supervised_3d: float = 1e4
     """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
     w_symmetry: float = 0.0
@@ -129,7 +142,7 @@ class TrainConfig:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
-                             activation=self.activation)
+                             activation=self.activation, pose_hypotheses=self.pose_hypotheses)
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""
@@ -172,8 +185,14 @@ PRESETS: dict[str, dict] = {
     "paper": {},
     # Same method at a batch that keeps a GPU busy; the step count keeps the paper's 400k samples.
     "fast": {"batch_size": 64, "steps": 6250, "lr": 1e-3},
+    # The fast schedule with ssl3d's fixes: the intended loss forms, stray points pulled back to
+    # the silhouette, a geometric cycle whose target is fixed (no shape collapse) and the
+    # reflection-symmetry prior (README, "What we found").
+    "ssl3d": {"batch_size": 64, "steps": 6250, "lr": 1e-3, "affinity_form": "intended",
+              "bce_form": "intended", "azimuth_error": "wrapped", "w_point_silhouette": 0.1,
+              "cycle_gradient": "stop_target", "w_symmetry": 1000.0},
 }
 """Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
 
 # Fields that change the networks' shapes: a checkpoint must agree on them to be loaded.
-ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation")
+ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation", "pose_hypotheses")

@@ -81,19 +81,21 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     b, s = image.shape[0], cfg.image_size
     k = cfg.n_views
     sigma2 = cfg.pixel_sigma2()
+    self_pose = cfg.supervision == "self"
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
         xyz, rgb = recon(image)
-        v_pred = pose(image)
-    xyz, rgb, v_pred = xyz.float(), rgb.float(), v_pred.float()
-    self_pose = cfg.supervision == "self"
+        hyp, logits = pose(image, all_hypotheses=True)  # (B, M, 2), (B, M)
+    xyz, rgb, hyp, logits = xyz.float(), rgb.float(), hyp.float(), logits.float()
     chamfer = chamfer_distance_dense if cfg.reference_ops else chamfer_distance
-    v0 = v_pred if self_pose else batch["viewpoint"]
+    # The supervised baselines project at the true view (and supervise hypothesis 0).
+    first = hyp if self_pose else batch["viewpoint"].unsqueeze(1)  # (B, m, 2)
+    m = first.shape[1]
 
-    views = torch.cat([v0.unsqueeze(1), random_views], 1)  # (B, K, 2)
+    views = torch.cat([first, random_views], 1)  # (B, m + K - 1, 2)
     if neighbour is not None:
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
             v_nb = pose(neighbour["image"]).float() if self_pose else neighbour["viewpoint"]
-        views = torch.cat([views, v_nb.unsqueeze(1)], 1)  # (B, K + 1, 2)
+        views = torch.cat([views, v_nb.unsqueeze(1)], 1)  # (B, m + K, 2)
     nv = views.shape[1]
     # One projection call for all views: the cloud repeated per view, (B * nv, N, 3).
     n = xyz.shape[1]
@@ -103,10 +105,23 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         views.reshape(b * nv, 2), s, sigma2=sigma2, beta=cfg.beta, dense=cfg.reference_ops)
     imgs = imgs.view(b, nv, 3, s, s)
     sils = sils.view(b, nv, s, s)
+    rand_imgs = imgs[:, m:m + k - 1]  # (B, K - 1, 3, S, S) at the random views
+    nb = m + k - 1  # index of the neighbour's view
+    if m > 1:
+        # Score each hypothesis by how well the cloud seen from it explains the input.
+        with torch.no_grad():
+            err = ((image.unsqueeze(1) - imgs[:, :m]) ** 2).sum(2).mean((-1, -2))  # (B, m)
+            bce = BCE_FORMS[cfg.bce_form](sils[:, :m].reshape(b * m, s, s),
+                                          mask.repeat_interleave(m, 0)).view(b, m)
+            best = (cfg.w_pose_image * err + cfg.w_pose_mask * bce).argmin(1)  # (B,)
+        pick = torch.arange(b, device=image.device)
+        img0, sil0, v0 = imgs[pick, best], sils[pick, best], hyp[pick, best]
+    else:
+        img0, sil0, v0 = imgs[:, 0], sils[:, 0], first[:, 0]
 
     terms: dict[str, torch.Tensor] = {}
-    l_img = ((image - imgs[:, 0]) ** 2).sum(1).mean()
-    l_mask, aff_f, aff_b = silhouette_terms(sils[:, 0], mask, cfg)
+    l_img = ((image - img0) ** 2).sum(1).mean()
+    l_mask, aff_f, aff_b = silhouette_terms(sil0, mask, cfg)
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
 
     if cfg.supervision == "3d":
@@ -119,25 +134,29 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         # Skipped while its weight is 0 (before cycle_start, or switched off).
         w_cycle = cycle_weight(cfg, step)
         if w_cycle > 0:
-            first, last = (0, k - 1) if cfg.cycle_form == "released" else (0, k)
-            cyc_in = imgs[:, first:last].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
+            n_cyc = k - 1 if cfg.cycle_form == "released" else k
+            cyc_imgs = torch.cat([img0.unsqueeze(1), rand_imgs], 1)  # (B, K, 3, S, S)
+            cyc_in = cyc_imgs[:, :n_cyc].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
+            if cfg.cycle_gradient == "stop_all":
+                cyc_in = cyc_in.detach()
+            target = xyz if cfg.cycle_gradient == "full" else xyz.detach()
             with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
                 cyc_xyz, _ = recon(cyc_in)
-            cyc_xyz = cyc_xyz.float().view(b, last - first, n, 3)
+            cyc_xyz = cyc_xyz.float().view(b, n_cyc, n, 3)
             # The released list also holds P against itself: a zero term, left out here.
-            l_cycle = sum(chamfer(cyc_xyz[:, j], xyz) for j in range(last - first))
+            l_cycle = sum(chamfer(cyc_xyz[:, j], target) for j in range(n_cyc))
             terms["cycle_3d"] = l_cycle
             loss_r = loss_r + w_cycle * l_cycle
 
     if cfg.w_point_silhouette > 0:
         l_pts = point_silhouette_term(xyz, v0, mask, s)
         if neighbour is not None:
-            l_pts = l_pts + point_silhouette_term(xyz, views[:, k], neighbour["mask"], s)
+            l_pts = l_pts + point_silhouette_term(xyz, views[:, nb], neighbour["mask"], s)
         terms["point_silhouette"] = l_pts
         loss_r = loss_r + cfg.w_point_silhouette * l_pts
 
     if neighbour is not None:
-        nb_mask, nb_f, nb_b = silhouette_terms(sils[:, k], neighbour["mask"], cfg)
+        nb_mask, nb_f, nb_b = silhouette_terms(sils[:, nb], neighbour["mask"], cfg)
         terms.update(nn_mask=nb_mask, nn_affinity_fwd=nb_f, nn_affinity_bwd=nb_b)
         loss_r = loss_r + cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b)
 
@@ -151,14 +170,19 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # Pose network.
     if self_pose:
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
-            v_cyc = pose(imgs[:, 1:k].reshape(-1, 3, s, s)).float().view(b, k - 1, 2)
-        l_pose = pose_l1(v_cyc, random_views, cfg.azimuth_error).sum(1).mean()
+            v_cyc, _ = pose(rand_imgs.reshape(-1, 3, s, s), all_hypotheses=True)
+        v_cyc = v_cyc.float().view(b, k - 1, m, 2)
+        # Winner takes all: each sampled view is explained by its closest hypothesis.
+        l_pose = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error).amin(2).sum(1).mean()
         terms["pose_cycle"] = l_pose
         loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
+        if m > 1:
+            terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
+            loss_p = loss_p + terms["pose_select"]
         if neighbour is not None:
             loss_p = loss_p + cfg.w_pose_mask * terms["nn_mask"]
     else:
-        l_pose = pose_l1(v_pred, batch["viewpoint"], cfg.azimuth_error).mean()
+        l_pose = pose_l1(hyp[:, 0], batch["viewpoint"], cfg.azimuth_error).mean()
         terms["pose_supervised"] = l_pose
         loss_p = l_pose
 
@@ -166,5 +190,5 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         loss_r = loss_r + l2_penalty(recon)
         loss_p = loss_p + l2_penalty(pose)
     terms.update(loss_recon=loss_r, loss_pose=loss_p)
-    extras = {"images": imgs[:, 0], "silhouettes": sils[:, 0], "viewpoint": v0}
+    extras = {"images": img0, "silhouettes": sil0, "viewpoint": v0}
     return loss_r, loss_p, {n_: t.detach() for n_, t in terms.items()}, extras

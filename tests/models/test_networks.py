@@ -58,3 +58,29 @@ def test_leaky_activation_option():
     assert acts == {"LeakyReLU"}
     with pytest.raises(ValueError, match="activation"):
         NetworkConfig(activation="gelu")
+
+
+def test_pose_hypotheses_select_and_spread():
+    cfg = NetworkConfig(image_size=32, hidden=16, pose_hypotheses=4)
+    torch.manual_seed(0)
+    net = PoseNet(cfg)
+    x = torch.rand(5, 3, 32, 32)
+    views, logits = net(x, all_hypotheses=True)
+    assert views.shape == (5, 4, 2) and logits.shape == (5, 4)
+    chosen = net(x)
+    assert chosen.shape == (5, 2)
+    for i in range(5):  # inference returns the selector's choice
+        assert torch.equal(chosen[i], views[i, int(logits[i].argmax())])
+    # The initial azimuths are spread round the circle, near -135, -45, 45 and 135 degrees.
+    az = torch.rad2deg(views[..., 0]).mean(0)
+    assert torch.allclose(az, torch.tensor([-135.0, -45.0, 45.0, 135.0]), atol=20)
+    with pytest.raises(ValueError, match="pose_hypotheses"):
+        NetworkConfig(pose_hypotheses=0)
+
+
+def test_single_hypothesis_is_the_paper_net():
+    net = PoseNet(NetworkConfig(image_size=32, hidden=16))
+    x = torch.rand(3, 3, 32, 32)
+    views, logits = net(x, all_hypotheses=True)
+    assert views.shape == (3, 1, 2) and torch.equal(views[:, 0], net(x))
+    assert not hasattr(net, "select")

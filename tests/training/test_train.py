@@ -6,10 +6,12 @@ import json
 import pytest
 import torch
 
+from ssl3d import camera
 from ssl3d.cli.main import main as cli
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import load_checkpoint, load_models
 from ssl3d.training.trainer import Trainer, train
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("supervision", ["self", "pose", "3d"])
@@ -134,3 +136,65 @@ def test_checkpoint_from_before_a_new_field_still_loads(tiny_dataset, tmp_path, 
     assert load_models(tmp_path / "old.pt")[2].activation == "relu"
     with pytest.raises(ValueError, match="activation"):
         check_compatible(ckpt["config"], make_config(activation="leaky_relu"), "old.pt")
+
+
+@pytest.mark.parametrize("mode", ["full", "stop_target", "stop_all"])
+def test_cycle_gradient_paths(mode):
+    """Only the geometric cycle is on. The first reconstruction P (the cycle's target) receives a
+    gradient through the Chamfer target (full) and through the projections (full, stop_target);
+    stop_all leaves it none, so the cycle cannot pull clouds together."""
+    from ssl3d.models import PoseNet, ReconstructionNet
+
+    cfg = tiny_config(w_image=0, w_mask=0, w_affinity=0, w_cycle_3d=1.0, cycle_form="intended",
+                      cycle_gradient=mode)
+    torch.manual_seed(0)
+    recon, pose = ReconstructionNet(cfg.network_config()), PoseNet(cfg.network_config())
+    outputs = []
+
+    def keep_first(_module, _inputs, out):
+        if not outputs:
+            out[0].retain_grad()
+            outputs.append(out[0])
+
+    recon.register_forward_hook(keep_first)
+    batch = {"image": torch.rand(2, 3, 32, 32), "mask": torch.rand(2, 32, 32).round(),
+             "viewpoint": torch.zeros(2, 2), "cloud": torch.rand(2, 64, 3)}
+    views = camera.sample_viewpoints(6, generator=torch.Generator().manual_seed(1)).view(2, 3, 2)
+    loss_r, _, _, _ = L.step_losses(recon, pose, batch, views, cfg)
+    loss_r.backward()
+    grad = outputs[0].grad
+    if mode == "stop_all":
+        assert grad is None or grad.abs().max() == 0
+    else:
+        assert grad is not None and grad.abs().max() > 0
+    if mode == "stop_target":  # only the projection path: smaller than with the target path too
+        cfg_full = tiny_config(w_image=0, w_mask=0, w_affinity=0, w_cycle_3d=1.0,
+                               cycle_form="intended", cycle_gradient="full")
+        outputs.clear()
+        loss_full, _, _, _ = L.step_losses(recon, pose, batch, views, cfg_full)
+        loss_full.backward()
+        assert not torch.allclose(outputs[0].grad, grad)
+
+
+def test_pose_hypotheses_train_only_the_best(tiny_dataset, tmp_path, make_config):
+    """With M hypotheses and the pose cycle off, the reprojection losses reach only the
+    hypothesis that explains the input best; the selector learns to pick it."""
+    t = Trainer(make_config(steps=1, batch_size=1, pose_hypotheses=3, w_pose_cycle=0.0),
+                tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    _, loss_p, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    assert "pose_select" in terms
+    hyp, _ = t.pose(batch["image"], all_hypotheses=True)
+    best = int((hyp[0] - extras["viewpoint"][0]).abs().sum(-1).argmin())
+    grad_w, = torch.autograd.grad(loss_p, [t.pose.out.weight])
+    rows = grad_w.view(3, 2, -1).abs().sum((1, 2))  # per hypothesis
+    assert rows[best] > 0
+    assert all(rows[j] == 0 for j in range(3) if j != best)
+
+
+def test_pose_hypotheses_end_to_end_with_nn(tiny_dataset, tmp_path, make_config):
+    train(make_config(pose_hypotheses=3), tiny_dataset, "chair", tmp_path)
+    train(make_config(stage="nn", pose_hypotheses=3), tiny_dataset, "chair", tmp_path)
+    recon, pose, cfg = load_models(tmp_path / "nn.pt")
+    assert cfg.pose_hypotheses == 3 and pose.out.out_features == 6
+    assert "pose_select=" in (tmp_path / "train_nn.log").read_text()
