@@ -24,14 +24,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_config(stage: str, steps: int, batch_size: int, device: str):
-    """The demo's settings: the paper's method with the intended loss forms and the
-    point-to-silhouette term, which learn faster than the released forms."""
-    from ssl3d.training.config import TrainConfig
+    """The demo's settings: the ``ssl3d`` preset (the paper's method with ssl3d's fixes) and four
+    pose hypotheses, at a small batch and step count that fit a CPU."""
+    from ssl3d.training.config import PRESETS, TrainConfig
 
-    return TrainConfig(stage=stage, steps=steps, batch_size=batch_size, lr=1e-3, device=device,
-                       affinity_form="intended", bce_form="intended", azimuth_error="wrapped",
-                       w_point_silhouette=0.1, log_every=25, image_every=250,
-                       checkpoint_every=100)
+    return TrainConfig(**{**PRESETS["ssl3d"], "stage": stage, "steps": steps,
+                          "batch_size": batch_size, "device": device, "pose_hypotheses": 4,
+                          "log_every": 25, "image_every": 250, "checkpoint_every": 100})
 
 
 def loss_curves(run: Path, path: Path, size=(640, 260)) -> Path:

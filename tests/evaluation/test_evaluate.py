@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from ssl3d import camera
@@ -52,3 +53,27 @@ def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
         assert entry[key] is not None and entry["mean_shape"][key if key.startswith(("ch", "em", "n")) else "n"] is not None
     assert entry["n"] == 1 and "| chair | test |" in (tmp_path / "run" / "results.md").read_text()
     assert (tmp_path / "run" / "predictions_test.npz").is_file()
+
+
+def test_mean_shape_baseline_is_cached_per_data_set(tiny_dataset, monkeypatch):
+    from ssl3d.data.dataset import load_split, resolve_paths
+    from ssl3d.evaluation import evaluate as E
+
+    test = load_split(tiny_dataset, "chair", "test", 32, progress=False)
+    first = E.mean_shape_baseline(tiny_dataset, "chair", test.clouds, torch.device("cpu"),
+                                  workers=1, progress=False)
+    cached = list(resolve_paths(tiny_dataset, "chair").cache_dir.glob("mean_shape_chair_*.npz"))
+    assert len(cached) == 1
+
+    def fail(*_a, **_k):
+        raise AssertionError("the cached baseline should have been read")
+
+    monkeypatch.setattr(E.M, "mean_shape", fail)
+    again = E.mean_shape_baseline(tiny_dataset, "chair", test.clouds, torch.device("cpu"),
+                                  workers=1, progress=False)
+    assert np.array_equal(first["chamfer"], again["chamfer"])
+    assert np.array_equal(first["emd"], again["emd"])
+    # Different test clouds are a different baseline: recomputed, not read back.
+    with pytest.raises(AssertionError, match="cached baseline"):
+        E.mean_shape_baseline(tiny_dataset, "chair", test.clouds + 0.1, torch.device("cpu"),
+                              workers=1, progress=False)

@@ -122,3 +122,21 @@ def test_pictures_and_viewer(tmp_path):
     V.reconstruction_grid(np.zeros((2, 3, 32, 32)), xyz[None].repeat(2, 0), rgb[None].repeat(2, 0),
                           np.zeros((2, 2)), xyz[None].repeat(2, 0), tmp_path / "g.png", cell=64)
     assert Image.open(tmp_path / "g.png").size[0] > 5 * 64
+
+
+def test_shipped_chair_model_predicts_without_model_flag(tmp_path, capsys):
+    """The pretrained chair model inside the package loads safely (weights only) and
+    ``ssl3d predict`` uses it when no --model is given."""
+    from ssl3d.cli.predict import default_model
+    from ssl3d.training.checkpoint import load_models
+
+    path = default_model()
+    assert path.stat().st_size < 13e6
+    recon, pose, cfg = load_models(path)
+    assert cfg.image_size == 64 and cfg.n_points == 1024
+    img = np.zeros((96, 96, 4), np.uint8)
+    img[20:80, 30:66] = (150, 90, 40, 255)  # a brown box on a transparent background
+    Image.fromarray(img, "RGBA").save(tmp_path / "box.png")
+    assert cli(["predict", str(tmp_path / "box.png"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "box.ply").is_file()
+    assert "azimuth" in capsys.readouterr().out
