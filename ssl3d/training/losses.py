@@ -185,6 +185,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         l_pose = pose_l1(hyp[:, 0], batch["viewpoint"], cfg.azimuth_error).mean()
         terms["pose_supervised"] = l_pose
         loss_p = l_pose
+        if hyp.shape[1] > 1:  # the selector must learn to pick the supervised hypothesis 0
+            hyp0 = torch.zeros(b, dtype=torch.long, device=image.device)
+            loss_p = loss_p + torch.nn.functional.cross_entropy(logits, hyp0)
 
     if cfg.weight_decay == "intended":
         loss_r = loss_r + l2_penalty(recon)

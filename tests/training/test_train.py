@@ -198,3 +198,13 @@ def test_pose_hypotheses_end_to_end_with_nn(tiny_dataset, tmp_path, make_config)
     recon, pose, cfg = load_models(tmp_path / "nn.pt")
     assert cfg.pose_hypotheses == 3 and pose.out.out_features == 6
     assert "pose_select=" in (tmp_path / "train_nn.log").read_text()
+
+
+def test_supervised_pose_with_hypotheses_trains_the_selector(tiny_dataset, tmp_path, make_config):
+    """The supervised baselines supervise hypothesis 0, so the selector learns to pick it."""
+    t = Trainer(make_config(steps=1, supervision="pose", pose_hypotheses=3), tiny_dataset,
+                "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    _, loss_p, _, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    grad, = torch.autograd.grad(loss_p, [t.pose.select.weight])
+    assert grad.abs().sum() > 0
