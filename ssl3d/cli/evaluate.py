@@ -1,4 +1,4 @@
-"""``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS]``."""
+"""``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS] [--pose-select net|mask]``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="test-time optimisation steps per image (0 = off)")
     parser.add_argument("--workers", type=int, default=2, help="processes for the exact EMD")
     parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
+    parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
+                        help="models with several pose hypotheses: pick one with the selector "
+                             "from the image alone (net, default) or by how well its projection "
+                             "explains the image and its mask (mask)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.evaluate import evaluate_run, find_checkpoint
 
     evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
-                 workers=args.workers, emd=not args.no_emd)
+                 workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")

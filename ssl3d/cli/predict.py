@@ -16,6 +16,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="test-time optimisation steps (0 = off)")
     parser.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
+                        help="models with several pose hypotheses: the selector's choice from "
+                             "the image alone (net, default, as evaluate) or the hypothesis whose "
+                             "projection best explains the image and its mask (mask)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
 
 
@@ -30,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ssl3d.evaluation.evaluate import find_checkpoint
+    from ssl3d.evaluation.evaluate import find_checkpoint, predict
     from ssl3d.evaluation.refine import RefineConfig, refine
     from ssl3d.evaluation.user_images import collect_images, load_user_image
     from ssl3d.evaluation.visualize import grid, render_points, write_ply
@@ -52,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if args.refine > 0:
             xyz, rgb, vp = refine(recon, pose, x, m, cfg, RefineConfig(steps=args.refine))
         else:
-            with torch.no_grad():
-                xyz, rgb = recon(x)
-                vp = pose(x)
+            xyz, rgb, vp = predict(recon, pose, x,
+                                   masks=m if args.pose_select == "mask" else None, cfg=cfg)
         xyz, rgb, vp = xyz[0].cpu().numpy(), rgb[0].cpu().numpy(), vp[0].cpu().numpy()
         ply = write_ply(out / f"{path.stem}.ply", xyz, rgb)
         views = [tuple(vp), (vp[0] + 2.0, 0.35), (vp[0] - 2.0, 0.35)]

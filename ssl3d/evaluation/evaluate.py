@@ -23,9 +23,14 @@ from ssl3d.training.checkpoint import load_checkpoint, load_models
 
 
 @torch.no_grad()
-def predict(recon, pose, images: torch.Tensor, batch_size: int = 256):
+def predict(recon, pose, images: torch.Tensor, batch_size: int = 256,
+            masks: torch.Tensor | None = None, cfg=None):
     """Run both networks. images: (M, 3, S, S). Returns xyz (M, N, 3), rgb (M, N, 3),
-    viewpoints (M, 2), on the CPU."""
+    viewpoints (M, 2), on the CPU. With ``masks`` (M, S, S) and a pose net of several
+    hypotheses, the viewpoint is the hypothesis whose projection best explains image and mask
+    (as in training; needs the training config ``cfg``) instead of the selector's choice."""
+    from ssl3d.training.losses import select_by_reprojection
+
     recon.eval()
     pose.eval()
     dev = next(recon.parameters()).device
@@ -33,9 +38,15 @@ def predict(recon, pose, images: torch.Tensor, batch_size: int = 256):
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(dev)
         p, c = recon(x)
+        if masks is not None and pose.cfg.pose_hypotheses > 1:
+            hyp, _ = pose(x, all_hypotheses=True)
+            v = select_by_reprojection(p.float(), c.float(), hyp.float(), x,
+                                       masks[i:i + batch_size].to(dev), cfg)
+        else:
+            v = pose(x)
         xyz.append(p.float().cpu())
         rgb.append(c.float().cpu())
-        vps.append(pose(x).float().cpu())
+        vps.append(v.float().cpu())
     return torch.cat(xyz), torch.cat(rgb), torch.cat(vps)
 
 
@@ -86,8 +97,12 @@ def mean_shape_baseline(data_dir, category: str, test_clouds: torch.Tensor, devi
 
 def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                  refine_steps: int = 0, workers: int = 2, emd: bool = True,
-                 progress: bool = True) -> dict:
-    """Evaluate a run folder or checkpoint; writes metrics.json / results.md next to it."""
+                 progress: bool = True, pose_select: str = "net") -> dict:
+    """Evaluate a run folder or checkpoint; writes metrics.json / results.md next to it.
+    ``pose_select``: ``net`` (the selector, from the image alone) or ``mask`` (for a pose net of
+    several hypotheses, the one whose projection best explains the test image and its mask)."""
+    if pose_select not in ("net", "mask"):
+        raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
     ckpt_path = find_checkpoint(run)
     out_dir = ckpt_path.parent
     ckpt = load_checkpoint(ckpt_path)
@@ -106,7 +121,8 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
             xyz, rgb, vps = refine_batch(recon, pose, cfg, views, refine_steps, dev,
                                          progress=progress)
         else:
-            xyz, rgb, vps = predict(recon, pose, views.images)
+            masks = views.masks if pose_select == "mask" else None
+            xyz, rgb, vps = predict(recon, pose, views.images, masks=masks, cfg=cfg)
         return views, xyz, rgb, vps
 
     val, val_xyz, _, _ = run_split("val")
@@ -125,6 +141,9 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                                              f" ({cfg.supervision}-supervised)")
     if refine_steps:
         method += f" + refine {refine_steps}"
+    by_mask = pose_select == "mask" and cfg.pose_hypotheses > 1
+    if by_mask:
+        method += " + mask-selected pose"
     entry = {
         "method": method, "checkpoint": str(ckpt_path), "steps": ckpt["step"],
         "alignment": align.as_dict(), **M.summarise(scores["chamfer"], scores.get("emd"), pose_err),
@@ -133,7 +152,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     }
     metrics_path = out_dir / "metrics.json"
     all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    key = f"{split}" + (f"_refine{refine_steps}" if refine_steps else "")
+    key = f"{split}" + (f"_refine{refine_steps}" if refine_steps else "") + ("_maskpose" if by_mask else "")
     all_metrics.setdefault(category, {})[key] = entry
     metrics_path.write_text(json.dumps(all_metrics, indent=2))
     (out_dir / "results.md").write_text(results_table(all_metrics))

@@ -66,6 +66,34 @@ def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Te
     return point_to_silhouette(uv, dmap).mean()
 
 
+def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tensor,
+                      sils: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """How badly the cloud seen from each candidate viewpoint explains the input (lower is
+    better): the pose optimiser's image and mask terms, per sample and candidate.
+    image: (B, 3, S, S); mask: (B, S, S); imgs: (B, M, 3, S, S); sils: (B, M, S, S). Returns (B, M).
+    """
+    b, m, s = sils.shape[0], sils.shape[1], sils.shape[-1]
+    err = ((image.unsqueeze(1) - imgs) ** 2).sum(2).mean((-1, -2))
+    bce = BCE_FORMS[cfg.bce_form](sils.reshape(b * m, s, s), mask.repeat_interleave(m, 0)).view(b, m)
+    return cfg.w_pose_image * err + cfg.w_pose_mask * bce
+
+
+@torch.no_grad()
+def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor,
+                           image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The candidate viewpoint whose projection of the cloud best explains image and mask (the
+    criterion training uses to pick a pose hypothesis). xyz, rgb: (B, N, 3); views: (B, M, 2);
+    image: (B, 3, S, S); mask: (B, S, S). Returns (B, 2)."""
+    b, m = views.shape[:2]
+    n, s = xyz.shape[1], image.shape[-1]
+    imgs, sils = project_cloud(xyz.unsqueeze(1).expand(b, m, n, 3).reshape(b * m, n, 3),
+                               rgb.unsqueeze(1).expand(b, m, n, 3).reshape(b * m, n, 3),
+                               views.reshape(b * m, 2), s, sigma2=cfg.pixel_sigma2(), beta=cfg.beta)
+    best = hypothesis_scores(image, mask, imgs.view(b, m, 3, s, s), sils.view(b, m, s, s),
+                             cfg).argmin(1)
+    return views[torch.arange(b, device=views.device), best]
+
+
 def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
                 neighbour: dict | None = None, amp: bool = False, step: int = 0):
     """Losses of one step.
@@ -110,10 +138,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     if m > 1:
         # Score each hypothesis by how well the cloud seen from it explains the input.
         with torch.no_grad():
-            err = ((image.unsqueeze(1) - imgs[:, :m]) ** 2).sum(2).mean((-1, -2))  # (B, m)
-            bce = BCE_FORMS[cfg.bce_form](sils[:, :m].reshape(b * m, s, s),
-                                          mask.repeat_interleave(m, 0)).view(b, m)
-            best = (cfg.w_pose_image * err + cfg.w_pose_mask * bce).argmin(1)  # (B,)
+            best = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg).argmin(1)  # (B,)
         pick = torch.arange(b, device=image.device)
         img0, sil0, v0 = imgs[pick, best], sils[pick, best], hyp[pick, best]
     else:

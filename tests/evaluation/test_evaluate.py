@@ -77,3 +77,37 @@ def test_mean_shape_baseline_is_cached_per_data_set(tiny_dataset, monkeypatch):
     with pytest.raises(AssertionError, match="cached baseline"):
         E.mean_shape_baseline(tiny_dataset, "chair", test.clouds + 0.1, torch.device("cpu"),
                               workers=1, progress=False)
+
+
+def test_select_by_reprojection_picks_the_best_explaining_view():
+    """Reference: project the cloud at each candidate alone and score image error + mask BCE."""
+    from ssl3d.ops import project_cloud
+    from ssl3d.ops.bce import bce_intended
+    from ssl3d.training.config import TrainConfig
+    from ssl3d.training.losses import select_by_reprojection
+
+    cfg = TrainConfig(image_size=32, bce_form="intended")
+    g = torch.Generator().manual_seed(3)
+    xyz = torch.rand(2, 300, 3, generator=g) * torch.tensor([0.6, 0.3, 0.15]) - 0.2
+    rgb = torch.rand(2, 300, 3, generator=g)
+    truth = torch.tensor([[0.4, 0.2], [-2.0, 0.1]])
+    image, mask = project_cloud(xyz, rgb, truth, 32, sigma2=cfg.pixel_sigma2())
+    cands = torch.stack([truth + 1.3, truth, truth - 0.9], 1)  # (2, 3, 2); the truth is 1
+    chosen = select_by_reprojection(xyz, rgb, cands, image, mask, cfg)
+    for b in range(2):
+        scores = []
+        for j in range(3):
+            img, sil = project_cloud(xyz[b:b + 1], rgb[b:b + 1], cands[b, j:j + 1], 32,
+                                     sigma2=cfg.pixel_sigma2())
+            err = ((image[b:b + 1] - img) ** 2).sum(1).mean()
+            scores.append(float(cfg.w_pose_image * err + cfg.w_pose_mask * bce_intended(sil, mask[b:b + 1])))
+        assert torch.equal(chosen[b], cands[b, int(np.argmin(scores))])
+        assert torch.equal(chosen[b], truth[b])
+
+
+def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
+    train(make_config(steps=2, pose_hypotheses=3), tiny_dataset, "chair", tmp_path / "run")
+    assert cli(["evaluate", str(tmp_path / "run"), "--workers", "1", "--no-emd",
+                "--pose-select", "mask"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["chair"]["test_maskpose"]["method"].endswith("mask-selected pose")
