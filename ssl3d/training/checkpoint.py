@@ -8,7 +8,8 @@ A checkpoint is a plain dict of tensors and primitives::
      "opt_recon": ..., "opt_pose": ..., "rng": {...}}
 
 so ``torch.load(path, weights_only=True)`` reads it and :func:`load_models` rebuilds the networks
-from the file alone.
+from the file alone. A shipped model may store a weight ``w`` as int8 ``w.q8`` plus a per-row
+float scale ``w.q8scale`` (:func:`quantize_state`), expanded back when loaded.
 """
 
 from __future__ import annotations
@@ -59,6 +60,37 @@ def check_compatible(ckpt_cfg: dict, cfg: TrainConfig, path) -> None:
         raise ValueError(f"checkpoint {path} was trained with another architecture ({detail})")
 
 
+def quantize_state(state: dict[str, torch.Tensor], min_numel: int = 4096) -> dict[str, torch.Tensor]:
+    """Store every floating weight with at least ``min_numel`` entries and 2+ dimensions as int8
+    with one scale per output row (symmetric, max-abs): about a quarter of float32's size.
+    Others are kept as they are."""
+    out = {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.ndim >= 2 and v.numel() >= min_numel:
+            rows = v.float().reshape(v.shape[0], -1)
+            scale = rows.abs().amax(1).clamp_min(1e-12) / 127.0  # (rows,)
+            out[k + ".q8"] = torch.round(rows / scale[:, None]).to(torch.int8).reshape(v.shape)
+            out[k + ".q8scale"] = scale.half()
+        else:
+            out[k] = v
+    return out
+
+
+def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`quantize_state` (up to rounding); plain states pass through."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(".q8scale"):
+            continue
+        if k.endswith(".q8"):
+            name = k[:-3]
+            scale = state[name + ".q8scale"].float()
+            out[name] = (v.float().reshape(v.shape[0], -1) * scale[:, None]).reshape(v.shape)
+        else:
+            out[k] = v
+    return out
+
+
 def load_models(path: str | os.PathLike, device="cpu", cfg: TrainConfig | None = None):
     """Rebuild (recon, pose, config) from a checkpoint file alone; with ``cfg``, check that the
     checkpoint's architecture matches it first."""
@@ -69,8 +101,8 @@ def load_models(path: str | os.PathLike, device="cpu", cfg: TrainConfig | None =
     recon = ReconstructionNet(saved.network_config())
     pose = PoseNet(saved.network_config())
     try:
-        recon.load_state_dict(ckpt["recon"])
-        pose.load_state_dict(ckpt["pose"])
-    except RuntimeError as exc:
+        recon.load_state_dict(dequantize_state(ckpt["recon"]))
+        pose.load_state_dict(dequantize_state(ckpt["pose"]))
+    except (RuntimeError, KeyError) as exc:
         raise ValueError(f"checkpoint {path} does not match its own config: {exc}") from exc
     return recon.to(device), pose.to(device), saved

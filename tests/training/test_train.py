@@ -208,3 +208,37 @@ def test_supervised_pose_with_hypotheses_trains_the_selector(tiny_dataset, tmp_p
     _, loss_p, _, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
     grad, = torch.autograd.grad(loss_p, [t.pose.select.weight])
     assert grad.abs().sum() > 0
+
+
+def test_int8_export_round_trip(tmp_path):
+    """quantize_state keeps each large weight within about half a quantisation step of its row,
+    leaves small tensors alone, and load_models reads the quantised file back."""
+    from ssl3d.models import ReconstructionNet
+    from ssl3d.training.checkpoint import FORMAT, dequantize_state, quantize_state
+
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    net = ReconstructionNet(cfg.network_config())
+    state = net.state_dict()
+    q = quantize_state(state, min_numel=256)
+    back = dequantize_state(q)
+    assert set(back) == set(state)
+    for k, v in state.items():
+        if k + ".q8" in q:
+            rows = v.reshape(v.shape[0], -1)
+            step = rows.abs().amax(1) / 127.0
+            err = (back[k] - v).reshape(v.shape[0], -1).abs()
+            # half a step from rounding, plus up to 127 x the half-precision scale's relative
+            # error (2^-11) from storing the scale in float16
+            assert (err <= step[:, None] * (0.5 + 127 * 2.0 ** -11) + 1e-7).all(), k
+        else:
+            assert torch.equal(back[k], v), k
+    assert any(k.endswith(".q8") for k in q) and any(not k.endswith(("q8", "q8scale")) for k in q)
+    from ssl3d.models import PoseNet
+    ckpt = {"format": FORMAT, "config": cfg.to_dict(), "step": 0, "stage": "cc",
+            "recon": q, "pose": quantize_state(PoseNet(cfg.network_config()).state_dict(), 256)}
+    torch.save(ckpt, tmp_path / "q.pt")
+    recon, _, _ = load_models(tmp_path / "q.pt")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(recon(x)[0], net(x)[0], atol=0.05)
