@@ -14,7 +14,7 @@ import torch
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
-from ssl3d.training.checkpoint import load_checkpoint, load_models
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
 
 
 def main() -> None:
@@ -25,9 +25,10 @@ def main() -> None:
     args = ap.parse_args()
     ckpt = find_checkpoint(args.run)
     dev = torch.device(args.device)
-    recon, pose, cfg = load_models(ckpt, dev)
-    data = args.data or load_checkpoint(ckpt)["data_dir"]
-    val = load_split(data, load_checkpoint(ckpt)["category"], "val", cfg.image_size, progress=False)
+    saved = load_checkpoint(ckpt)
+    recon, pose, cfg = models_from_checkpoint(saved, ckpt, dev)
+    val = load_split(args.data or saved["data_dir"], saved["category"], "val", cfg.image_size,
+                     progress=False)
     xyz, _, _ = predict(recon, pose, val.images)
     protocol = {"steps": 5000, "lr": 1e-3, "max_clouds": 256, "max_points": 512}
     for name, settings in (("protocol", protocol), ("evaluate", alignment_settings(dev))):

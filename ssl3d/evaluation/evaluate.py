@@ -19,7 +19,7 @@ import torch
 
 from ssl3d.data.dataset import ViewSet, load_split, resolve_paths, save_npz_atomic
 from ssl3d.evaluation import metrics as M
-from ssl3d.training.checkpoint import load_checkpoint, load_models
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
 
 
 @torch.no_grad()
@@ -71,14 +71,16 @@ def alignment_settings(device: torch.device) -> dict:
 
 
 def mean_shape_baseline(data_dir, category: str, test_clouds: torch.Tensor, device: torch.device,
-                        emd: bool = True, workers: int = 2, progress: bool = True) -> dict:
+                        emd: bool = True, workers: int = 2, progress: bool = True,
+                        image_size: int = 64) -> dict:
     """Chamfer (and EMD) of the category's mean training shape against every test cloud.
 
     It depends on the data alone, so it is computed once per data set and cached in the data
     folder's cache (keyed by the clouds' contents); every later evaluation reads it back.
     Returns {"chamfer": (M,), "emd": (M,)} as :func:`ssl3d.evaluation.metrics.cloud_metrics`.
     """
-    train_clouds = load_split(data_dir, category, "train", progress=progress).clouds
+    # At the training image size, whose decoded split training has already cached.
+    train_clouds = load_split(data_dir, category, "train", image_size, progress=progress).clouds
     digest = hashlib.sha1()
     for t in (train_clouds, test_clouds):
         digest.update(t.float().contiguous().numpy().tobytes())
@@ -111,7 +113,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
     category = ckpt.get("category", "")
     dev = torch.device(device)
-    recon, pose, cfg = load_models(ckpt_path, dev)
+    recon, pose, cfg = models_from_checkpoint(ckpt, ckpt_path, dev)
     started = time.time()
 
     def run_split(name: str) -> tuple[ViewSet, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,7 +138,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                         rotation=rot.numpy(), pose_error_deg=pose_err)
 
     base = mean_shape_baseline(data_dir, category, test.clouds, dev, emd=emd, workers=workers,
-                               progress=progress)
+                               progress=progress, image_size=cfg.image_size)
     method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else
                                              f" ({cfg.supervision}-supervised)")
     if refine_steps:

@@ -94,7 +94,12 @@ def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_models(path: str | os.PathLike, device="cpu", cfg: TrainConfig | None = None):
     """Rebuild (recon, pose, config) from a checkpoint file alone; with ``cfg``, check that the
     checkpoint's architecture matches it first."""
-    ckpt = load_checkpoint(path)
+    return models_from_checkpoint(load_checkpoint(path), path, device, cfg)
+
+
+def models_from_checkpoint(ckpt: dict, path, device="cpu", cfg: TrainConfig | None = None):
+    """:func:`load_models` for a checkpoint already read by :func:`load_checkpoint` (``path``
+    names it in errors)."""
     saved = TrainConfig.from_dict(ckpt["config"])
     if cfg is not None:
         check_compatible(ckpt["config"], cfg, path)

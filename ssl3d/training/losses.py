@@ -66,6 +66,18 @@ def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Te
     return point_to_silhouette(uv, dmap).mean()
 
 
+def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,
+                  dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each cloud seen from each of its V viewpoints, in one projection call.
+    xyz, rgb: (B, N, 3); views: (B, V, 2). Returns images (B, V, 3, S, S), silhouettes (B, V, S, S)."""
+    (b, v), (n, s) = views.shape[:2], (xyz.shape[1], cfg.image_size)
+    imgs, sils = project_cloud(  # the cloud repeated per view: (B * V, N, 3)
+        xyz.unsqueeze(1).expand(b, v, n, 3).reshape(b * v, n, 3),
+        rgb.unsqueeze(1).expand(b, v, n, 3).reshape(b * v, n, 3),
+        views.reshape(b * v, 2), s, sigma2=cfg.pixel_sigma2(), beta=cfg.beta, dense=dense)
+    return imgs.view(b, v, 3, s, s), sils.view(b, v, s, s)
+
+
 def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tensor,
                       sils: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """How badly the cloud seen from each candidate viewpoint explains the input (lower is
@@ -84,14 +96,9 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
     """The candidate viewpoint whose projection of the cloud best explains image and mask (the
     criterion training uses to pick a pose hypothesis). xyz, rgb: (B, N, 3); views: (B, M, 2);
     image: (B, 3, S, S); mask: (B, S, S). Returns (B, 2)."""
-    b, m = views.shape[:2]
-    n, s = xyz.shape[1], image.shape[-1]
-    imgs, sils = project_cloud(xyz.unsqueeze(1).expand(b, m, n, 3).reshape(b * m, n, 3),
-                               rgb.unsqueeze(1).expand(b, m, n, 3).reshape(b * m, n, 3),
-                               views.reshape(b * m, 2), s, sigma2=cfg.pixel_sigma2(), beta=cfg.beta)
-    best = hypothesis_scores(image, mask, imgs.view(b, m, 3, s, s), sils.view(b, m, s, s),
-                             cfg).argmin(1)
-    return views[torch.arange(b, device=views.device), best]
+    imgs, sils = project_views(xyz, rgb, views, cfg)
+    best = hypothesis_scores(image, mask, imgs, sils, cfg).argmin(1)
+    return views[torch.arange(views.shape[0], device=views.device), best]
 
 
 def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
@@ -108,7 +115,6 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     image, mask = batch["image"], batch["mask"]
     b, s = image.shape[0], cfg.image_size
     k = cfg.n_views
-    sigma2 = cfg.pixel_sigma2()
     self_pose = cfg.supervision == "self"
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
         xyz, rgb = recon(image)
@@ -124,15 +130,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
             v_nb = pose(neighbour["image"]).float() if self_pose else neighbour["viewpoint"]
         views = torch.cat([views, v_nb.unsqueeze(1)], 1)  # (B, m + K, 2)
-    nv = views.shape[1]
-    # One projection call for all views: the cloud repeated per view, (B * nv, N, 3).
+    imgs, sils = project_views(xyz, rgb, views, cfg, dense=cfg.reference_ops)
     n = xyz.shape[1]
-    imgs, sils = project_cloud(
-        xyz.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
-        rgb.unsqueeze(1).expand(b, nv, n, 3).reshape(b * nv, n, 3),
-        views.reshape(b * nv, 2), s, sigma2=sigma2, beta=cfg.beta, dense=cfg.reference_ops)
-    imgs = imgs.view(b, nv, 3, s, s)
-    sils = sils.view(b, nv, s, s)
     rand_imgs = imgs[:, m:m + k - 1]  # (B, K - 1, 3, S, S) at the random views
     nb = m + k - 1  # index of the neighbour's view
     if m > 1:
