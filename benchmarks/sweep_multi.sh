@@ -3,6 +3,10 @@
 # SUMMARY_DIR (default RUNS_DIR) as NAME.txt.
 #   bash benchmarks/sweep_multi.sh DATA_DIR RUNS_DIR "COMMON FLAGS" < lines of "NAME CATEGORY FLAGS..."
 # A line's flags may contain " -- NN FLAGS": the run then continues with stage nn and those flags.
+# With PICTURES=1 each run also leaves SUMMARY_DIR/NAME.png (its 4 best and 4 worst test clouds).
+# With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
+# rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
+# also scored after N steps of test-time refinement, and its cc checkpoint on its own.
 set -uo pipefail
 data=$1; runs=$2; common=$3
 summary=${SUMMARY_DIR:-$runs}
@@ -19,13 +23,23 @@ one() {
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1
   fi
-  python3 -m ssl3d evaluate "$out" --device cuda --workers 2 > "$out.eval.txt" 2>&1
+  ev() { python3 -m ssl3d evaluate "$@" --device cuda --workers 4 >> "$out.eval.txt" 2>&1; }
+  ev "$out"
+  [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
+  if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
+    ev "$out" --refine "$REFINE" --rotation-from test
+    [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test --refine "$REFINE"
+    ev "$out/cc.pt" --tag cc
+    [ -n "${REAL:-}" ] && ev "$out/cc.pt" --data "$REAL" --tag real_cc --rotation-from cc_test
+  fi
   {
     echo "== $name ($cat) $flags${nn:+ -- nn $nn}"
     grep -h '"seconds"' "$out".train*.txt | tr -d ' \n'; echo
     for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
-    grep -E "^\| $cat" "$out/results.md" || tail -n 3 "$out.eval.txt"
+    grep -E "^\| $cat" "$out/results.md" | sort -u || tail -n 3 "$out.eval.txt"
     python3 benchmarks/collapse_check.py "$data" "$cat" "$out" 2>&1 | tail -n 1
+    python3 benchmarks/diagnose_run.py "$data" "$cat" "$out" \
+      ${PICTURES:+--picture "$summary/$name.png"} 2>&1 | tail -n 7
   } > "$sum"
   cat "$sum"
 }

@@ -1,4 +1,5 @@
-"""``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS] [--pose-select net|mask]``."""
+"""``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS] [--pose-select net|mask]
+[--tag NAME] [--rotation-from KEY]``."""
 
 from __future__ import annotations
 
@@ -19,13 +20,20 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="models with several pose hypotheses: pick one with the selector "
                              "from the image alone (net, default) or by how well its projection "
                              "explains the image and its mask (mask)")
+    parser.add_argument("--tag", default="",
+                        help="prefix of the metrics.json key and predictions file, for scoring "
+                             "another data set (e.g. --data REAL --tag real -> real_test)")
+    parser.add_argument("--rotation-from", default="", metavar="KEY",
+                        help="reuse the global rotation stored under this metrics.json key (e.g. "
+                             "test) instead of fitting one on DATA_DIR's validation split")
 
 
 def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.evaluate import evaluate_run, find_checkpoint
 
     evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
-                 workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select)
+                 workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
+                 tag=args.tag, rotation_from=args.rotation_from)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")

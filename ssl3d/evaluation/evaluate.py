@@ -1,7 +1,8 @@
 """``ssl3d evaluate``: predict a split, align on validation, score, and write the tables.
 
-Writes into the run folder: ``predictions_<split>.npz`` (clouds, colours, viewpoints, model ids),
-``metrics.json`` (per category and split: chamfer_x1000, emd_x1000, pose_acc_30,
+Writes into the run folder: ``predictions_<key>.npz`` (clouds, colours, viewpoints, model ids;
+key = the split, e.g. ``test``, with the tag, refinement and pose-selection marks of its
+metrics.json entry), ``metrics.json`` (per category and split: chamfer_x1000, emd_x1000, pose_acc_30,
 pose_median_deg, n, the fitted rotation, and the same for the mean-shape baseline) and
 ``results.md`` (a Markdown table).
 """
@@ -99,14 +100,22 @@ def mean_shape_baseline(data_dir, category: str, test_clouds: torch.Tensor, devi
 
 def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                  refine_steps: int = 0, workers: int = 2, emd: bool = True,
-                 progress: bool = True, pose_select: str = "net") -> dict:
+                 progress: bool = True, pose_select: str = "net", tag: str = "",
+                 rotation_from: str = "") -> dict:
     """Evaluate a run folder or checkpoint; writes metrics.json / results.md next to it.
     ``pose_select``: ``net`` (the selector, from the image alone) or ``mask`` (for a pose net of
-    several hypotheses, the one whose projection best explains the test image and its mask)."""
+    several hypotheses, the one whose projection best explains the test image and its mask).
+    ``tag`` prefixes the metrics.json key and the predictions file (``real`` -> ``real_test``),
+    so scoring another data set does not overwrite the run's own results. ``rotation_from``
+    reuses the global rotation stored under that metrics.json key (e.g. ``test``: the one fitted
+    on the training data's validation split) instead of fitting one on this data's validation
+    split, for data sets too small to fit it on."""
     if pose_select not in ("net", "mask"):
         raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
     ckpt_path = find_checkpoint(run)
     out_dir = ckpt_path.parent
+    metrics_path = out_dir / "metrics.json"
+    all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     ckpt = load_checkpoint(ckpt_path)
     data_dir = data_dir or ckpt.get("data_dir")
     if not data_dir:
@@ -127,34 +136,45 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
             xyz, rgb, vps = predict(recon, pose, views.images, masks=masks, cfg=cfg)
         return views, xyz, rgb, vps
 
-    val, val_xyz, _, _ = run_split("val")
-    align = M.fit_global_rotation(val_xyz, val.clouds, device=dev, **alignment_settings(dev))
+    if rotation_from:
+        stored = all_metrics.get(category, {}).get(rotation_from)
+        if stored is None:
+            raise ValueError(f"--rotation-from {rotation_from}: {metrics_path} has no entry "
+                             f"{category}/{rotation_from} (evaluate on that data first)")
+        align = M.Alignment.from_dict(stored["alignment"])
+    else:
+        val, val_xyz, _, _ = run_split("val")
+        align = M.fit_global_rotation(val_xyz, val.clouds, device=dev, **alignment_settings(dev))
     rot = align.matrix()
     test, xyz, rgb, vps = run_split(split)
     scores = M.cloud_metrics(xyz, test.clouds, rot, emd=emd, workers=workers)
     pose_err = M.pose_errors(vps, test.viewpoints, rot)
-    np.savez_compressed(out_dir / f"predictions_{split}.npz", xyz=xyz.numpy(), rgb=rgb.numpy(),
+    by_mask = pose_select == "mask" and cfg.pose_hypotheses > 1
+    key = (f"{tag}_" if tag else "") + split + (f"_refine{refine_steps}" if refine_steps else "") \
+        + ("_maskpose" if by_mask else "")
+    np.savez_compressed(out_dir / f"predictions_{key}.npz", xyz=xyz.numpy(), rgb=rgb.numpy(),
                         viewpoints=vps.numpy(), models=np.asarray(test.models),
                         rotation=rot.numpy(), pose_error_deg=pose_err)
 
-    base = mean_shape_baseline(data_dir, category, test.clouds, dev, emd=emd, workers=workers,
+    # The mean shape is that of the run's own training data (when it is here), also when scoring
+    # another data set: a baseline that knew the test set's shapes would flatter it.
+    trained_on = ckpt.get("data_dir")
+    mean_data = trained_on if trained_on and Path(trained_on).is_dir() else data_dir
+    base = mean_shape_baseline(mean_data, category, test.clouds, dev, emd=emd, workers=workers,
                                progress=progress, image_size=cfg.image_size)
     method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else
                                              f" ({cfg.supervision}-supervised)")
     if refine_steps:
         method += f" + refine {refine_steps}"
-    by_mask = pose_select == "mask" and cfg.pose_hypotheses > 1
     if by_mask:
         method += " + mask-selected pose"
     entry = {
         "method": method, "checkpoint": str(ckpt_path), "steps": ckpt["step"],
-        "alignment": align.as_dict(), **M.summarise(scores["chamfer"], scores.get("emd"), pose_err),
+        "data": str(data_dir), "alignment": align.as_dict(),
+        "alignment_from": rotation_from or "val", **M.summarise(scores["chamfer"], scores.get("emd"), pose_err),
         "mean_shape": M.summarise(base["chamfer"], base.get("emd"), None),
         "seconds": time.time() - started,
     }
-    metrics_path = out_dir / "metrics.json"
-    all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    key = f"{split}" + (f"_refine{refine_steps}" if refine_steps else "") + ("_maskpose" if by_mask else "")
     all_metrics.setdefault(category, {})[key] = entry
     metrics_path.write_text(json.dumps(all_metrics, indent=2))
     (out_dir / "results.md").write_text(results_table(all_metrics))

@@ -31,6 +31,12 @@ class Alignment:
         a = torch.tensor([self.azimuth, self.elevation, self.tilt], dtype=dtype, device=device)
         return camera.rotation_from_euler(a[0], a[1], a[2])
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Alignment":
+        """Inverse of :meth:`as_dict`."""
+        return cls(math.radians(d["azimuth_deg"]), math.radians(d["elevation_deg"]),
+                   math.radians(d["tilt_deg"]), d["val_chamfer_x1000"] / 1000)
+
     def as_dict(self) -> dict:
         return {"azimuth_deg": math.degrees(self.azimuth), "elevation_deg": math.degrees(self.elevation),
                 "tilt_deg": math.degrees(self.tilt), "val_chamfer_x1000": 1000 * self.val_chamfer}

@@ -111,3 +111,29 @@ def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
                 "--pose-select", "mask"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["chair"]["test_maskpose"]["method"].endswith("mask-selected pose")
+
+
+def test_evaluate_another_data_set_with_a_stored_rotation(tiny_dataset, tmp_path, make_config,
+                                                          capsys):
+    run = tmp_path / "run"
+    train(make_config(steps=2), tiny_dataset, "chair", run)
+    assert cli(["evaluate", str(run), "--no-emd", "--rotation-from", "test"]) != 0
+    assert "no entry chair/test" in capsys.readouterr().err
+    assert cli(["evaluate", str(run), "--workers", "1", "--no-emd"]) == 0
+    assert cli(["evaluate", str(run), "--no-emd", "--data", str(tiny_dataset), "--tag", "other",
+                "--rotation-from", "test"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())["chair"]
+    assert set(metrics) == {"test", "other_test"}
+    assert metrics["other_test"]["alignment_from"] == "test"
+    for k in ("azimuth_deg", "elevation_deg", "tilt_deg"):
+        assert metrics["other_test"]["alignment"][k] == pytest.approx(metrics["test"]["alignment"][k])
+    # Same data, same rotation: the same scores, written beside the first ones.
+    assert metrics["other_test"]["chamfer_x1000"] == pytest.approx(metrics["test"]["chamfer_x1000"])
+    assert (run / "predictions_other_test.npz").is_file() and (run / "predictions_test.npz").is_file()
+    assert "| chair | other_test |" in (run / "results.md").read_text()
+
+
+def test_alignment_round_trips_through_its_dict():
+    a = M.Alignment(0.3, -0.2, 1.1, 0.004)
+    b = M.Alignment.from_dict(a.as_dict())
+    assert torch.allclose(a.matrix(), b.matrix(), atol=1e-6) and b.val_chamfer == pytest.approx(0.004)

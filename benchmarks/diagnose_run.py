@@ -1,0 +1,80 @@
+"""Why is an evaluated run's Chamfer what it is? Reads RUN/predictions_test.npz (written by
+``ssl3d evaluate``) and the test split's ground truth, and prints:
+
+- per-cloud Chamfer quantiles (a few bad clouds, or all of them?);
+- stray points: the share of predicted points farther than 2x the ground truth's largest radius
+  from the cloud's median, and how much the unit-box rescaling shrinks the cloud because of them
+  (the longest box side over that of the central 98 % of its points);
+- the Chamfer again after dropping each cloud's 2 % of points farthest from its median (a
+  diagnostic only: the protocol keeps every point);
+- pose error quantiles.
+
+With --picture PATH it also writes a grid of the 4 best and 4 worst test clouds.
+
+    python benchmarks/diagnose_run.py DATA_DIR CATEGORY RUN_DIR [--picture PATH]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d.data.dataset import load_split
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.visualize import reconstruction_grid
+from ssl3d.ops import chamfer_distance, normalize_unit_box
+
+
+def trimmed(xyz: torch.Tensor, keep: float) -> torch.Tensor:
+    """Each cloud's ``keep`` share of points nearest its median. xyz: (M, N, 3)."""
+    dist = (xyz - xyz.median(1, keepdim=True).values).norm(dim=-1)  # (M, N)
+    idx = dist.argsort(1)[:, : int(keep * xyz.shape[1])]
+    return torch.gather(xyz, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("category")
+    ap.add_argument("run")
+    ap.add_argument("--picture", default="")
+    a = ap.parse_args()
+    pred = np.load(Path(a.run) / "predictions_test.npz")
+    test = load_split(a.data, a.category, "test", 64, progress=False)
+    rot = torch.from_numpy(pred["rotation"]).float()
+    xyz = M.rotate(torch.from_numpy(pred["xyz"]).float(), rot)
+    gt = test.clouds.float()
+    q = lambda v: " ".join(f"{x:.2f}" for x in np.quantile(v, [0.1, 0.5, 0.9, 1.0]))  # noqa: E731
+
+    cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
+    print(f"{a.run}: Chamfer x1000 mean {cd.mean():.2f}, p10/p50/p90/max {q(cd)}")
+    centre = xyz.median(1, keepdim=True).values
+    r_gt = (gt - gt.median(1, keepdim=True).values).norm(dim=-1).amax(1)  # (M,)
+    far = ((xyz - centre).norm(dim=-1) > 2 * r_gt[:, None]).float().mean(1)
+    side = lambda p: (p.amax(1) - p.amin(1)).amax(-1)  # noqa: E731
+    shrink = (side(xyz) / side(trimmed(xyz, 0.98))).numpy()
+    print(f"  stray points (>2x gt radius): mean {far.mean():.2%}, clouds with any "
+          f"{(far > 0).float().mean():.1%}; box side / central-98% side p10/p50/p90/max {q(shrink)}")
+    ext_p = (xyz.amax(1) - xyz.amin(1)).mean(0).tolist()
+    ext_g = (gt.amax(1) - gt.amin(1)).mean(0).tolist()
+    print("  mean box extents x/y/z: predicted " + " ".join(f"{v:.3f}" for v in ext_p)
+          + ", ground truth " + " ".join(f"{v:.3f}" for v in ext_g))
+    t = trimmed(xyz, 0.98)
+    cd_t = 1000 * chamfer_distance(normalize_unit_box(t), normalize_unit_box(gt), "none").numpy()
+    print(f"  Chamfer x1000 with 2% farthest points dropped: mean {cd_t.mean():.2f}, "
+          f"p10/p50/p90/max {q(cd_t)}")
+    print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
+    if a.picture:
+        order = np.argsort(cd)
+        pick = np.concatenate([order[:4], order[-4:]])
+        views = torch.from_numpy(pred["viewpoints"]).float()
+        reconstruction_grid(test.images[pick].permute(0, 2, 3, 1).numpy(), xyz[pick].numpy(),
+                            pred["rgb"][pick], test.viewpoints[pick].numpy(), gt[pick].numpy(),
+                            a.picture, cell=128)
+        print(f"  picture (4 best, 4 worst; clouds in the ground-truth frame): {a.picture}; "
+              f"predicted views of those rows {views[pick].numpy().round(2).tolist()}")
+
+
+if __name__ == "__main__":
+    main()
