@@ -26,6 +26,7 @@ from ssl3d import camera
 from ssl3d.models import PoseNet, ReconstructionNet
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import step_losses
+from ssl3d.training.trainer import optimisation_step
 
 
 def make_inputs(batch: int, device, seed: int = 0):
@@ -53,15 +54,8 @@ class Step:
         self.opt_p = torch.optim.Adam(self.pose.parameters(), lr=cfg.lr, capturable=device.type == "cuda")
 
     def __call__(self, batch, views):
-        loss_r, loss_p, terms, _ = step_losses(self.recon, self.pose, batch, views, self.cfg,
-                                               amp=self.amp)
-        self.opt_r.zero_grad(set_to_none=False)
-        self.opt_p.zero_grad(set_to_none=False)
-        loss_r.backward(inputs=list(self.recon.parameters()), retain_graph=True)
-        loss_p.backward(inputs=list(self.pose.parameters()))
-        self.opt_r.step()
-        self.opt_p.step()
-        return terms
+        return optimisation_step(self.recon, self.pose, self.opt_r, self.opt_p, batch, views,
+                                 self.cfg, amp=self.amp)[0]
 
 
 def check_same(device, batch_size: int = 4) -> str:

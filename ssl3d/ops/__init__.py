@@ -6,7 +6,7 @@ ValueError naming the bad argument.
 
 from ssl3d.ops.affinity import affinity_intended, affinity_released, soft_distance_transform
 from ssl3d.ops.bce import bce_intended, bce_released
-from ssl3d.ops.chamfer import chamfer_distance, chamfer_distance_dense
+from ssl3d.ops.chamfer import chamfer_distance, chamfer_distance_dense, kth_neighbour_sq_dist
 from ssl3d.ops.emd import emd_exact, emd_sinkhorn
 from ssl3d.ops.normalize import normalize_unit_box
 from ssl3d.ops.projection import (project_cloud, project_silhouette, splat_colour,
@@ -14,7 +14,7 @@ from ssl3d.ops.projection import (project_cloud, project_silhouette, splat_colou
 
 __all__ = [
     "affinity_intended", "affinity_released", "soft_distance_transform", "bce_intended",
-    "bce_released", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn",
+    "bce_released", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn", "kth_neighbour_sq_dist",
     "normalize_unit_box", "project_cloud", "project_silhouette", "splat_colour",
     "splat_colour_dense", "splat_silhouette", "splat_silhouette_dense",
 ]

@@ -40,6 +40,41 @@ def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cat(out, dim=1)
 
 
+@torch.no_grad()
+def kth_neighbour_index(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Index of the k-th nearest OTHER point of the same cloud (k = 1: the nearest).
+
+    points: (B, N, D) with N > k. Returns (B, N) int64. Ties are broken by the sort, and a
+    point's own index never counts (an exact duplicate of it does)."""
+    b, n, _ = points.shape
+    compute = torch.promote_types(points.dtype, torch.float32)
+    p = points.to(compute)
+    sq = (p * p).sum(-1)  # (B, N)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, b * n))
+    out = []
+    with torch.autocast(device_type=points.device.type, enabled=False):
+        for start in range(0, n, rows):
+            q = p[:, start:start + rows]
+            d = sq[:, start:start + rows, None] - 2 * torch.bmm(q, p.transpose(1, 2)) + sq[:, None]
+            own = torch.arange(start, start + q.shape[1], device=points.device)
+            d[:, torch.arange(q.shape[1], device=points.device), own] = float("inf")  # not itself
+            out.append(d.topk(k, dim=-1, largest=False).indices[..., k - 1])  # (B, rows)
+    return torch.cat(out, dim=1)
+
+
+def kth_neighbour_sq_dist(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Squared distance from every point to its k-th nearest other point of the same cloud,
+    differentiable in the points: large for a stray point far from the rest of its cloud.
+
+    points: (B, N, 3) with N > k >= 1. Returns (B, N)."""
+    check_tensor(points, "points", (None, None, 3))
+    if not 1 <= k < points.shape[1]:
+        raise ValueError(f"k must be in [1, N - 1] = [1, {points.shape[1] - 1}], got {k}")
+    idx = kth_neighbour_index(points, k)
+    other = points.gather(1, idx.unsqueeze(-1).expand(-1, -1, 3))  # (B, N, 3)
+    return ((points - other) ** 2).sum(-1)
+
+
 def nearest_sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Squared distance from every point of ``x`` to its nearest point of ``y``, differentiable in
     both. x: (B, N, D); y: (B, M, D). Returns (B, N)."""

@@ -87,6 +87,15 @@ class TrainConfig:
     stop_target: P is a fixed target (the projections still carry gradients into P); stop_all:
     P and the projections are both fixed, so the cycle only teaches the network to rebuild its
     own clouds from new views (self-distillation) and cannot pull clouds together."""
+    w_outlier: float = 0.0
+    """Weight of the stray-point term (0 = off, as released): the mean over points of
+    max(0, d_k^2 - 4 m), with d_k a point's distance to its outlier_k-th nearest neighbour in
+    its own cloud and m the cloud's median d_k^2 (so only points more than twice the usual
+    spacing from the rest are pulled back). A point inside the silhouette's cone but far along
+    the viewing ray gets no gradient from any pixel loss; left there it stretches the bounding
+    box that evaluation normalises by and can mislead the global alignment."""
+    outlier_k: int = 8
+    """k of the stray-point term."""
     w_supervised_3d: float = 1e4
     """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
     w_symmetry: float = 0.0
@@ -131,6 +140,11 @@ class TrainConfig:
     """cpu, cuda or cuda:N (under torchrun each process takes its local rank's GPU)."""
     amp: bool = False
     """bf16 autocast of the networks on CUDA (projections and losses stay float32)."""
+    cuda_graph: bool = False
+    """Capture the whole step (both networks, every loss, both backward passes and Adam steps)
+    in a CUDA graph once and replay it: small batches are bound by kernel launches, which a
+    replay skips. CUDA and one process only; needs a constant geometric-cycle weight
+    (cycle_start = cycle_warmup = 0). Same computation as the eager step."""
     log_every: int = 100
     """Steps between loss logs (TensorBoard, train.log, non-finite check)."""
     image_every: int = 2000
@@ -154,13 +168,18 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",
-                     "checkpoint_every"):
+                     "checkpoint_every", "outlier_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_views < 2:
             raise ValueError(f"n_views must be >= 2 (the predicted view plus random ones), got {self.n_views}")
         if self.affinity_empty_cost < 0:
             raise ValueError(f"affinity_empty_cost must be >= 0, got {self.affinity_empty_cost}")
+        if self.w_outlier > 0 and self.outlier_k >= self.n_points:
+            raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
+        if self.cuda_graph and (self.cycle_start or self.cycle_warmup):
+            raise ValueError("cuda_graph needs a constant cycle weight: set cycle_start and "
+                             "cycle_warmup to 0")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         for name, hint in typing.get_type_hints(type(self)).items():

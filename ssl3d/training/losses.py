@@ -12,7 +12,7 @@ import torch
 
 from ssl3d import camera
 from ssl3d.models import l2_penalty
-from ssl3d.ops import chamfer_distance, chamfer_distance_dense, project_cloud
+from ssl3d.ops import chamfer_distance, chamfer_distance_dense, kth_neighbour_sq_dist, project_cloud
 from ssl3d.ops.affinity import (AFFINITY_FORMS, affinity_intended, default_empty_cost,
                                 point_to_silhouette, soft_distance_transform)
 from ssl3d.ops.bce import BCE_FORMS
@@ -64,6 +64,14 @@ def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Te
         dmap = soft_distance_transform(default_empty_cost(image_size, image_size) * (1 - mask))
     uv, _ = camera.project(xyz, views, image_size)
     return point_to_silhouette(uv, dmap).mean()
+
+
+def stray_point_term(xyz: torch.Tensor, k: int) -> torch.Tensor:
+    """Batch mean of max(0, d_k^2 - 4 median(d_k^2)) over each cloud's points, d_k the distance
+    to the k-th nearest other point of the same cloud. xyz: (B, N, 3). Returns a scalar."""
+    d = kth_neighbour_sq_dist(xyz, k)  # (B, N)
+    usual = d.detach().median(1, keepdim=True).values
+    return torch.relu(d - 4 * usual).mean()
 
 
 def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,
@@ -183,6 +191,10 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         nb_mask, nb_f, nb_b = silhouette_terms(sils[:, nb], neighbour["mask"], cfg)
         terms.update(nn_mask=nb_mask, nn_affinity_fwd=nb_f, nn_affinity_bwd=nb_b)
         loss_r = loss_r + cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b)
+
+    if cfg.w_outlier > 0:
+        terms["stray_points"] = stray_point_term(xyz, cfg.outlier_k)
+        loss_r = loss_r + cfg.w_outlier * terms["stray_points"]
 
     if cfg.w_symmetry > 0:
         flip = torch.ones(3, device=xyz.device)

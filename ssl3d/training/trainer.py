@@ -33,7 +33,26 @@ from ssl3d.training.losses import step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
-RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device"}
+RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
+                     "cuda_graph"}
+
+
+def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tensor,
+                      cfg: TrainConfig, neighbour: dict | None = None, amp: bool = False,
+                      step: int = 0):
+    """Losses, both backward passes and both Adam steps of one training step (arguments as
+    :func:`ssl3d.training.losses.step_losses`). Returns (terms, extras)."""
+    loss_r, loss_p, terms, extras = step_losses(recon, pose, batch, views, cfg, neighbour,
+                                                amp=amp, step=step)
+    # Gradients stay allocated (not None) so that a captured step can reuse their memory.
+    opt_r.zero_grad(set_to_none=False)
+    opt_p.zero_grad(set_to_none=False)
+    # Each optimiser sees only the gradient of its own loss w.r.t. its own network.
+    loss_r.backward(inputs=list(recon.parameters()), retain_graph=True)
+    loss_p.backward(inputs=list(pose.parameters()))
+    opt_r.step()
+    opt_p.step()
+    return terms, extras
 
 
 def init_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -89,11 +108,20 @@ class Trainer:
             if ckpt is None:
                 self._init_from_cc()
             self.neigh = self._neighbours()
-        self.opt_r = torch.optim.Adam(self.recon.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-        self.opt_p = torch.optim.Adam(self.pose.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        if cfg.cuda_graph and (self.device.type != "cuda" or self.world > 1):
+            raise ValueError("cuda_graph needs --device cuda and a single process")
+        # A captured step keeps the optimisers' step counts on the GPU (capturable Adam).
+        adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "capturable": cfg.cuda_graph}
+        self.opt_r = torch.optim.Adam(self.recon.parameters(), **adam)
+        self.opt_p = torch.optim.Adam(self.pose.parameters(), **adam)
         if ckpt is not None:
-            self.opt_r.load_state_dict(ckpt["opt_recon"])
-            self.opt_p.load_state_dict(ckpt["opt_pose"])
+            for opt, key in ((self.opt_r, "opt_recon"), (self.opt_p, "opt_pose")):
+                opt.load_state_dict(ckpt[key])
+                for group in opt.param_groups:  # the saved flag is that of the saving run
+                    group["capturable"] = cfg.cuda_graph
+                for st in opt.state.values():
+                    if "step" in st:
+                        st["step"] = st["step"].to(self.device if cfg.cuda_graph else "cpu")
         self.last_good = str(self.last_path) if ckpt is not None else None
         if self.world > 1:
             ddp = torch.nn.parallel.DistributedDataParallel
@@ -169,20 +197,13 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}/{cfg.supervision}",
                    disable=not (cfg.progress and self.main), unit="step", dynamic_ncols=True)
         start, start_step = time.time(), self.step
-        recon_params, pose_params = list(self.recon.parameters()), list(self.pose.parameters())
-        amp = cfg.amp and self.device.type == "cuda"
+        run_step = self.optimise
         try:
             while self.step < cfg.steps:
                 batch, views, neighbour = self.sample_step()
-                loss_r, loss_p, terms, extras = step_losses(self.recon, self.pose, batch, views,
-                                                            cfg, neighbour, amp=amp, step=self.step)
-                self.opt_r.zero_grad(set_to_none=True)
-                self.opt_p.zero_grad(set_to_none=True)
-                # Each optimiser sees only the gradient of its own loss w.r.t. its own network.
-                loss_r.backward(inputs=recon_params, retain_graph=True)
-                loss_p.backward(inputs=pose_params)
-                self.opt_r.step()
-                self.opt_p.step()
+                if cfg.cuda_graph and run_step == self.optimise:
+                    run_step = self._captured(batch, views, neighbour)
+                terms, extras = run_step(batch, views, neighbour)
                 self.step += 1
                 bar.update(1)
                 for k, v in terms.items():
@@ -211,6 +232,54 @@ class Trainer:
         return {"steps": self.step, "seconds": elapsed,
                 "samples_per_second": done * cfg.batch_size / max(elapsed, 1e-9),
                 "checkpoint": str(self.final_path)}
+
+    def optimise(self, batch: dict, views: torch.Tensor, neighbour: dict | None):
+        """One step of both optimisers; returns the loss terms and the projections to log."""
+        return optimisation_step(self.recon, self.pose, self.opt_r, self.opt_p, batch, views,
+                                 self.cfg, neighbour, self.cfg.amp and self.device.type == "cuda",
+                                 self.step)
+
+    def _captured(self, batch: dict, views: torch.Tensor, neighbour: dict | None):
+        """Capture :meth:`optimise` in a CUDA graph on static copies of the inputs; returns a
+        step function that copies new inputs in and replays it. The warm-up steps a capture
+        needs (they allocate gradients and optimiser state) are undone, so training goes on
+        exactly where it was."""
+        copy = lambda d: None if d is None else {  # noqa: E731
+            k: v.clone() if torch.is_tensor(v) else v for k, v in d.items()}
+        s_batch, s_views, s_nb = copy(batch), views.clone(), copy(neighbour)
+        params = [*self.recon.parameters(), *self.pose.parameters()]
+        opts = (self.opt_r, self.opt_p)
+        before = [p.detach().clone() for p in params]
+        state_before = [{p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+                         for p, st in opt.state.items()} for opt in opts]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.optimise(s_batch, s_views, s_nb)
+            with torch.no_grad():
+                for p, v in zip(params, before):
+                    p.copy_(v)
+                for opt, saved in zip(opts, state_before):
+                    for p, st in opt.state.items():
+                        for k, v in st.items():
+                            if torch.is_tensor(v):  # a fresh run had no state: zeros, step 0
+                                v.copy_(saved[p][k] if p in saved else torch.zeros_like(v))
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.optimise(s_batch, s_views, s_nb)
+
+        def replay(batch, views, neighbour):
+            for static, new in ((s_batch, batch), (s_nb, neighbour or {})):
+                for k, v in new.items():
+                    if torch.is_tensor(v):
+                        static[k].copy_(v)
+            s_views.copy_(views)
+            graph.replay()
+            return out
+
+        return replay
 
     # ---------------------------------------------------------------------------- outputs
     def state(self, training_state: bool) -> dict:

@@ -61,3 +61,48 @@ def test_bad_input():
         C.chamfer_distance(torch.full((1, 5, 3), float("nan")), torch.zeros(1, 5, 3))
     with pytest.raises(ValueError, match="reduction"):
         C.chamfer_distance(torch.zeros(1, 5, 3), torch.ones(1, 5, 3), "sum")
+
+
+def kth_reference(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Loop reference: sort every other point of the cloud by distance, take the k-th."""
+    out = torch.empty(points.shape[:2], dtype=points.dtype)
+    for b in range(points.shape[0]):
+        for i in range(points.shape[1]):
+            d = sorted(float(((points[b, i] - points[b, j]) ** 2).sum())
+                       for j in range(points.shape[1]) if j != i)
+            out[b, i] = d[k - 1]
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_kth_neighbour_matches_loop_and_chunks(k, monkeypatch):
+    g = torch.Generator().manual_seed(k)
+    pts = torch.rand(2, 30, 3, generator=g, dtype=torch.float64)
+    want = kth_reference(pts, k)
+    torch.testing.assert_close(C.kth_neighbour_sq_dist(pts, k), want)
+    monkeypatch.setattr(C, "_CHUNK_ELEMENTS", 100)  # several query chunks
+    torch.testing.assert_close(C.kth_neighbour_sq_dist(pts, k), want)
+
+
+def test_kth_neighbour_flags_a_stray_point_and_pulls_it_back():
+    g = torch.Generator().manual_seed(0)
+    pts = (0.05 * torch.rand(1, 50, 3, generator=g)).requires_grad_(True)
+    with torch.no_grad():
+        pts[0, 7] += torch.tensor([1.0, 0.0, 0.0])
+    d = C.kth_neighbour_sq_dist(pts, 4)
+    assert int(d[0].argmax()) == 7 and d[0, 7] > 0.8
+    d.sum().backward()
+    assert pts.grad[0, 7, 0] > 0  # descending moves it back towards the cloud (-x)
+
+
+def test_kth_neighbour_gradcheck():
+    g = torch.Generator().manual_seed(1)
+    pts = torch.rand(2, 12, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: C.kth_neighbour_sq_dist(p, 2), (pts,))
+
+
+def test_kth_neighbour_bad_input():
+    with pytest.raises(ValueError, match="k must be in"):
+        C.kth_neighbour_sq_dist(torch.rand(1, 5, 3), 5)
+    with pytest.raises(ValueError, match="points must have shape"):
+        C.kth_neighbour_sq_dist(torch.rand(5, 3), 1)
