@@ -112,10 +112,10 @@ def point_to_silhouette(uv: torch.Tensor, distance_map: torch.Tensor) -> torch.T
     check_tensor(distance_map, "distance_map", (None, None, None))
     check_same_batch(("uv", uv), ("distance_map", distance_map))
     b, h, w = distance_map.shape
-    size = torch.tensor([w, h], dtype=uv.dtype, device=uv.device)
-    inside = torch.minimum(torch.maximum(uv, torch.full_like(uv, 0.5)), size - 0.5)
-    outside = ((uv - inside) ** 2).sum(-1)  # (B, N): 0 for points over pixel centres
-    grid = (2 * inside / size - 1).unsqueeze(1)  # (B, 1, N, 2), align_corners=False convention
+    # Python-number bounds only: no host-to-device copy, so a CUDA graph can capture this.
+    u, v = uv[..., 0].clamp(0.5, w - 0.5), uv[..., 1].clamp(0.5, h - 0.5)
+    outside = (uv[..., 0] - u) ** 2 + (uv[..., 1] - v) ** 2  # (B, N): 0 for points on the image
+    grid = torch.stack([2 * u / w - 1, 2 * v / h - 1], -1).unsqueeze(1)  # (B, 1, N, 2), align_corners=False
     sampled = torch.nn.functional.grid_sample(distance_map.unsqueeze(1).to(uv.dtype), grid,
                                               mode="bilinear", align_corners=False)  # (B,1,1,N)
     return (sampled[:, 0, 0] + outside).mean(1)
