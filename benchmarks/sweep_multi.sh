@@ -23,24 +23,34 @@ one() {
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1
   fi
-  ev() { python3 -m ssl3d evaluate "$@" --device cuda --workers 4 >> "$out.eval.txt" 2>&1; }
+  report() {  # the summary so far: rewritten after every evaluation, so a cut-off run keeps it
+    {
+      echo "== $name ($cat) $flags${nn:+ -- nn $nn}"
+      grep -h '"seconds"' "$out".train*.txt | tr -d ' \n'; echo
+      for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
+      [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
+      [ -f "$out.diag.txt" ] && cat "$out.diag.txt"
+    } > "$sum"
+  }
+  ev() {
+    python3 -m ssl3d evaluate "$@" --device cuda --workers "${EMD_WORKERS:-4}" >> "$out.eval.txt" 2>&1
+    report
+  }
+  report
   ev "$out"
-  [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
-  if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
-    ev "$out" --refine "$REFINE" --rotation-from test
-    [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test --refine "$REFINE"
-    ev "$out/cc.pt" --tag cc
-    [ -n "${REAL:-}" ] && ev "$out/cc.pt" --data "$REAL" --tag real_cc --rotation-from cc_test
-  fi
   {
-    echo "== $name ($cat) $flags${nn:+ -- nn $nn}"
-    grep -h '"seconds"' "$out".train*.txt | tr -d ' \n'; echo
-    for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
-    grep -E "^\| $cat" "$out/results.md" | sort -u || tail -n 3 "$out.eval.txt"
     python3 benchmarks/collapse_check.py "$data" "$cat" "$out" 2>&1 | tail -n 1
     python3 benchmarks/diagnose_run.py "$data" "$cat" "$out" \
       ${PICTURES:+--picture "$summary/$name.png"} 2>&1 | tail -n 7
-  } > "$sum"
+  } > "$out.diag.txt"
+  [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
+  if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
+    ev "$out/cc.pt" --tag cc
+    [ -n "${REAL:-}" ] && ev "$out/cc.pt" --data "$REAL" --tag real_cc --rotation-from cc_test
+    [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test --refine "$REFINE"
+    ev "$out" --refine "$REFINE" --rotation-from test
+  fi
+  report
   cat "$sum"
 }
 while read -r name cat flags; do

@@ -197,9 +197,10 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         loss_r = loss_r + cfg.w_outlier * terms["stray_points"]
 
     if cfg.w_symmetry > 0:
-        flip = torch.ones(3, device=xyz.device)
-        flip[AXES[cfg.symmetry_axis]] = -1
-        l_sym = chamfer(xyz, xyz * flip)
+        a = AXES[cfg.symmetry_axis]
+        mirrored = xyz.clone()
+        mirrored[..., a] = -xyz[..., a]  # no host-built sign vector: capturable in a CUDA graph
+        l_sym = chamfer(xyz, mirrored)
         terms["symmetry"] = l_sym
         loss_r = loss_r + cfg.w_symmetry * l_sym
 
