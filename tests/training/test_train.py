@@ -254,23 +254,30 @@ def test_cuda_graph_refuses_what_it_cannot_capture(tiny_dataset, tmp_path, make_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("stage_nn", [False, True])
 def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn):
-    """Reference: the same steps run eagerly (twice, to see the run-to-run noise)."""
+    """Reference: the same steps run eagerly. Atomic scatter-adds make runs differ in the last
+    bits, which Adam's normalised steps can blow up for near-zero gradients, so the weights are
+    compared relative to how far training moved them: a step computed differently, lost or
+    repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1}
+    flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose")  # noqa: E731
+                                 for v in sd[k].values()])
     weights = {}
-    for name, graph in (("eager", False), ("eager2", False), ("graph", True)):
+    for name, graph in (("eager", False), ("graph", True)):
         out = tmp_path / name
+        cc = make_config(**kw)
         if stage_nn:
-            train(make_config(**kw), tiny_dataset, "chair", out)
+            train(cc, tiny_dataset, "chair", out)
+            start = flat(load_checkpoint(out / "cc.pt"))
+        else:
+            t = Trainer(cc, tiny_dataset, "chair", tmp_path / "init")
+            start = flat({"recon": t.recon.state_dict(), "pose": t.pose.state_dict()})
         cfg = make_config(cuda_graph=graph, stage="nn" if stage_nn else "cc", **kw)
         train(cfg, tiny_dataset, "chair", out)
-        ckpt = load_checkpoint(out / f"{cfg.stage}.pt")
-        weights[name] = torch.cat([v.flatten() for k in ("recon", "pose") for v in ckpt[k].values()])
-    # Atomic scatter-adds make runs differ in the last bits; a step computed differently would
-    # move most weights by about the learning rate (5e-4).
-    for other in ("eager2", "graph"):
-        diff = (weights[other] - weights["eager"]).abs()
-        assert float((diff > 1e-4).float().mean()) < 1e-3, (other, float(diff.max()))
+        weights[name] = (start.cpu(), flat(load_checkpoint(out / f"{cfg.stage}.pt")).cpu())
+    moved = (weights["eager"][1] - weights["eager"][0]).norm()
+    diff = (weights["graph"][1] - weights["eager"][1]).norm()
+    assert diff < 0.1 * moved, (float(diff), float(moved))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
