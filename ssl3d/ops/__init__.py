@@ -14,7 +14,7 @@ from ssl3d.ops.projection import (project_cloud, project_silhouette, splat_colou
 
 __all__ = [
     "affinity_intended", "affinity_released", "soft_distance_transform", "bce_intended",
-    "bce_released", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn", "kth_neighbour_sq_dist",
-    "normalize_unit_box", "project_cloud", "project_silhouette", "splat_colour",
+    "bce_released", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn",
+    "kth_neighbour_sq_dist", "normalize_unit_box", "project_cloud", "project_silhouette", "splat_colour",
     "splat_colour_dense", "splat_silhouette", "splat_silhouette_dense",
 ]
