@@ -22,8 +22,10 @@ import torch
 
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import find_checkpoint
 from ssl3d.evaluation.visualize import reconstruction_grid
 from ssl3d.ops import chamfer_distance, normalize_unit_box
+from ssl3d.training.checkpoint import load_checkpoint
 
 
 def trimmed(xyz: torch.Tensor, keep: float) -> torch.Tensor:
@@ -41,7 +43,8 @@ def main() -> None:
     ap.add_argument("--picture", default="")
     a = ap.parse_args()
     pred = np.load(Path(a.run) / "predictions_test.npz")
-    test = load_split(a.data, a.category, "test", 64, progress=False)
+    size = load_checkpoint(find_checkpoint(a.run))["config"]["image_size"]  # the run's cached size
+    test = load_split(a.data, a.category, "test", size, progress=False)
     rot = torch.from_numpy(pred["rotation"]).float()
     xyz = M.rotate(torch.from_numpy(pred["xyz"]).float(), rot)
     gt = test.clouds.float()

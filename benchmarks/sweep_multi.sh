@@ -17,6 +17,7 @@ one() {
   local flags=${all%% -- *} nn=""
   [[ "$all" == *" -- "* ]] && nn=${all#* -- }
   local out="$runs/$name" sum="$summary/$name.txt"
+  rm -f "$out.eval.txt" "$out.diag.txt"  # nothing from an earlier sweep of the same name
   python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
     $common $flags > "$out.train.txt" 2>&1
   if [ -n "$nn" ]; then
@@ -41,7 +42,7 @@ one() {
   {
     python3 benchmarks/collapse_check.py "$data" "$cat" "$out" 2>&1 | tail -n 1
     python3 benchmarks/diagnose_run.py "$data" "$cat" "$out" \
-      ${PICTURES:+--picture "$summary/$name.png"} 2>&1 | tail -n 7
+      $([ "${PICTURES:-0}" = 1 ] && echo --picture "$summary/$name.png") 2>&1 | tail -n 7
   } > "$out.diag.txt"
   [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
   if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then

@@ -106,18 +106,24 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     ``pose_select``: ``net`` (the selector, from the image alone) or ``mask`` (for a pose net of
     several hypotheses, the one whose projection best explains the test image and its mask).
     ``tag`` prefixes the metrics.json key and the predictions file (``real`` -> ``real_test``),
-    so scoring another data set does not overwrite the run's own results. ``rotation_from``
+    so scoring another data set does not overwrite the run's own results (without one, another
+    data folder's name is used). ``rotation_from``
     reuses the global rotation stored under that metrics.json key (e.g. ``test``: the one fitted
     on the training data's validation split) instead of fitting one on this data's validation
-    split, for data sets too small to fit it on."""
+    split, for data sets too small to fit it on; the entry must be this checkpoint's."""
     if pose_select not in ("net", "mask"):
         raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
     ckpt_path = find_checkpoint(run)
     out_dir = ckpt_path.parent
     metrics_path = out_dir / "metrics.json"
-    all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    read_metrics = lambda: json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}  # noqa: E731
     ckpt = load_checkpoint(ckpt_path)
-    data_dir = data_dir or ckpt.get("data_dir")
+    trained_on = ckpt.get("data_dir")
+    if data_dir and not tag and trained_on and Path(data_dir).resolve() != Path(trained_on).resolve():
+        # Another data set under the plain key would overwrite the run's own results.
+        tag = Path(data_dir).resolve().name
+        print(f"scoring {data_dir}, not the training data: results go under the tag {tag!r}")
+    data_dir = data_dir or trained_on
     if not data_dir:
         raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
     category = ckpt.get("category", "")
@@ -137,10 +143,15 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         return views, xyz, rgb, vps
 
     if rotation_from:
-        stored = all_metrics.get(category, {}).get(rotation_from)
+        stored = read_metrics().get(category, {}).get(rotation_from)
         if stored is None:
             raise ValueError(f"--rotation-from {rotation_from}: {metrics_path} has no entry "
                              f"{category}/{rotation_from} (evaluate on that data first)")
+        if Path(stored["checkpoint"]).resolve() != ckpt_path.resolve() or stored["steps"] != ckpt["step"]:
+            raise ValueError(f"--rotation-from {rotation_from}: that rotation was fitted for "
+                             f"{stored['checkpoint']} at step {stored['steps']}, not {ckpt_path} "
+                             f"at step {ckpt['step']}; evaluate this checkpoint on its own "
+                             f"validation data first")
         align = M.Alignment.from_dict(stored["alignment"])
     else:
         val, val_xyz, _, _ = run_split("val")
@@ -158,7 +169,6 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
 
     # The mean shape is that of the run's own training data (when it is here), also when scoring
     # another data set: a baseline that knew the test set's shapes would flatter it.
-    trained_on = ckpt.get("data_dir")
     mean_data = trained_on if trained_on and Path(trained_on).is_dir() else data_dir
     base = mean_shape_baseline(mean_data, category, test.clouds, dev, emd=emd, workers=workers,
                                progress=progress, image_size=cfg.image_size)
@@ -175,6 +185,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         "mean_shape": M.summarise(base["chamfer"], base.get("emd"), None),
         "seconds": time.time() - started,
     }
+    all_metrics = read_metrics()  # read late: another evaluation may have written meanwhile
     all_metrics.setdefault(category, {})[key] = entry
     metrics_path.write_text(json.dumps(all_metrics, indent=2))
     (out_dir / "results.md").write_text(results_table(all_metrics))

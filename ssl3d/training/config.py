@@ -91,7 +91,7 @@ class TrainConfig:
     """Weight of the stray-point term (0 = off, as released): the mean over points of
     max(0, d_k^2 - 4 m), with d_k a point's distance to its outlier_k-th nearest neighbour in
     its own cloud and m the cloud's median d_k^2 (so only points more than twice the usual
-    spacing from the rest are pulled back). A point inside the silhouette's cone but far along
+    spacing from the rest are pulled back, together with that neighbour). A point inside the silhouette's cone but far along
     the viewing ray gets no gradient from any pixel loss; left there it stretches the bounding
     box that evaluation normalises by and can mislead the global alignment."""
     outlier_k: int = 8

@@ -68,7 +68,9 @@ def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Te
 
 def stray_point_term(xyz: torch.Tensor, k: int) -> torch.Tensor:
     """Batch mean of max(0, d_k^2 - 4 median(d_k^2)) over each cloud's points, d_k the distance
-    to the k-th nearest other point of the same cloud. xyz: (B, N, 3). Returns a scalar."""
+    to the k-th nearest other point of the same cloud. xyz: (B, N, 3). Returns a scalar. The
+    gradient pulls a far point and its k-th neighbour towards each other (the neighbour is not
+    detached: the measured runs used this form)."""
     d = kth_neighbour_sq_dist(xyz, k)  # (B, N)
     usual = d.detach().median(1, keepdim=True).values
     return torch.relu(d - 4 * usual).mean()

@@ -137,3 +137,24 @@ def test_alignment_round_trips_through_its_dict():
     a = M.Alignment(0.3, -0.2, 1.1, 0.004)
     b = M.Alignment.from_dict(a.as_dict())
     assert torch.allclose(a.matrix(), b.matrix(), atol=1e-6) and b.val_chamfer == pytest.approx(0.004)
+
+
+def test_rotation_from_must_be_this_checkpoints_and_other_data_gets_a_tag(
+        tiny_dataset, tmp_path, make_config, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    train(make_config(steps=2), tiny_dataset, "chair", run)
+    assert cli(["evaluate", str(run), "--workers", "1", "--no-emd"]) == 0  # cc.pt -> "test"
+    train(make_config(stage="nn", steps=2), tiny_dataset, "chair", run)
+    # nn.pt is evaluated now: the stored rotation was fitted for cc.pt.
+    assert cli(["evaluate", str(run), "--no-emd", "--rotation-from", "test"]) != 0
+    assert "was fitted for" in capsys.readouterr().err
+    # Another data folder without --tag goes under that folder's name, not over "test".
+    copy = tmp_path / "copied"
+    shutil.copytree(tiny_dataset, copy)
+    assert cli(["evaluate", str(run / "cc.pt"), "--no-emd", "--data", str(copy),
+                "--rotation-from", "test"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())["chair"]
+    assert set(metrics) == {"test", "copied_test"}
+    assert metrics["test"]["checkpoint"].endswith("cc.pt")

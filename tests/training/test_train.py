@@ -294,7 +294,7 @@ def test_cuda_graph_resume_is_exact(tiny_dataset, tmp_path, make_config):
     assert float((diff > 1e-4).float().mean()) < 1e-3 and b["step"] == 4
 
 
-def test_stray_point_term_pulls_only_strays(tiny_dataset, tmp_path, make_config):
+def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_config):
     """Reference: per cloud, each point's squared distance to its k-th nearest other point by
     sorting, minus four times that cloud's median, floored at 0, averaged."""
     g = torch.Generator().manual_seed(0)
@@ -310,7 +310,13 @@ def test_stray_point_term_pulls_only_strays(tiny_dataset, tmp_path, make_config)
     torch.testing.assert_close(got, want)
     got.backward()
     moved = xyz.grad.abs().sum(-1)
-    assert moved[1, 5] > 0 and float(moved[0].sum()) == 0.0  # cloud 0 has no stray
+    assert float(moved[0].sum()) == 0.0  # cloud 0 has no stray: no gradient at all
+    # In cloud 1 only the stray and its 3rd neighbour are pulled, towards each other.
+    pulled = torch.nonzero(moved[1]).flatten().tolist()
+    assert 5 in pulled and len(pulled) == 2
+    other = pulled[0] if pulled[1] == 5 else pulled[1]
+    torch.testing.assert_close(xyz.grad[1, other], -xyz.grad[1, 5])
+    assert float((xyz.grad[1, 5] * (xyz[1, 5] - xyz[1, other]).detach()).sum()) > 0
     out = tmp_path / "run"
     train(make_config(w_outlier=100.0, outlier_k=4), tiny_dataset, "chair", out)
     assert "stray_points=" in (out / "train_cc.log").read_text()
