@@ -137,8 +137,6 @@ class PoseNet(nn.Module):
         logits = self.select(f) if m > 1 else views.new_zeros(views.shape[0], 1)
         if all_hypotheses:
             return views, logits
-        if m == 1:
-            return views[:, 0]
         return views[torch.arange(views.shape[0], device=views.device), logits.argmax(1)]
 
 

@@ -18,26 +18,31 @@ from ssl3d.ops._checks import check_same_batch, check_tensor
 _CHUNK_ELEMENTS = 1 << 24  # distance-block budget per chunk (64 MiB in float32)
 
 
+def _search_blocks(x: torch.Tensor, y: torch.Tensor):
+    """Yield (start, block) over row chunks of ``x``: block (B, rows, M) holds |y_j|^2 - 2 x_i.y_j,
+    the squared distance less |x_i|^2, which is constant along the search axis and so changes no
+    ordering. Float32 or better, autocast off, and chunks sized so that a block stays bounded.
+    x: (B, N, D); y: (B, M, D)."""
+    b, n, _ = x.shape
+    m = y.shape[1]
+    compute = torch.promote_types(x.dtype, torch.float32)
+    xc, yc = x.to(compute), y.to(compute)
+    # One batched product of augmented vectors [x, 1] . [-2y, |y|^2].
+    ya = torch.cat([-2 * yc, (yc * yc).sum(-1, keepdim=True)], -1).transpose(1, 2)  # (B, D+1, M)
+    xa = torch.cat([xc, torch.ones_like(xc[..., :1])], -1)  # (B, N, D+1)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, b * m))
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        for start in range(0, n, rows):
+            yield start, torch.bmm(xa[:, start:start + rows], ya)
+
+
 @torch.no_grad()
 def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Index of the nearest point of ``y`` for every point of ``x``.
 
     x: (B, N, D); y: (B, M, D). Returns (B, N) int64 indices into the M axis.
     """
-    b, n, _ = x.shape
-    m = y.shape[1]
-    compute = torch.promote_types(x.dtype, torch.float32)
-    xc, yc = x.to(compute), y.to(compute)
-    # |y|^2 - 2 x.y as one batched product of augmented vectors [x, 1] . [-2y, |y|^2]; |x|^2 is
-    # constant along the search axis, so it is left out of the argmin.
-    ya = torch.cat([-2 * yc, (yc * yc).sum(-1, keepdim=True)], -1).transpose(1, 2)  # (B, D+1, M)
-    xa = torch.cat([xc, torch.ones_like(xc[..., :1])], -1)  # (B, N, D+1)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, b * m))
-    out = []
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        for start in range(0, n, rows):
-            out.append(torch.bmm(xa[:, start:start + rows], ya).argmin(-1))  # (B, n)
-    return torch.cat(out, dim=1)
+    return torch.cat([block.argmin(-1) for _, block in _search_blocks(x, y)], dim=1)
 
 
 @torch.no_grad()
@@ -46,19 +51,11 @@ def kth_neighbour_index(points: torch.Tensor, k: int) -> torch.Tensor:
 
     points: (B, N, D) with N > k. Returns (B, N) int64. Ties are broken by the sort, and a
     point's own index never counts (an exact duplicate of it does)."""
-    b, n, _ = points.shape
-    compute = torch.promote_types(points.dtype, torch.float32)
-    p = points.to(compute)
-    sq = (p * p).sum(-1)  # (B, N)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, b * n))
     out = []
-    with torch.autocast(device_type=points.device.type, enabled=False):
-        for start in range(0, n, rows):
-            q = p[:, start:start + rows]
-            d = sq[:, start:start + rows, None] - 2 * torch.bmm(q, p.transpose(1, 2)) + sq[:, None]
-            own = torch.arange(start, start + q.shape[1], device=points.device)
-            d[:, torch.arange(q.shape[1], device=points.device), own] = float("inf")  # not itself
-            out.append(d.topk(k, dim=-1, largest=False).indices[..., k - 1])  # (B, rows)
+    for start, d in _search_blocks(points, points):
+        rows = torch.arange(d.shape[1], device=points.device)
+        d[:, rows, rows + start] = float("inf")  # not itself
+        out.append(d.topk(k, dim=-1, largest=False).indices[..., k - 1])  # (B, rows)
     return torch.cat(out, dim=1)
 
 
