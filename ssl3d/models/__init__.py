@@ -1,5 +1,6 @@
 """The reconstruction and pose networks."""
 
-from ssl3d.models.networks import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty
+from ssl3d.models.networks import (NetworkConfig, PoseNet, ReconstructionNet, SilhouetteCritic,
+                                   l2_penalty)
 
-__all__ = ["NetworkConfig", "PoseNet", "ReconstructionNet", "l2_penalty"]
+__all__ = ["NetworkConfig", "PoseNet", "ReconstructionNet", "SilhouetteCritic", "l2_penalty"]

@@ -17,6 +17,8 @@ STRUCTURE_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
 """(channels, kernel) of the structure and pose encoders; every layer has stride 2."""
 COLOUR_CONVS = ((32, 3), (64, 3))
 """(channels, kernel) of the colour encoder."""
+CRITIC_CONVS = ((32, 3), (64, 3), (128, 3))
+"""(channels, kernel) of the view prior's silhouette critic."""
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True)}
 """Activation name -> module factory."""
 
@@ -49,11 +51,11 @@ class NetworkConfig:
 
 
 def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int,
-                 activation: str = "relu") -> tuple[nn.Sequential, int]:
+                 activation: str = "relu", in_channels: int = 3) -> tuple[nn.Sequential, int]:
     """Stride-2 convolutions, each followed by the activation, flattened. Returns the module and
     its output width."""
     modules: list[nn.Module] = []
-    c_in = 3
+    c_in = in_channels
     for c_out, k in layers:
         modules += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), ACTIVATIONS[activation]()]
         c_in = c_out
@@ -138,6 +140,26 @@ class PoseNet(nn.Module):
         if all_hypotheses:
             return views, logits
         return views[torch.arange(views.shape[0], device=views.device), logits.argmax(1)]
+
+
+class SilhouetteCritic(nn.Module):
+    """Silhouette -> logit that it is the cloud seen from the input's own viewpoint rather than
+    from a random one: the discriminator of the adversarial view prior (``w_view_prior``; after
+    Kato and Harada, "Learning view priors for single-view 3D reconstruction", CVPR 2019). Not
+    part of the paper; used in training only."""
+
+    def __init__(self, image_size: int = 64):
+        super().__init__()
+        self.image_size = image_size
+        self.encoder, width = conv_encoder(CRITIC_CONVS, image_size, "leaky_relu", in_channels=1)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, silhouette: torch.Tensor) -> torch.Tensor:
+        """silhouette: (B, S, S) in [0, 1]. Returns (B,) logits."""
+        s = self.image_size
+        if silhouette.ndim != 3 or silhouette.shape[1:] != (s, s):
+            raise ValueError(f"silhouette must have shape (B, {s}, {s}), got {tuple(silhouette.shape)}")
+        return self.out(self.encoder(silhouette.unsqueeze(1))).squeeze(1)
 
 
 def l2_penalty(module: nn.Module, conv_weight: float = 1e-5, fc_weight: float = 1e-3) -> torch.Tensor:

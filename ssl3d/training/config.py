@@ -103,6 +103,15 @@ class TrainConfig:
     symmetry_axis: Literal["x", "y", "z"] = "x"
     """Axis of the predicted cloud whose sign the symmetry term flips: a fixed plane x = 0 of the
     network's own frame (not a learned plane), which the learned frame then aligns with."""
+    w_view_prior: float = 0.0
+    """Weight of the adversarial view prior (0 = off, as released; not in the paper). A critic
+    learns to tell the cloud's silhouette at the input's own (predicted) viewpoint from its
+    silhouettes at the K - 1 random viewpoints; the reconstruction net is trained to fool it
+    (non-saturating GAN loss). A flat sheet facing the camera explains the input perfectly but
+    looks nothing like an object from the side, so this term removes that degenerate solution,
+    which the paper's losses leave open (README, "What we found")."""
+    critic_lr: float = 1e-4
+    """Adam learning rate of the view prior's critic (betas 0.5, 0.999)."""
     # --- loss weights: pose optimiser ----------------------------------------------------------
     w_pose_image: float = 1.0
     """Weight of the image reprojection loss in the pose loss."""
@@ -180,6 +189,9 @@ class TrainConfig:
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):
             raise ValueError("cuda_graph needs a constant cycle weight: set cycle_start and "
                              "cycle_warmup to 0")
+        if self.w_view_prior < 0 or self.critic_lr <= 0:
+            raise ValueError(f"w_view_prior must be >= 0 and critic_lr positive, got "
+                             f"{self.w_view_prior}, {self.critic_lr}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         for name, hint in typing.get_type_hints(type(self)).items():

@@ -111,17 +111,27 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
     return views[torch.arange(views.shape[0], device=views.device), best]
 
 
+def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The view prior critic's logistic loss: ``real`` silhouettes (B, S, S) should score high,
+    ``fake`` ones (F, S, S) low. Returns a scalar."""
+    bce = torch.nn.functional.softplus
+    return bce(-critic(real)).mean() + bce(critic(fake)).mean()
+
+
 def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
-                neighbour: dict | None = None, amp: bool = False, step: int = 0):
+                neighbour: dict | None = None, amp: bool = False, step: int = 0, critic=None):
     """Losses of one step.
 
     batch: image (B, 3, S, S), mask (B, S, S), viewpoint (B, 2), cloud (B, P, 3).
     random_views: (B, K - 1, 2) sampled viewpoints. neighbour (stage nn): image and mask of one
     neighbour per input, plus its viewpoint (used when the pose is supervised). ``step`` (0-based)
-    sets the geometric-cycle warm-up.
+    sets the geometric-cycle warm-up. ``critic``: the view prior's critic (when w_view_prior > 0).
     Returns (loss_recon, loss_pose, terms, extras) with ``terms`` a dict of detached scalars and
-    ``extras`` the projections for image logs.
+    ``extras`` the projections for image logs (and, with the view prior, the detached silhouettes
+    the critic learns from: ``critic_real`` (B, S, S) and ``critic_fake`` (B * (K - 1), S, S)).
     """
+    if cfg.w_view_prior > 0 and critic is None:
+        raise ValueError("w_view_prior > 0 needs a critic")
     image, mask = batch["image"], batch["mask"]
     b, s = image.shape[0], cfg.image_size
     k = cfg.n_views
@@ -198,6 +208,14 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         terms["stray_points"] = stray_point_term(xyz, cfg.outlier_k)
         loss_r = loss_r + cfg.w_outlier * terms["stray_points"]
 
+    critic_in = {}
+    if cfg.w_view_prior > 0:
+        # The cloud seen from random viewpoints should look like it does from its own.
+        fake = sils[:, m:m + k - 1].reshape(-1, s, s)  # (B * (K - 1), S, S)
+        terms["view_prior"] = torch.nn.functional.softplus(-critic(fake)).mean()
+        loss_r = loss_r + cfg.w_view_prior * terms["view_prior"]
+        critic_in = {"critic_real": sil0.detach(), "critic_fake": fake.detach()}
+
     if cfg.w_symmetry > 0:
         a = AXES[cfg.symmetry_axis]
         mirrored = xyz.clone()
@@ -232,5 +250,5 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         loss_r = loss_r + l2_penalty(recon)
         loss_p = loss_p + l2_penalty(pose)
     terms.update(loss_recon=loss_r, loss_pose=loss_p)
-    extras = {"images": img0, "silhouettes": sil0, "viewpoint": v0}
+    extras = {"images": img0, "silhouettes": sil0, "viewpoint": v0, **critic_in}
     return loss_r, loss_p, {n_: t.detach() for n_, t in terms.items()}, extras

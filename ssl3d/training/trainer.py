@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
-from ssl3d.models import PoseNet, ReconstructionNet
+from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import FORMAT, load_checkpoint, load_models, save_atomic
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.losses import step_losses
+from ssl3d.training.losses import critic_loss, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
@@ -39,11 +39,12 @@ RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoin
 
 def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tensor,
                       cfg: TrainConfig, neighbour: dict | None = None, amp: bool = False,
-                      step: int = 0):
+                      step: int = 0, critic=None, opt_c=None):
     """Losses, both backward passes and both Adam steps of one training step (arguments as
-    :func:`ssl3d.training.losses.step_losses`). Returns (terms, extras)."""
+    :func:`ssl3d.training.losses.step_losses`), then the view prior critic's step when there is
+    one. Returns (terms, extras)."""
     loss_r, loss_p, terms, extras = step_losses(recon, pose, batch, views, cfg, neighbour,
-                                                amp=amp, step=step)
+                                                amp=amp, step=step, critic=critic)
     # Gradients stay allocated (not None) so that a captured step can reuse their memory.
     opt_r.zero_grad(set_to_none=False)
     opt_p.zero_grad(set_to_none=False)
@@ -52,6 +53,17 @@ def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tenso
     loss_p.backward(inputs=list(pose.parameters()))
     opt_r.step()
     opt_p.step()
+    if critic is not None:
+        # After the reconstruction's backward pass, which saw the critic as it was.
+        loss_c = critic_loss(critic, extras["critic_real"], extras["critic_fake"])
+        opt_c.zero_grad(set_to_none=False)
+        loss_c.backward(inputs=list(critic.parameters()))
+        if dist.is_initialized() and dist.get_world_size() > 1:  # the critic is not DDP-wrapped
+            for p in critic.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= dist.get_world_size()
+        opt_c.step()
+        terms["critic"] = loss_c.detach()
     return terms, extras
 
 
@@ -100,6 +112,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.recon = ReconstructionNet(cfg.network_config()).to(self.device)
         self.pose = PoseNet(cfg.network_config()).to(self.device)
+        self.critic = SilhouetteCritic(cfg.image_size).to(self.device) if cfg.w_view_prior > 0 else None
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.step = 0
         self.neigh = None
@@ -114,8 +127,14 @@ class Trainer:
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "capturable": cfg.cuda_graph}
         self.opt_r = torch.optim.Adam(self.recon.parameters(), **adam)
         self.opt_p = torch.optim.Adam(self.pose.parameters(), **adam)
+        self.opt_c = None if self.critic is None else torch.optim.Adam(
+            self.critic.parameters(), **{**adam, "lr": cfg.critic_lr, "betas": (0.5, 0.999)})
         if ckpt is not None:
-            for opt, key in ((self.opt_r, "opt_recon"), (self.opt_p, "opt_pose")):
+            pairs = [(self.opt_r, "opt_recon"), (self.opt_p, "opt_pose")]
+            if self.critic is not None:
+                self.critic.load_state_dict(ckpt["critic"])
+                pairs.append((self.opt_c, "opt_critic"))
+            for opt, key in pairs:
                 opt.load_state_dict(ckpt[key])
                 for group in opt.param_groups:  # the saved flag is that of the saving run
                     group["capturable"] = cfg.cuda_graph
@@ -156,6 +175,8 @@ class Trainer:
         recon, pose, _ = load_models(path, self.device, self.cfg)
         self.recon.load_state_dict(recon.state_dict())
         self.pose.load_state_dict(pose.state_dict())
+        if self.critic is not None and "critic" in (ckpt := load_checkpoint(path)):
+            self.critic.load_state_dict(ckpt["critic"])
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""
@@ -237,7 +258,7 @@ class Trainer:
         """One step of both optimisers; returns the loss terms and the projections to log."""
         return optimisation_step(self.recon, self.pose, self.opt_r, self.opt_p, batch, views,
                                  self.cfg, neighbour, self.cfg.amp and self.device.type == "cuda",
-                                 self.step)
+                                 self.step, self.critic, self.opt_c)
 
     def _captured(self, batch: dict, views: torch.Tensor, neighbour: dict | None):
         """Capture :meth:`optimise` in a CUDA graph on static copies of the inputs; returns a
@@ -248,7 +269,10 @@ class Trainer:
             k: v.clone() if torch.is_tensor(v) else v for k, v in d.items()}
         s_batch, s_views, s_nb = copy(batch), views.clone(), copy(neighbour)
         params = [*self.recon.parameters(), *self.pose.parameters()]
-        opts = (self.opt_r, self.opt_p)
+        opts = [self.opt_r, self.opt_p]
+        if self.critic is not None:
+            params += list(self.critic.parameters())
+            opts.append(self.opt_c)
         before = [p.detach().clone() for p in params]
         state_before = [{p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
                          for p, st in opt.state.items()} for opt in opts]
@@ -290,6 +314,10 @@ class Trainer:
         if training_state:
             out.update(opt_recon=self.opt_r.state_dict(), opt_pose=self.opt_p.state_dict(),
                        rng={"batch": self.gen.get_state(), "torch": torch.get_rng_state()})
+        if self.critic is not None:  # also in the final file: stage nn goes on with it
+            out["critic"] = self.critic.state_dict()
+            if training_state:
+                out["opt_critic"] = self.opt_c.state_dict()
         return out
 
     def save(self, path: Path, training_state: bool) -> None:

@@ -84,3 +84,32 @@ def test_single_hypothesis_is_the_paper_net():
     views, logits = net(x, all_hypotheses=True)
     assert views.shape == (3, 1, 2) and torch.equal(views[:, 0], net(x))
     assert not hasattr(net, "select")
+
+
+def test_silhouette_critic_learns_to_tell_discs_from_bars():
+    """The view prior's critic is an ordinary binary classifier of (B, S, S) silhouettes."""
+    from ssl3d.models import SilhouetteCritic
+    from ssl3d.training.losses import critic_loss
+
+    torch.manual_seed(0)
+    s = 32
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+
+    def shapes(n, disc):
+        c = torch.randint(10, 22, (n, 2, 1, 1)).float()
+        if disc:  # round blobs
+            return (((yy - c[:, 0]) ** 2 + (xx - c[:, 1]) ** 2) < 49).float()
+        return (((yy - c[:, 0]).abs() < 8) & ((xx - c[:, 1]).abs() < 1.5)).float()  # thin bars
+
+    critic = SilhouetteCritic(s)
+    with pytest.raises(ValueError, match=r"\(B, 32, 32\)"):
+        critic(torch.rand(2, 1, s, s))
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+    for _ in range(60):
+        loss = critic_loss(critic, shapes(16, True), shapes(16, False))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert (critic(shapes(64, True)) > 0).float().mean() > 0.9
+        assert (critic(shapes(64, False)) < 0).float().mean() > 0.9

@@ -1,5 +1,5 @@
 """DistributedDataParallel on CPU (gloo, 2 processes): replicas stay identical and match a
-single process trained on the same global batch."""
+single process trained on the same global batch (view prior on, so its critic is covered)."""
 
 import os
 import socket
@@ -25,9 +25,11 @@ def _worker(rank, world, port, data, out, result_dir):
     torch.set_num_threads(1)
     try:
         for stage in ("cc", "nn"):
-            t = Trainer(tiny_config(steps=3, batch_size=4, stage=stage), data, "chair", out)
+            t = Trainer(tiny_config(steps=3, batch_size=4, stage=stage, w_view_prior=1.0), data,
+                        "chair", out)
             t.train()
-            flat = torch.cat([p.detach().flatten() for m in (t.recon, t.pose) for p in m.parameters()])
+            flat = torch.cat([p.detach().flatten() for m in (t.recon, t.pose, t.critic)
+                              for p in m.parameters()])
             gathered = [torch.zeros_like(flat) for _ in range(world)]
             dist.all_gather(gathered, flat)
             if rank == 0:
@@ -51,11 +53,13 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
     # One process on the same global batch reaches the same weights. Adam moves every weight by
     # about lr per step whatever the gradient's size, so a weight whose gradient is rounding noise
     # may differ by a few lr; all others agree closely.
-    cfg = tiny_config(steps=3, batch_size=4)
+    # The view prior's critic (not DDP-wrapped; its gradients are averaged by hand) likewise.
+    cfg = tiny_config(steps=3, batch_size=4, w_view_prior=1.0)
     single = Trainer(cfg, tiny_dataset, "chair", tmp_path / "one")
     single.train()
     a = load_checkpoint(tmp_path / "ddp" / "cc.pt")
-    for k, v in single.recon.state_dict().items():
-        diff = (a["recon"][k] - v).abs()
-        assert diff.max() <= 3 * cfg.steps * cfg.lr and diff.mean() < 1e-6, k
+    for net, lr in (("recon", cfg.lr), ("critic", cfg.critic_lr)):
+        for k, v in getattr(single, net).state_dict().items():
+            diff = (a[net][k] - v).abs()
+            assert diff.max() <= 3 * cfg.steps * lr and diff.mean() < 1e-6, (net, k)
     assert (tmp_path / "ddp" / "neighbours.pt").is_file()

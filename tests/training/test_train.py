@@ -259,8 +259,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     compared relative to how far training moved them: a step computed differently, lost or
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
-          "affinity_form": "intended", "w_point_silhouette": 0.1}
-    flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose")  # noqa: E731
+          "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0}
+    flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
     for name, graph in (("eager", False), ("graph", True)):
@@ -271,7 +271,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
             start = flat(load_checkpoint(out / "cc.pt"))
         else:
             t = Trainer(cc, tiny_dataset, "chair", tmp_path / "init")
-            start = flat({"recon": t.recon.state_dict(), "pose": t.pose.state_dict()})
+            start = flat({"recon": t.recon.state_dict(), "pose": t.pose.state_dict(),
+                          "critic": t.critic.state_dict()})
         cfg = make_config(cuda_graph=graph, stage="nn" if stage_nn else "cc", **kw)
         train(cfg, tiny_dataset, "chair", out)
         weights[name] = (start.cpu(), flat(load_checkpoint(out / f"{cfg.stage}.pt")).cpu())
@@ -322,3 +323,54 @@ def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_conf
     assert "stray_points=" in (out / "train_cc.log").read_text()
     with pytest.raises(ValueError, match="outlier_k must be below n_points"):
         make_config(w_outlier=1.0, outlier_k=64).validate()
+
+
+def test_view_prior_trains_its_critic_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_path,
+                                                                          make_config):
+    cfg = lambda **kw: make_config(w_view_prior=1.0, critic_lr=1e-3, checkpoint_every=2, **kw)  # noqa: E731
+    train(cfg(steps=4), tiny_dataset, "chair", tmp_path / "a")
+    train(cfg(steps=2), tiny_dataset, "chair", tmp_path / "b")
+    train(cfg(steps=4), tiny_dataset, "chair", tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "cc_last.pt"), load_checkpoint(tmp_path / "b" / "cc_last.pt")
+    for net in ("recon", "critic"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0)
+    assert a["opt_critic"]["state"], "the critic's optimiser state is saved for resume"
+    log = (tmp_path / "a" / "train_cc.log").read_text()
+    assert "view_prior=" in log and "critic=" in log
+    # The critic moved, and stage nn starts from it rather than from a fresh one.
+    trained = load_checkpoint(tmp_path / "a" / "cc.pt")["critic"]
+    fresh = Trainer(cfg(steps=1), tiny_dataset, "chair", tmp_path / "c").critic.state_dict()
+    assert any(not torch.equal(fresh[k], trained[k]) for k in trained)
+    t = Trainer(cfg(stage="nn", steps=1), tiny_dataset, "chair", tmp_path / "a")
+    for k, v in t.critic.state_dict().items():
+        torch.testing.assert_close(v, trained[k], rtol=0, atol=0)
+
+
+def test_view_prior_term_reaches_only_the_reconstruction(tiny_dataset, tmp_path, make_config):
+    """The generator term adds softplus(-critic(random-view silhouettes)) to the reconstruction
+    loss and moves the reconstruction net, not the critic; the critic's own step moves only it."""
+    from ssl3d.training.trainer import optimisation_step
+
+    t = Trainer(make_config(steps=1, w_view_prior=1.0), tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    torch.manual_seed(3)
+    loss_on, _, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg, critic=t.critic)
+    torch.manual_seed(3)
+    off = make_config(steps=1, w_view_prior=0.0)
+    loss_off, _, _, _ = L.step_losses(t.recon, t.pose, batch, views, off)
+    torch.testing.assert_close(loss_on - loss_off, terms["view_prior"])
+    fake = extras["critic_fake"]
+    assert fake.shape == (2 * (t.cfg.n_views - 1), 32, 32) and not fake.requires_grad
+    grads = torch.autograd.grad(loss_on - loss_off, list(t.recon.parameters()), allow_unused=True,
+                                retain_graph=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    loss_on.backward(inputs=list(t.recon.parameters()))
+    assert all(p.grad is None for p in t.critic.parameters())
+    with pytest.raises(ValueError, match="needs a critic"):
+        L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    before = [p.detach().clone() for p in t.critic.parameters()]
+    terms, _ = optimisation_step(t.recon, t.pose, t.opt_r, t.opt_p, batch, views, t.cfg,
+                                 critic=t.critic, opt_c=t.opt_c)
+    assert "critic" in terms and "view_prior" in terms
+    assert all(not torch.equal(a, p) for a, p in zip(before, t.critic.parameters()))
