@@ -53,8 +53,9 @@ def kth_neighbour_index(points: torch.Tensor, k: int) -> torch.Tensor:
     point's own index never counts (an exact duplicate of it does)."""
     out = []
     for start, d in _search_blocks(points, points):
-        rows = torch.arange(d.shape[1], device=points.device)
-        d[:, rows, rows + start] = float("inf")  # not itself
+        # Not itself: entries (i, start + i) of the block. A diagonal fill, not an index_put
+        # with a host scalar, so that a CUDA graph can capture it.
+        d.diagonal(offset=start, dim1=1, dim2=2).fill_(float("inf"))
         out.append(d.topk(k, dim=-1, largest=False).indices[..., k - 1])  # (B, rows)
     return torch.cat(out, dim=1)
 

@@ -2,6 +2,7 @@
 exact resume, bad input."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -259,7 +260,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     compared relative to how far training moved them: a step computed differently, lost or
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
-          "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0}
+          "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
+          "w_outlier": 1e4, "outlier_k": 4}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -374,3 +376,55 @@ def test_view_prior_term_reaches_only_the_reconstruction(tiny_dataset, tmp_path,
                                  critic=t.critic, opt_c=t.opt_c)
     assert "critic" in terms and "view_prior" in terms
     assert all(not torch.equal(a, p) for a, p in zip(before, t.critic.parameters()))
+
+
+def test_stage_cc_can_start_from_a_checkpoint(tiny_dataset, tmp_path, make_config):
+    """--init in stage cc fine-tunes: the networks start as the checkpoint's, and a checkpoint of
+    another architecture is refused by name."""
+    train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "a")
+    saved = load_checkpoint(tmp_path / "a" / "cc.pt")
+    t = Trainer(make_config(init=str(tmp_path / "a" / "cc.pt"), seed=5), tiny_dataset, "chair",
+                tmp_path / "b")
+    for net in ("recon", "pose"):
+        for k, v in getattr(t, net).state_dict().items():
+            torch.testing.assert_close(v, saved[net][k], rtol=0, atol=0)
+    fresh = Trainer(make_config(seed=5), tiny_dataset, "chair", tmp_path / "c")
+    assert any(not torch.equal(v, saved["recon"][k]) for k, v in fresh.recon.state_dict().items())
+    with pytest.raises(ValueError, match="another architecture.*hidden"):
+        Trainer(make_config(init=str(tmp_path / "a" / "cc.pt"), hidden=16), tiny_dataset, "chair",
+                tmp_path / "d")
+
+
+def test_azimuth_moments_term_against_a_loop_and_in_gradcheck():
+    def reference(views):
+        total = 0.0
+        for k in (1, 2):
+            c = sum(math.cos(k * float(a)) for a in views[:, 0]) / len(views)
+            s = sum(math.sin(k * float(a)) for a in views[:, 0]) / len(views)
+            total += c * c + s * s
+        return total
+
+    g = torch.Generator().manual_seed(0)
+    views = (torch.rand(7, 2, generator=g, dtype=torch.float64) - 0.5) * 2 * math.pi
+    assert abs(float(L.azimuth_moments_term(views)) - reference(views)) < 1e-12
+    even = torch.stack([torch.arange(6) * math.pi / 3 - 2.0, torch.zeros(6)], 1).double()
+    assert float(L.azimuth_moments_term(even)) < 1e-12
+    same = torch.full((5, 2), 0.7, dtype=torch.float64)
+    assert abs(float(L.azimuth_moments_term(same)) - 2) < 1e-12
+    opposite = torch.tensor([[0.3, 0.0], [0.3 - math.pi, 0.1]] * 3, dtype=torch.float64)
+    assert abs(float(L.azimuth_moments_term(opposite)) - 1) < 1e-12
+    torch.autograd.gradcheck(L.azimuth_moments_term, (views.clone().requires_grad_(),))
+
+
+def test_view_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_path, make_config):
+    t = Trainer(make_config(steps=1, w_view_distribution=1.0), tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    torch.manual_seed(3)
+    loss_r, loss_p, terms, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    torch.manual_seed(3)
+    loss_r0, loss_p0, _, _ = L.step_losses(t.recon, t.pose, batch, views,
+                                           make_config(steps=1, w_view_distribution=0.0))
+    torch.testing.assert_close(loss_p - loss_p0, terms["view_distribution"])
+    torch.testing.assert_close(loss_r, loss_r0)
+    grads = torch.autograd.grad(loss_p - loss_p0, list(t.pose.parameters()), allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
