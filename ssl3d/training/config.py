@@ -119,11 +119,18 @@ class TrainConfig:
     """Weight of the mask cross-entropy in the pose loss."""
     w_pose_cycle: float = 1.0
     """Weight of the pose cycle L1 between pose(I_k) and the sampled v_k."""
+    w_view_distribution: float = 0.0
+    """Weight, in the pose loss, of the viewpoint-distribution prior (0 = off; not in the paper;
+    self-supervision only): the squared first and second circular moments of the batch's
+    predicted azimuths, which are 0 for the uniform azimuths of the training views. It penalises
+    a pose net that puts every image at one azimuth (a viewer-centred solution), or at two
+    opposite ones. Computed over each process's share of the batch."""
     # --- stage NN ------------------------------------------------------------------------------
     neighbours: int = 5
     """k: neighbours kept per training image (the authors sampled 5 of the 6 closest)."""
     init: str = ""
-    """Stage nn: CC checkpoint to start from; empty = RUN_DIR/cc.pt."""
+    """Checkpoint to start from. Stage nn: empty = RUN_DIR/cc.pt; stage cc: empty = random
+    weights, a checkpoint = fine-tuning (its networks must have this config's architecture)."""
     # --- released vs intended forms (METHOD section 8) -----------------------------------------
     affinity_form: Literal["released", "intended"] = "released"
     """released: the per-pixel penalty the authors' code computes; intended: the 2D silhouette
@@ -189,6 +196,8 @@ class TrainConfig:
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):
             raise ValueError("cuda_graph needs a constant cycle weight: set cycle_start and "
                              "cycle_warmup to 0")
+        if self.w_view_distribution < 0:
+            raise ValueError(f"w_view_distribution must be >= 0, got {self.w_view_distribution}")
         if self.w_view_prior < 0 or self.critic_lr <= 0:
             raise ValueError(f"w_view_prior must be >= 0 and critic_lr positive, got "
                              f"{self.w_view_prior}, {self.critic_lr}")
@@ -217,11 +226,13 @@ PRESETS: dict[str, dict] = {
     # Same method at a batch that keeps a GPU busy; the step count keeps the paper's 400k samples.
     "fast": {"batch_size": 64, "steps": 6250, "lr": 1e-3},
     # The fast schedule with ssl3d's fixes: the intended loss forms, stray points pulled back to
-    # the silhouette, a geometric cycle whose target is fixed (no shape collapse) and the
-    # reflection-symmetry prior (README, "What we found").
+    # the silhouette and to the cloud, a geometric cycle whose target is fixed (no shape
+    # collapse), the reflection-symmetry prior, 8 pose hypotheses (no symmetric-pose minima) and
+    # the adversarial view prior (no flat camera-facing sheets) (README, "What we found").
     "ssl3d": {"batch_size": 64, "steps": 6250, "lr": 1e-3, "affinity_form": "intended",
               "bce_form": "intended", "azimuth_error": "wrapped", "w_point_silhouette": 0.1,
-              "cycle_gradient": "stop_target", "w_symmetry": 1000.0},
+              "cycle_gradient": "stop_target", "w_symmetry": 1000.0, "pose_hypotheses": 8,
+              "w_outlier": 1e4, "w_view_prior": 10.0},
 }
 """Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
 

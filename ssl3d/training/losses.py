@@ -111,6 +111,16 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
     return views[torch.arange(views.shape[0], device=views.device), best]
 
 
+def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
+    """Sum of the squared batch means of cos a, sin a, cos 2a and sin 2a over the azimuths a of
+    ``views`` (B, 2). About 2 / B for azimuths drawn uniformly (0 for B >= 3 evenly spaced ones);
+    2 when all are equal; 1 when they split evenly between two opposite azimuths (the first
+    moment vanishes, the second does not). Returns a scalar."""
+    a = views[:, 0]
+    moments = torch.stack([a.cos(), a.sin(), (2 * a).cos(), (2 * a).sin()]).mean(1)  # (4,)
+    return (moments ** 2).sum()
+
+
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """The view prior critic's logistic loss: ``real`` silhouettes (B, S, S) should score high,
     ``fake`` ones (F, S, S) low. Returns a scalar."""
@@ -233,6 +243,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         l_pose = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error).amin(2).sum(1).mean()
         terms["pose_cycle"] = l_pose
         loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
+        if cfg.w_view_distribution > 0:
+            terms["view_distribution"] = azimuth_moments_term(v0)
+            loss_p = loss_p + cfg.w_view_distribution * terms["view_distribution"]
         if m > 1:
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
             loss_p = loss_p + terms["pose_select"]
