@@ -2,13 +2,21 @@
 
 import re
 
+import pytest
+
 from ssl3d.cli.main import main as cli
+from ssl3d.training.checkpoint import load_checkpoint
 
 
-def test_demo_tiny(tmp_path):
+@pytest.mark.parametrize("scratch", [False, True])
+def test_demo_tiny(tmp_path, scratch):
     out = tmp_path / "demo"
-    assert cli(["demo", "--out", str(out), "--count", "12", "--cc-steps", "2", "--nn-steps", "2",
-                "--batch-size", "2"]) == 0
+    flags = ["--count", "12", "--cc-steps", "2", "--nn-steps", "2", "--batch-size", "2"]
+    flags += ["--from-scratch"] if scratch else []
+    assert cli(["demo", "--out", str(out), *flags]) == 0
+    # By default stage cc fine-tunes the shipped model (and keeps its architecture).
+    init = load_checkpoint(out / "run" / "cc.pt")["config"]["init"]
+    assert (init == "") if scratch else init.endswith("chair.pt")
     report = (out / "report.html").read_text()
     links = re.findall(r'(?:src|href)="([^"]+)"', report)
     assert {"reconstructions.png", "turntable.gif", "losses.png", "viewer.html"} <= set(links)
@@ -16,5 +24,4 @@ def test_demo_tiny(tmp_path):
         assert (out / link).is_file(), link
     assert "Chamfer" in report and "mean shape" in report
     # Everything is kept: a second run resumes instead of redoing the work.
-    assert cli(["demo", "--out", str(out), "--count", "12", "--cc-steps", "2", "--nn-steps", "2",
-                "--batch-size", "2"]) == 0
+    assert cli(["demo", "--out", str(out), *flags]) == 0

@@ -21,15 +21,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nn-steps", type=int, default=150, help="stage NN steps")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="train from random weights instead of fine-tuning the shipped chair "
+                             "model (at the demo's CPU budget the result is a blob)")
 
 
-def demo_config(stage: str, steps: int, batch_size: int, device: str):
-    """The demo's settings: the ``ssl3d`` preset (the paper's method with ssl3d's fixes) and four
-    pose hypotheses, at a small batch and step count that fit a CPU."""
-    from ssl3d.training.config import PRESETS, TrainConfig
+def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained: str = ""):
+    """The demo's settings: the ``ssl3d`` preset (the paper's method with ssl3d's fixes) at a
+    small batch and step count that fit a CPU. From scratch with four pose hypotheses; with a
+    ``pretrained`` checkpoint, its architecture, and stage cc starts from its weights."""
+    from ssl3d.training.checkpoint import load_checkpoint
+    from ssl3d.training.config import ARCHITECTURE_FIELDS, PRESETS, TrainConfig
 
-    return TrainConfig(**{**PRESETS["ssl3d"], "stage": stage, "steps": steps,
-                          "batch_size": batch_size, "device": device, "pose_hypotheses": 4,
+    arch = {"pose_hypotheses": 4}
+    if pretrained:  # fields a checkpoint predates take their defaults
+        saved = {**TrainConfig().to_dict(), **load_checkpoint(pretrained)["config"]}
+        arch = {f: saved[f] for f in ARCHITECTURE_FIELDS}
+    return TrainConfig(**{**PRESETS["ssl3d"], **arch, "stage": stage, "steps": steps,
+                          "batch_size": batch_size, "device": device,
+                          "init": pretrained if stage == "cc" else "",
                           "log_every": 25, "image_every": 250, "checkpoint_every": 100})
 
 
@@ -90,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.data.render import render_dataset
     from ssl3d.data.synth import synthesize
     from ssl3d.evaluation.evaluate import evaluate_run
+    from ssl3d.cli.predict import default_model
     from ssl3d.evaluation.visualize import reconstruction_grid, turntable, write_viewer
     from ssl3d.training.trainer import train
 
@@ -101,14 +112,16 @@ def run(args: argparse.Namespace) -> int:
     synthesize("chair", out / "meshes", args.count, seed=0, workers=2)
     step("2/5 rendering them (64 x 64, 4 views each)")
     render_dataset(out / "meshes", data, "chair", views=4, workers=2)
+    start_from = "" if args.from_scratch else str(default_model())
     for stage, steps in (("cc", args.cc_steps), ("nn", args.nn_steps)):
         if (run_dir / f"{stage}.pt").is_file():
             step(f"3/5 stage {stage}: already trained, kept")
             continue
-        step(f"3/5 training stage {stage.upper()} for {steps} steps")
+        how = f"fine-tuning {start_from}" if start_from and stage == "cc" else "training"
+        step(f"3/5 {how}: stage {stage.upper()}, {steps} steps")
         resume = (run_dir / f"{stage}_last.pt").is_file()
-        train(demo_config(stage, steps, args.batch_size, args.device), data, "chair", run_dir,
-              resume=resume)
+        train(demo_config(stage, steps, args.batch_size, args.device, start_from), data, "chair",
+              run_dir, resume=resume)
     step("4/5 evaluating (alignment on val, Chamfer, EMD, pose) on the test split")
     evaluate_run(run_dir, data, "test", args.device, workers=2)
     step("5/5 writing pictures and the report")

@@ -117,9 +117,9 @@ class Trainer:
         self.step = 0
         self.neigh = None
         ckpt = self._resume_state() if resume else None
+        if ckpt is None and (cfg.stage == "nn" or cfg.init):
+            self._init_weights()
         if cfg.stage == "nn":
-            if ckpt is None:
-                self._init_from_cc()
             self.neigh = self._neighbours()
         if cfg.cuda_graph and (self.device.type != "cuda" or self.world > 1):
             raise ValueError("cuda_graph needs --device cuda and a single process")
@@ -167,7 +167,8 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"]["torch"])
         return ckpt
 
-    def _init_from_cc(self) -> None:
+    def _init_weights(self) -> None:
+        """Start from --init (either stage: fine-tuning), or stage nn from RUN_DIR/cc.pt."""
         path = Path(self.cfg.init) if self.cfg.init else self.out / "cc.pt"
         if not path.is_file() and not self.cfg.init:
             raise FileNotFoundError(f"stage nn starts from a CC checkpoint: {path} does not exist "
