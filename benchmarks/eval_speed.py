@@ -3,9 +3,11 @@ EMD of M test predictions, as ``ssl3d evaluate`` runs them on this machine's CPU
 
 Predictions are ground-truth clouds of a data set, rotated by a fixed rotation and jittered
 (2% of the box), so the timings reflect a model that is roughly right; a poor model makes the
-exact assignment slower.
+exact assignment slower. With ``--run RUN_DIR`` the test clouds are instead that run's own
+predictions (``predictions_test.npz`` from ``ssl3d evaluate``) against their ground truth,
+repeated to ``--test`` pairs.
 
-    python benchmarks/eval_speed.py DATA_DIR CATEGORY [--test 1500] [--val 200] [--workers 2]
+    python benchmarks/eval_speed.py DATA_DIR CATEGORY [--test 1500] [--val 200] [--workers 2] [--run RUN_DIR]
 """
 
 import argparse
@@ -26,6 +28,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=1500)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--run", help="time this run's test predictions instead of jittered ground truth")
     args = ap.parse_args()
     clouds = load_split(args.data, args.category, "train", progress=False).clouds
     g = torch.Generator().manual_seed(0)
@@ -37,11 +40,19 @@ def main() -> None:
 
     val_pred, val_gt = fake(args.val)
     test_pred, test_gt = fake(args.test)
+    if args.run:
+        import numpy as np
+
+        pred = torch.as_tensor(np.load(f"{args.run}/predictions_test.npz")["xyz"]).float()
+        gt = load_split(args.data, args.category, "test", progress=False).clouds
+        reps = -(-args.test // len(pred))
+        test_pred, test_gt = pred.repeat(reps, 1, 1)[:args.test], gt.repeat(reps, 1, 1)[:args.test]
     start = time.time()
     align = M.fit_global_rotation(val_pred, val_gt, **alignment_settings(torch.device("cpu")))
     fit = time.time() - start
     start = time.time()
-    scores = M.cloud_metrics(test_pred, test_gt, align.matrix(), emd=True, workers=args.workers)
+    rot = torch.eye(3) if args.run else align.matrix()  # a run's predictions: its frame as is
+    scores = M.cloud_metrics(test_pred, test_gt, rot, emd=True, workers=args.workers)
     score = time.time() - start
     print(f"rotation fit on {args.val} val clouds: {fit:.1f} s; Chamfer + exact EMD of "
           f"{args.test} test clouds with {args.workers} workers: {score:.1f} s; "
