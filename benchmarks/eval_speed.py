@@ -39,14 +39,15 @@ def main() -> None:
         return gt @ rot + 0.02 * torch.randn(gt.shape, generator=g), gt
 
     val_pred, val_gt = fake(args.val)
-    test_pred, test_gt = fake(args.test)
-    if args.run:
+    if args.run:  # the run's own test predictions, repeated to --test pairs
         import numpy as np
 
         pred = torch.as_tensor(np.load(f"{args.run}/predictions_test.npz")["xyz"]).float()
         gt = load_split(args.data, args.category, "test", progress=False).clouds
         reps = -(-args.test // len(pred))
         test_pred, test_gt = pred.repeat(reps, 1, 1)[:args.test], gt.repeat(reps, 1, 1)[:args.test]
+    else:
+        test_pred, test_gt = fake(args.test)
     start = time.time()
     align = M.fit_global_rotation(val_pred, val_gt, **alignment_settings(torch.device("cpu")))
     fit = time.time() - start

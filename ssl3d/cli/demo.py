@@ -26,19 +26,25 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "model (at the demo's CPU budget the result is a blob)")
 
 
-def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained: str = ""):
+def pretrained_architecture(path: str) -> dict:
+    """The architecture fields of a checkpoint's config (fields it predates take defaults)."""
+    from ssl3d.training.checkpoint import load_checkpoint
+    from ssl3d.training.config import ARCHITECTURE_FIELDS, TrainConfig
+
+    saved = TrainConfig.from_dict(load_checkpoint(path)["config"])
+    return {f: getattr(saved, f) for f in ARCHITECTURE_FIELDS}
+
+
+def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained: str = "",
+                arch: dict | None = None):
     """The demo's settings: the ``ssl3d`` preset (the paper's method with ssl3d's fixes) at a
     small batch and step count that fit a CPU. From scratch with four pose hypotheses; with a
-    ``pretrained`` checkpoint, its architecture, and stage cc starts from its weights."""
-    from ssl3d.training.checkpoint import load_checkpoint
-    from ssl3d.training.config import ARCHITECTURE_FIELDS, PRESETS, TrainConfig
+    ``pretrained`` checkpoint, its architecture ``arch`` (:func:`pretrained_architecture`), and
+    stage cc starts from its weights."""
+    from ssl3d.training.config import PRESETS, TrainConfig
 
-    arch = {"pose_hypotheses": 4}
-    if pretrained:  # fields a checkpoint predates take their defaults
-        saved = {**TrainConfig().to_dict(), **load_checkpoint(pretrained)["config"]}
-        arch = {f: saved[f] for f in ARCHITECTURE_FIELDS}
-    return TrainConfig(**{**PRESETS["ssl3d"], **arch, "stage": stage, "steps": steps,
-                          "batch_size": batch_size, "device": device,
+    return TrainConfig(**{**PRESETS["ssl3d"], **(arch or {"pose_hypotheses": 4}), "stage": stage,
+                          "steps": steps, "batch_size": batch_size, "device": device,
                           "init": pretrained if stage == "cc" else "",
                           "log_every": 25, "image_every": 250, "checkpoint_every": 100})
 
@@ -99,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.data.dataset import load_split
     from ssl3d.data.render import render_dataset
     from ssl3d.data.synth import synthesize
-    from ssl3d.evaluation.evaluate import evaluate_run
     from ssl3d.cli.predict import default_model
+    from ssl3d.evaluation.evaluate import evaluate_run
     from ssl3d.evaluation.visualize import reconstruction_grid, turntable, write_viewer
     from ssl3d.training.trainer import train
 
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     step("2/5 rendering them (64 x 64, 4 views each)")
     render_dataset(out / "meshes", data, "chair", views=4, workers=2)
     start_from = "" if args.from_scratch else str(default_model())
+    arch = pretrained_architecture(start_from) if start_from else None
     for stage, steps in (("cc", args.cc_steps), ("nn", args.nn_steps)):
         if (run_dir / f"{stage}.pt").is_file():
             step(f"3/5 stage {stage}: already trained, kept")
@@ -120,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
         how = f"fine-tuning {start_from}" if start_from and stage == "cc" else "training"
         step(f"3/5 {how}: stage {stage.upper()}, {steps} steps")
         resume = (run_dir / f"{stage}_last.pt").is_file()
-        train(demo_config(stage, steps, args.batch_size, args.device, start_from), data, "chair",
-              run_dir, resume=resume)
+        train(demo_config(stage, steps, args.batch_size, args.device, start_from, arch), data,
+              "chair", run_dir, resume=resume)
     step("4/5 evaluating (alignment on val, Chamfer, EMD, pose) on the test split")
     evaluate_run(run_dir, data, "test", args.device, workers=2)
     step("5/5 writing pictures and the report")

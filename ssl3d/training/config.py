@@ -91,9 +91,10 @@ class TrainConfig:
     """Weight of the stray-point term (0 = off, as released): the mean over points of
     max(0, d_k^2 - 4 m), with d_k a point's distance to its outlier_k-th nearest neighbour in
     its own cloud and m the cloud's median d_k^2 (so only points more than twice the usual
-    spacing from the rest are pulled back, together with that neighbour). A point inside the silhouette's cone but far along
-    the viewing ray gets no gradient from any pixel loss; left there it stretches the bounding
-    box that evaluation normalises by and can mislead the global alignment."""
+    spacing from the rest are pulled back, together with that neighbour). A point inside the
+    silhouette's cone but far along the viewing ray gets no gradient from any pixel loss; left
+    there it stretches the bounding box that evaluation normalises by and can mislead the global
+    alignment."""
     outlier_k: int = 8
     """k of the stray-point term."""
     w_supervised_3d: float = 1e4
@@ -109,7 +110,7 @@ class TrainConfig:
     silhouettes at the K - 1 random viewpoints; the reconstruction net is trained to fool it
     (non-saturating GAN loss). A flat sheet facing the camera explains the input perfectly but
     looks nothing like an object from the side, so this term removes that degenerate solution,
-    which the paper's losses leave open (README, "What we found")."""
+    which the paper's losses leave open (README, Results)."""
     critic_lr: float = 1e-4
     """Adam learning rate of the view prior's critic (betas 0.5, 0.999)."""
     # --- loss weights: pose optimiser ----------------------------------------------------------
@@ -228,7 +229,7 @@ PRESETS: dict[str, dict] = {
     # The fast schedule with ssl3d's fixes: the intended loss forms, stray points pulled back to
     # the silhouette and to the cloud, a geometric cycle whose target is fixed (no shape
     # collapse), the reflection-symmetry prior, 8 pose hypotheses (no symmetric-pose minima) and
-    # the adversarial view prior (no flat camera-facing sheets) (README, "What we found").
+    # the adversarial view prior (no flat camera-facing sheets) (README, Results).
     "ssl3d": {"batch_size": 64, "steps": 6250, "lr": 1e-3, "affinity_form": "intended",
               "bce_form": "intended", "azimuth_error": "wrapped", "w_point_silhouette": 0.1,
               "cycle_gradient": "stop_target", "w_symmetry": 1000.0, "pose_hypotheses": 8,

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
-from ssl3d.training.checkpoint import FORMAT, load_checkpoint, load_models, save_atomic
+from ssl3d.training.checkpoint import FORMAT, load_checkpoint, models_from_checkpoint, save_atomic
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import critic_loss, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
@@ -173,10 +173,11 @@ class Trainer:
         if not path.is_file() and not self.cfg.init:
             raise FileNotFoundError(f"stage nn starts from a CC checkpoint: {path} does not exist "
                                     f"(train stage cc into this folder first, or pass --init)")
-        recon, pose, _ = load_models(path, self.device, self.cfg)
+        ckpt = load_checkpoint(path)  # read once: networks, and the critic when it has one
+        recon, pose, _ = models_from_checkpoint(ckpt, path, self.device, self.cfg)
         self.recon.load_state_dict(recon.state_dict())
         self.pose.load_state_dict(pose.state_dict())
-        if self.critic is not None and "critic" in (ckpt := load_checkpoint(path)):
+        if self.critic is not None and "critic" in ckpt:
             self.critic.load_state_dict(ckpt["critic"])
 
     def _neighbours(self) -> torch.Tensor:
