@@ -48,6 +48,58 @@ def test_sinkhorn_approaches_exact_from_above():
     assert torch.autograd.gradcheck(lambda a: emd_sinkhorn(a, y, epsilon=0.05, iters=30), (xr,))
 
 
+@pytest.mark.parametrize("kind", ["clouds", "ties", "one"])
+def test_auction_is_eps_optimal_and_compiled_equals_python(kind):
+    """The auction's matching is a permutation within N * eps_final of the optimum, and the
+    numba-compiled bidding makes exactly the bids of the plain Python loop it is compiled from."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from ssl3d.ops import _auction
+
+    rng = np.random.default_rng(0)
+    if kind == "clouds":
+        cost = cdist(rng.random((40, 3)), rng.random((40, 3)), "sqeuclidean")
+    elif kind == "ties":  # duplicated points: equal costs everywhere
+        cost = cdist(np.repeat(rng.random((5, 3)), 6, 0), np.repeat(rng.random((10, 3)), 3, 0))
+    else:
+        cost = np.array([[2.5]])
+    n, eps = len(cost), 1e-6
+    prices, assign = _auction.auction_prices(cost, eps_start=0.1, eps_final=eps)
+    assert sorted(assign) == list(range(n))
+    rows, cols = linear_sum_assignment(cost)
+    best = cost[rows, cols].sum()
+    assert best - 1e-12 <= cost[np.arange(n), assign].sum() <= best + n * eps
+    p_py = np.zeros(n)
+    a_py = _auction._auction_py(cost.copy(), p_py, 0.1, eps, 8.0)
+    assert np.array_equal(a_py, assign) and np.array_equal(p_py, prices)
+    with pytest.raises(ValueError, match="square"):
+        _auction.auction_prices(cost[:, :0], 0.1, eps)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_warm_started_assignment_is_the_exact_optimum(seed):
+    """With the auction's prices or without, the matching is the optimum SciPy finds from cold,
+    on clouds far apart (the slow case: a poor prediction) and on nearly equal ones."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from ssl3d.ops import _auction
+    from ssl3d.ops.emd import optimal_assignment
+
+    rng = np.random.default_rng(seed)
+    y = rng.random((300, 3))
+    for x in (0.3 * rng.random((300, 3)) + 0.5, y + 0.01 * rng.standard_normal(y.shape)):
+        cost = cdist(x, y, "sqeuclidean")
+        rows, cols = linear_sum_assignment(cost)
+        best = cost[rows, cols].sum()
+        for warm in (True, False) if _auction.HAVE_NUMBA else (False,):
+            got = optimal_assignment(cost, warm_start=warm)
+            assert sorted(got) == list(range(300))
+            assert abs(cost[np.arange(300), got].sum() - best) < 1e-9 * best
+    assert np.array_equal(optimal_assignment(np.zeros((3, 3))), np.arange(3))
+
+
 def test_emd_bad_input():
     with pytest.raises(ValueError, match="equal size"):
         emd_exact(torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
