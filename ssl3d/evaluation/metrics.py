@@ -59,13 +59,16 @@ def _aligned_chamfer(pred: torch.Tensor, gt: torch.Tensor, angles: torch.Tensor)
 
 def fit_global_rotation(pred: torch.Tensor, gt: torch.Tensor, steps: int = 5000, lr: float = 1e-3,
                         restarts: int = 4, max_clouds: int = 256, max_points: int = 512,
-                        seed: int = 0, device="cpu") -> Alignment:
+                        coarse_clouds: int | None = None, tol: float = 0.0, seed: int = 0,
+                        device="cpu") -> Alignment:
     """Fit the rotation minimising mean Chamfer(normalise(R pred), normalise(gt)).
 
     pred: (M, N, 3) predictions; gt: (M, P, 3) ground truth (validation split). A coarse grid of
     rotations (30 deg azimuth, 45 deg elevation and tilt steps) picks the ``restarts`` best
-    starting points, each then refined with Adam (``steps`` at ``lr``) on up to ``max_clouds``
-    clouds subsampled to ``max_points`` points; the best is kept. Runs on ``device``.
+    starting points (scored on the first ``coarse_clouds`` of them, default all), each then
+    refined with Adam (``steps`` at ``lr``) on up to ``max_clouds`` clouds subsampled to
+    ``max_points`` points; the best is kept. With ``tol`` > 0 the refinement stops early once
+    25 steps lower no restart's Chamfer by more than that fraction. Runs on ``device``.
     """
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(pred.shape[0], generator=g)[:max_clouds]
@@ -81,13 +84,20 @@ def fit_global_rotation(pred: torch.Tensor, gt: torch.Tensor, steps: int = 5000,
     grid = torch.tensor([(a * deg, e * deg, r * deg)
                          for a in range(-180, 180, 30) for e in (-90, -45, 0, 45, 90)
                          for r in (-90, -45, 0, 45, 90, 180)], dtype=torch.float32, device=device)
+    pc, tc = p[:coarse_clouds], t[:coarse_clouds]  # the clouds are in random order already
     with torch.no_grad():
-        coarse = torch.cat([_aligned_chamfer(p, t, grid[i:i + 60]) for i in range(0, len(grid), 60)])
+        coarse = torch.cat([_aligned_chamfer(pc, tc, grid[i:i + 60]) for i in range(0, len(grid), 60)])
     angles = grid[coarse.argsort()[:restarts]].clone().requires_grad_(True)
     opt = torch.optim.Adam([angles], lr=lr)
-    for _ in range(steps):
+    checked = None
+    for step in range(steps):
         opt.zero_grad()
         loss = _aligned_chamfer(p, t, angles)
+        if tol > 0 and step % 25 == 0:
+            now = loss.detach()
+            if checked is not None and bool((checked - now <= tol * checked).all()):
+                break
+            checked = now
         loss.sum().backward()
         opt.step()
     with torch.no_grad():

@@ -25,6 +25,26 @@ def test_alignment_recovers_a_rotated_copy():
     assert unaligned["chamfer"].mean() > 100 * scores["chamfer"].mean()
 
 
+def test_alignment_early_stop_and_coarse_subset_find_the_same_rotation(monkeypatch):
+    """Stopping once the Chamfer stops falling (tol) and scoring the coarse grid on a subset
+    give the rotation of the full-length fit, in fewer Chamfer evaluations."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(12, 200, 3, generator=g) * torch.tensor([1.0, 0.5, 0.25])
+    base[:, :30, 1] += 0.6
+    rot = camera.rotation_from_euler(torch.tensor(-2.0), torch.tensor(0.3), torch.tensor(0.1))
+    pred = base @ rot + 0.01 * torch.randn(base.shape, generator=g)
+    calls = []
+    chamfer = M._aligned_chamfer
+    monkeypatch.setattr(M, "_aligned_chamfer", lambda *a: calls.append(1) or chamfer(*a))
+    full = M.fit_global_rotation(pred, base, steps=300, lr=1e-2, restarts=3)
+    n_full, calls[:] = len(calls), []
+    fast = M.fit_global_rotation(pred, base, steps=300, lr=1e-2, restarts=3, tol=1e-4,
+                                 coarse_clouds=4)
+    assert len(calls) < n_full - 100
+    assert torch.allclose(fast.matrix(), full.matrix(), atol=0.01)
+    assert abs(fast.val_chamfer - full.val_chamfer) < 0.01 * full.val_chamfer
+
+
 def test_pose_errors_in_degrees_after_rotation():
     views = torch.tensor([[0.3, 0.2], [-2.0, 0.5]])
     assert np.allclose(M.pose_errors(views, views), 0, atol=1e-2)
