@@ -121,11 +121,20 @@ def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
     return (moments ** 2).sum()
 
 
-def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, r1: float = 0.0) -> torch.Tensor:
     """The view prior critic's logistic loss: ``real`` silhouettes (B, S, S) should score high,
-    ``fake`` ones (F, S, S) low. Returns a scalar."""
+    ``fake`` ones (F, S, S) low. ``r1`` > 0 adds the R1 penalty r1 / 2 * mean over the real
+    silhouettes of the squared norm of the logit's gradient w.r.t. the silhouette.
+    Returns a scalar."""
     bce = torch.nn.functional.softplus
-    return bce(-critic(real)).mean() + bce(critic(fake)).mean()
+    if r1 > 0:
+        real = real.detach().requires_grad_(True)
+    logit_real = critic(real)
+    loss = bce(-logit_real).mean() + bce(critic(fake)).mean()
+    if r1 > 0:
+        (grad,) = torch.autograd.grad(logit_real.sum(), real, create_graph=True)  # (B, S, S)
+        loss = loss + 0.5 * r1 * grad.pow(2).sum((1, 2)).mean()
+    return loss
 
 
 def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: TrainConfig,
@@ -224,7 +233,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         fake = sils[:, m:m + k - 1].reshape(-1, s, s)  # (B * (K - 1), S, S)
         terms["view_prior"] = torch.nn.functional.softplus(-critic(fake)).mean()
         loss_r = loss_r + cfg.w_view_prior * terms["view_prior"]
-        critic_in = {"critic_real": sil0.detach(), "critic_fake": fake.detach()}
+        real = sil0.detach() if cfg.critic_real == "input_view" else mask
+        critic_in = {"critic_real": real, "critic_fake": fake.detach()}
 
     if cfg.w_symmetry > 0:
         a = AXES[cfg.symmetry_axis]

@@ -55,7 +55,7 @@ def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tenso
     opt_p.step()
     if critic is not None:
         # After the reconstruction's backward pass, which saw the critic as it was.
-        loss_c = critic_loss(critic, extras["critic_real"], extras["critic_fake"])
+        loss_c = critic_loss(critic, extras["critic_real"], extras["critic_fake"], cfg.critic_r1)
         opt_c.zero_grad(set_to_none=False)
         loss_c.backward(inputs=list(critic.parameters()))
         if dist.is_initialized() and dist.get_world_size() > 1:  # the critic is not DDP-wrapped

@@ -261,7 +261,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
-          "w_outlier": 1e4, "outlier_k": 4}
+          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -291,10 +291,11 @@ def test_cuda_graph_resume_is_exact(tiny_dataset, tmp_path, make_config):
     train(make_config(steps=2, **kw), tiny_dataset, "chair", tmp_path / "b")
     train(make_config(steps=4, **kw), tiny_dataset, "chair", tmp_path / "b", resume=True)
     a, b = (load_checkpoint(tmp_path / r / "cc.pt") for r in "ab")
-    # Atomic scatter-adds differ run to run in the last bits (a few weights by ~1e-5 here);
-    # a lost or repeated Adam step would move most weights by about the learning rate (5e-4).
+    # Atomic scatter-adds differ run to run in the last bits, which Adam's normalised steps can
+    # blow up for near-zero gradients (0.14% of weights beyond 1e-4 in one H100 run); a lost or
+    # repeated Adam step would move most weights by about the learning rate (5e-4).
     diff = torch.cat([(a["recon"][k] - b["recon"][k]).abs().flatten() for k in a["recon"]])
-    assert float((diff > 1e-4).float().mean()) < 1e-3 and b["step"] == 4
+    assert float((diff > 1e-4).float().mean()) < 1e-2 and b["step"] == 4
 
 
 def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_config):
@@ -376,6 +377,17 @@ def test_view_prior_term_reaches_only_the_reconstruction(tiny_dataset, tmp_path,
                                  critic=t.critic, opt_c=t.opt_c)
     assert "critic" in terms and "view_prior" in terms
     assert all(not torch.equal(a, p) for a, p in zip(before, t.critic.parameters()))
+
+
+@pytest.mark.parametrize("real", ["input_view", "mask"])
+def test_critic_real_is_the_input_view_silhouette_or_the_mask(tiny_dataset, tmp_path, make_config,
+                                                              real):
+    t = Trainer(make_config(steps=1, w_view_prior=1.0, critic_real=real), tiny_dataset, "chair",
+                tmp_path)
+    batch, views, _ = t.sample_step()
+    _, _, _, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg, critic=t.critic)
+    want = extras["silhouettes"] if real == "input_view" else batch["mask"]
+    assert torch.equal(extras["critic_real"], want.detach()) and not extras["critic_real"].requires_grad
 
 
 def test_stage_cc_can_start_from_a_checkpoint(tiny_dataset, tmp_path, make_config):
