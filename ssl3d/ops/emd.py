@@ -1,8 +1,8 @@
 """Earth mover's distance between equal-size clouds.
 
-* :func:`emd_exact` solves the assignment problem exactly (SciPy's Jonker-Volgenant solver on
-  the squared-distance matrix, warm-started by an auction's prices when numba is installed),
-  for evaluation. The authors used an approximate auction match.
+* :func:`emd_exact` solves the assignment problem exactly (SciPy's Jonker-Volgenant solvers on
+  the squared-distance matrix, after an auction's prices have pruned it when numba is
+  installed), for evaluation. The authors used an approximate auction match.
 * :func:`emd_sinkhorn` is a differentiable entropic approximation (log-domain Sinkhorn), for
   training losses that want one; it approaches the exact value from above as epsilon -> 0.
 
@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.spatial.distance import cdist
 
 from ssl3d.ops import _auction
@@ -26,19 +28,28 @@ from ssl3d.ops._checks import check_same_batch, check_tensor
 def optimal_assignment(cost: np.ndarray, warm_start: bool | None = None) -> np.ndarray:
     """Column of each row in a minimum-cost one-to-one matching of ``cost`` (N, N), exact.
 
-    ``warm_start`` (default: when numba is installed) first runs an epsilon-scaling auction and
-    hands SciPy the reduced costs cost[i, j] + p[j] - min_j'(cost[i, j'] + p[j']): every
-    matching's total changes by the same constant, so the optimum is the same one, but it is
-    found through far shorter augmenting paths.
+    ``warm_start`` (default: when numba is installed) first runs an epsilon-scaling auction. Its
+    prices p give reduced costs r[i, j] = cost[i, j] + p[j] - min_j'(cost[i, j'] + p[j']) >= 0,
+    and every matching's total cost is its total r plus one constant. So an optimal matching's
+    total r is at most that of the auction's (near-optimal) matching, and none of its edges can
+    have a larger r: SciPy's sparse solver then finds the optimum among the few edges left.
     """
     if warm_start is None:
         warm_start = _auction.HAVE_NUMBA
     scale = float(cost.max() - cost.min()) if cost.size else 0.0
-    if warm_start and scale > 0:
-        prices, _ = _auction.auction_prices(cost, eps_start=scale / 20, eps_final=scale * 1e-6)
-        cost = cost + prices[None, :]
-        cost -= cost.min(1, keepdims=True)
-    rows, cols = linear_sum_assignment(cost)
+    if not (warm_start and scale > 0):
+        rows, cols = linear_sum_assignment(cost)
+        return cols[np.argsort(rows)]
+    n = len(cost)
+    prices, matched = _auction.auction_prices(cost, eps_start=scale / 20, eps_final=scale * 1e-7)
+    reduced = cost + prices[None, :]
+    reduced -= reduced.min(1, keepdims=True)
+    bound = float(reduced[np.arange(n), matched].sum())
+    i, j = np.nonzero(reduced <= bound * (1 + 1e-9) + 1e-12 * scale)  # margin for rounding
+    # A positive offset: the sparse solver drops stored zeros. It adds n to every matching.
+    offset = bound if bound > 0 else 1.0
+    graph = csr_matrix((reduced[i, j] + offset, (i, j)), shape=(n, n))
+    rows, cols = min_weight_full_bipartite_matching(graph)
     return cols[np.argsort(rows)]
 
 

@@ -79,8 +79,9 @@ def test_auction_is_eps_optimal_and_compiled_equals_python(kind):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_warm_started_assignment_is_the_exact_optimum(seed):
-    """With the auction's prices or without, the matching is the optimum SciPy finds from cold,
-    on clouds far apart (the slow case: a poor prediction) and on nearly equal ones."""
+    """With the auction's pruning or without, the matching is the optimum SciPy finds from cold,
+    on clouds far apart (the slow case: a poor prediction), on nearly equal ones and on clouds
+    of duplicated points."""
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
@@ -89,7 +90,8 @@ def test_warm_started_assignment_is_the_exact_optimum(seed):
 
     rng = np.random.default_rng(seed)
     y = rng.random((300, 3))
-    for x in (0.3 * rng.random((300, 3)) + 0.5, y + 0.01 * rng.standard_normal(y.shape)):
+    dup = np.repeat(rng.random((30, 3)), 10, 0)  # ties: many equal reduced costs stay unpruned
+    for x in (0.3 * rng.random((300, 3)) + 0.5, y + 0.01 * rng.standard_normal(y.shape), dup):
         cost = cdist(x, y, "sqeuclidean")
         rows, cols = linear_sum_assignment(cost)
         best = cost[rows, cols].sum()
