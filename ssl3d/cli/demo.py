@@ -40,10 +40,13 @@ def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained
     """The demo's settings: the ``ssl3d`` preset (the paper's method with ssl3d's fixes) at a
     small batch and step count that fit a CPU. From scratch with four pose hypotheses; with a
     ``pretrained`` checkpoint, its architecture ``arch`` (:func:`pretrained_architecture`), and
-    stage cc starts from its weights."""
+    stage cc starts from its weights, without the critic's R1 penalty: that guards against a pose
+    collapse from random weights, which a model that starts with good poses does not risk, and
+    its double backward pass costs CPU time."""
     from ssl3d.training.config import PRESETS, TrainConfig
 
-    return TrainConfig(**{**PRESETS["ssl3d"], **(arch or {"pose_hypotheses": 4}), "stage": stage,
+    tuned = {"critic_r1": 0.0} if pretrained else {}
+    return TrainConfig(**{**PRESETS["ssl3d"], **tuned, **(arch or {"pose_hypotheses": 4}), "stage": stage,
                           "steps": steps, "batch_size": batch_size, "device": device,
                           "init": pretrained if stage == "cc" else "",
                           "log_every": 25, "image_every": 250, "checkpoint_every": 100})
