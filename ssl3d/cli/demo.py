@@ -46,9 +46,9 @@ def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained
     from ssl3d.training.config import PRESETS, TrainConfig
 
     tuned = {"critic_r1": 0.0} if pretrained else {}
-    return TrainConfig(**{**PRESETS["ssl3d"], **tuned, **(arch or {"pose_hypotheses": 4}), "stage": stage,
-                          "steps": steps, "batch_size": batch_size, "device": device,
-                          "init": pretrained if stage == "cc" else "",
+    return TrainConfig(**{**PRESETS["ssl3d"], **tuned, **(arch or {"pose_hypotheses": 4}),
+                          "stage": stage, "steps": steps, "batch_size": batch_size,
+                          "device": device, "init": pretrained if stage == "cc" else "",
                           "log_every": 25, "image_every": 250, "checkpoint_every": 100})
 
 
