@@ -13,6 +13,7 @@ repeated to ``--test`` pairs.
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from ssl3d import camera
@@ -40,8 +41,6 @@ def main() -> None:
 
     val_pred, val_gt = fake(args.val)
     if args.run:  # the run's own test predictions, repeated to --test pairs
-        import numpy as np
-
         pred = torch.as_tensor(np.load(f"{args.run}/predictions_test.npz")["xyz"]).float()
         gt = load_split(args.data, args.category, "test", progress=False).clouds
         reps = -(-args.test // len(pred))

@@ -77,7 +77,7 @@ def emd_exact(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray,
     ys = y.detach().cpu().double().numpy()
     pairs = list(zip(xs, ys))
     if _auction.HAVE_NUMBA:  # compile (or load the cache) once, before any worker forks
-        _auction.auction_prices(np.zeros((2, 2)) + np.eye(2), 1.0, 1.0)
+        _auction.auction_prices(np.eye(2), 1.0, 1.0)
     if workers > 1 and len(pairs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             out = list(pool.map(_emd_one, pairs, chunksize=max(1, len(pairs) // (4 * workers))))
