@@ -3,6 +3,8 @@
 # SUMMARY_DIR (default RUNS_DIR) as NAME.txt.
 #   bash benchmarks/sweep_multi.sh DATA_DIR RUNS_DIR "COMMON FLAGS" < lines of "NAME CATEGORY FLAGS..."
 # A line's flags may contain " -- NN FLAGS": the run then continues with stage nn and those flags.
+# A line "NAME CATEGORY @BASE -- NN FLAGS" skips stage cc and starts stage nn from the cc.pt of the
+# line named BASE (same sweep) once that has finished: several nn variants share one cc run.
 # With PICTURES=1 each run also leaves SUMMARY_DIR/NAME.png (its 4 best and 4 worst test clouds).
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
@@ -17,9 +19,16 @@ one() {
   local flags=${all%% -- *} nn=""
   [[ "$all" == *" -- "* ]] && nn=${all#* -- }
   local out="$runs/$name" sum="$summary/$name.txt"
-  rm -f "$out.eval.txt" "$out.diag.txt"  # nothing from an earlier sweep of the same name
-  python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
-    $common $flags > "$out.train.txt" 2>&1
+  rm -f "$out.eval.txt" "$out.diag.txt" "$out.cc_done"  # nothing from an earlier sweep
+  if [[ "$flags" == @* ]]; then
+    local base=${flags#@}; flags=""
+    while [ ! -f "$runs/$base.cc_done" ]; do sleep 5; done
+    mkdir -p "$out" && cp "$runs/$base/cc.pt" "$out/cc.pt"
+  else
+    python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
+      $common $flags > "$out.train.txt" 2>&1
+  fi
+  touch "$out.cc_done"
   if [ -n "$nn" ]; then
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1

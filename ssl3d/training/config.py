@@ -97,6 +97,11 @@ class TrainConfig:
     alignment."""
     outlier_k: int = 8
     """k of the stray-point term."""
+    outlier_threshold: float = 4.0
+    """The stray-point term pulls a point once its d_k^2 exceeds this many times its cloud's
+    median d_k^2 (4: twice the usual spacing). Points along thin parts (wing tips, chair legs)
+    lie on lines, where the k-th neighbour is farther than on a surface, so a low threshold pulls
+    them in too and shortens those parts."""
     w_supervised_3d: float = 1e4
     """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
     w_symmetry: float = 0.0
@@ -201,6 +206,9 @@ class TrainConfig:
             raise ValueError(f"n_views must be >= 2 (the predicted view plus random ones), got {self.n_views}")
         if self.affinity_empty_cost < 0:
             raise ValueError(f"affinity_empty_cost must be >= 0, got {self.affinity_empty_cost}")
+        if self.outlier_threshold < 1:
+            raise ValueError(f"outlier_threshold must be >= 1 (a multiple of the median), got "
+                             f"{self.outlier_threshold}")
         if self.w_outlier > 0 and self.outlier_k >= self.n_points:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):

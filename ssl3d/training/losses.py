@@ -66,14 +66,14 @@ def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Te
     return point_to_silhouette(uv, dmap).mean()
 
 
-def stray_point_term(xyz: torch.Tensor, k: int) -> torch.Tensor:
-    """Batch mean of max(0, d_k^2 - 4 median(d_k^2)) over each cloud's points, d_k the distance
-    to the k-th nearest other point of the same cloud. xyz: (B, N, 3). Returns a scalar. The
+def stray_point_term(xyz: torch.Tensor, k: int, threshold: float = 4.0) -> torch.Tensor:
+    """Batch mean of max(0, d_k^2 - threshold * median(d_k^2)) over each cloud's points, d_k the
+    distance to the k-th nearest other point of the same cloud. xyz: (B, N, 3). Returns a scalar. The
     gradient pulls a far point and its k-th neighbour towards each other (the neighbour is not
     detached: the measured runs used this form)."""
     d = kth_neighbour_sq_dist(xyz, k)  # (B, N)
     usual = d.detach().median(1, keepdim=True).values
-    return torch.relu(d - 4 * usual).mean()
+    return torch.relu(d - threshold * usual).mean()
 
 
 def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,
@@ -224,7 +224,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         loss_r = loss_r + cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b)
 
     if cfg.w_outlier > 0:
-        terms["stray_points"] = stray_point_term(xyz, cfg.outlier_k)
+        terms["stray_points"] = stray_point_term(xyz, cfg.outlier_k, cfg.outlier_threshold)
         loss_r = loss_r + cfg.w_outlier * terms["stray_points"]
 
     critic_in = {}

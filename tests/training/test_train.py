@@ -312,6 +312,12 @@ def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_conf
         want += torch.relu(d - 4 * d.median()).mean() / 2
     got = L.stray_point_term(xyz, 3)
     torch.testing.assert_close(got, want)
+    # A threshold above the stray's ratio to its cloud's median leaves it alone.
+    with torch.no_grad():
+        d1 = torch.stack([torch.sort(((xyz[1, i] - xyz[1]) ** 2).sum(-1)).values[3] for i in range(40)])
+        ratio = float(d1.max() / d1.median())
+        assert float(L.stray_point_term(xyz, 3, threshold=ratio * 0.99)) > 0
+        assert float(L.stray_point_term(xyz, 3, threshold=ratio * 1.01)) == 0
     got.backward()
     moved = xyz.grad.abs().sum(-1)
     assert float(moved[0].sum()) == 0.0  # cloud 0 has no stray: no gradient at all
@@ -326,6 +332,8 @@ def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_conf
     assert "stray_points=" in (out / "train_cc.log").read_text()
     with pytest.raises(ValueError, match="outlier_k must be below n_points"):
         make_config(w_outlier=1.0, outlier_k=64).validate()
+    with pytest.raises(ValueError, match="outlier_threshold"):
+        make_config(outlier_threshold=0.5).validate()
 
 
 def test_view_prior_trains_its_critic_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_path,
