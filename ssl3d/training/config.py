@@ -61,6 +61,12 @@ class TrainConfig:
     """Variance of the silhouette kernel in px^2 at 64 px (scaled with the image size)."""
     beta: float = 100.0
     """Sharpness of the colour projection's inverse-depth softmax."""
+    silhouette_form: Literal["tanh_sum", "max"] = "tanh_sum"
+    """How the points' Gaussian kernels make a silhouette: tanh of their sum (the paper's) or
+    their maximum. The sum grows with point density, so a correct cloud's silhouette comes out
+    wider than the mask (1-2 px at 64 px for 1,024 points on a small object) and fitting the mask
+    thins and shortens thin parts such as wings; the maximum does not depend on density
+    (ssl3d.ops.projection.SILHOUETTE_FORMS)."""
     # --- loss weights: reconstruction optimiser ------------------------------------------------
     w_image: float = 100.0
     """Weight of the image reprojection loss in the reconstruction loss."""

@@ -9,19 +9,19 @@ from ssl3d import camera
 from ssl3d.ops import projection as P
 
 
-def silhouette_loop(uv, size, sigma2=P.SIGMA2):
+def silhouette_loop(uv, size, sigma2=P.SIGMA2, form="tanh_sum"):
     """Obviously correct: a Python loop over pixels and points."""
     b, n, _ = uv.shape
     out = torch.zeros(b, size, size, dtype=uv.dtype)
     for bi in range(b):
         for i in range(size):
             for j in range(size):
-                s = 0.0
+                kernels = []
                 for k in range(n):
                     du = uv[bi, k, 0] - (j + 0.5)
                     dv = uv[bi, k, 1] - (i + 0.5)
-                    s = s + torch.exp(-du * du / (2 * sigma2)) * torch.exp(-dv * dv / (2 * sigma2))
-                out[bi, i, j] = torch.tanh(s)
+                    kernels.append(torch.exp(-du * du / (2 * sigma2)) * torch.exp(-dv * dv / (2 * sigma2)))
+                out[bi, i, j] = torch.tanh(sum(kernels)) if form == "tanh_sum" else max(kernels)
     return out
 
 
@@ -50,16 +50,30 @@ def random_inputs(b, n, size, seed, dtype=torch.float64):
     return uv, depth, rgb
 
 
+@pytest.mark.parametrize("form", P.SILHOUETTE_FORMS)
 @pytest.mark.parametrize("b,n,size,seed", [(1, 5, 6, 0), (2, 12, 8, 1), (3, 20, 10, 2)])
-def test_silhouette_forms_match_loop(b, n, size, seed):
+def test_silhouette_forms_match_loop(b, n, size, seed, form):
     uv, _, _ = random_inputs(b, n, size, seed)
-    ref = silhouette_loop(uv, size)
-    torch.testing.assert_close(P.splat_silhouette_dense(uv, size), ref, rtol=1e-5, atol=1e-12)
+    ref = silhouette_loop(uv, size, form=form)
+    torch.testing.assert_close(P.splat_silhouette_dense(uv, size, form=form), ref, rtol=1e-5,
+                               atol=1e-12)
     # A window wide enough to hold the whole kernel reproduces the reference to rounding.
-    torch.testing.assert_close(P.splat_silhouette(uv, size, radius=8), ref, rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(P.splat_silhouette(uv, size, radius=8, form=form), ref, rtol=1e-5,
+                               atol=1e-12)
     # The default 5 x 5 window truncates the kernel below exp(-2.5^2 / 0.8) per point.
     trunc = n * math.exp(-2.5 ** 2 / (2 * P.SIGMA2))
-    assert (P.splat_silhouette(uv, size) - ref).abs().max() <= trunc
+    assert (P.splat_silhouette(uv, size, form=form) - ref).abs().max() <= trunc
+
+
+def test_max_silhouette_does_not_grow_with_density():
+    """Many points stacked on one spot widen the summed silhouette but not the max one."""
+    one = torch.tensor([[[8.0, 8.0]]], dtype=torch.float64)
+    many = one.expand(1, 20, 2)
+    for form, widens in (("tanh_sum", True), ("max", False)):
+        a, b = (P.splat_silhouette(u, 16, form=form) for u in (one, many))
+        assert bool(((b > 0.5).sum() > (a > 0.5).sum()) == widens)
+    torch.testing.assert_close(P.splat_silhouette(many, 16, form="max"),
+                               P.splat_silhouette(one, 16, form="max"))
 
 
 @pytest.mark.parametrize("b,n,size,seed", [(1, 6, 6, 3), (2, 25, 8, 4), (2, 40, 10, 5)])
@@ -85,6 +99,8 @@ def test_local_gradients_match_dense(seed):
     uv, depth, rgb = random_inputs(2, 30, 12, seed)
     for fn_local, fn_dense in [
         (lambda u: P.splat_silhouette(u, 12, radius=8), lambda u: P.splat_silhouette_dense(u, 12)),
+        (lambda u: P.splat_silhouette(u, 12, radius=8, form="max"),
+         lambda u: P.splat_silhouette_dense(u, 12, form="max")),
     ]:
         u1 = uv.clone().requires_grad_()
         u2 = uv.clone().requires_grad_()
@@ -108,6 +124,8 @@ def test_gradcheck_projections():
     uv.requires_grad_()
     assert torch.autograd.gradcheck(lambda u: P.splat_silhouette(u, 6), (uv,))
     assert torch.autograd.gradcheck(lambda u: P.splat_silhouette_dense(u, 6), (uv,))
+    assert torch.autograd.gradcheck(lambda u: P.splat_silhouette(u, 6, form="max"), (uv,))
+    assert torch.autograd.gradcheck(lambda u: P.splat_silhouette_dense(u, 6, form="max"), (uv,))
     d = depth.clone().requires_grad_()
     c = rgb.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda d_, c_: P.splat_colour(uv.detach(), d_, c_, 6), (d, c))
@@ -117,6 +135,8 @@ def test_gradcheck_projections():
     vp = torch.tensor([[0.4, 0.3]], dtype=torch.float64, requires_grad=True)
     cols = torch.rand(1, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda p, v: P.project_silhouette(p, v, 16), (pts, vp))
+    assert torch.autograd.gradcheck(lambda p, v: P.project_silhouette(p, v, 16, form="max"),
+                                    (pts, vp))
     assert torch.autograd.gradcheck(lambda p, c_, v: P.project_cloud(p, c_, v, 16)[0], (pts, cols, vp))
 
 
@@ -149,6 +169,11 @@ def test_silhouette_lands_where_camera_projects():
 def test_bad_input_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         P.splat_silhouette(bad, 8)
+
+
+def test_unknown_silhouette_form_is_named():
+    with pytest.raises(ValueError, match="silhouette form.*'sum'"):
+        P.splat_silhouette(torch.zeros(1, 2, 2), 8, form="sum")
 
 
 def test_bad_colour_inputs():
