@@ -31,6 +31,24 @@ def test_two_steps_each_supervision_then_nn(tiny_dataset, tmp_path, make_config,
     assert cfg.stage == "nn" and recon(torch.rand(1, 3, 32, 32))[0].shape == (1, 64, 3)
 
 
+def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_path, make_config):
+    """The configured form is the one the losses project with, and it is saved with the run."""
+    from ssl3d.ops import project_cloud
+    g = torch.Generator().manual_seed(0)
+    xyz, rgb = 0.2 * torch.randn(2, 30, 3, generator=g), torch.rand(2, 30, 3, generator=g)
+    views = torch.tensor([[[0.3, 0.2]], [[-1.0, 0.4]]])  # (B, V=1, 2)
+    for form in ("tanh_sum", "max"):
+        cfg = make_config(silhouette_form=form)
+        _, sils = L.project_views(xyz, rgb, views, cfg)
+        _, want = project_cloud(xyz, rgb, views[:, 0], cfg.image_size, sigma2=cfg.pixel_sigma2(),
+                                silhouette_form=form)
+        torch.testing.assert_close(sils[:, 0], want)
+    out = tmp_path / "run"
+    train(make_config(silhouette_form="max"), tiny_dataset, "chair", out)
+    train(make_config(silhouette_form="max", stage="nn"), tiny_dataset, "chair", out)
+    assert load_models(out / "nn.pt")[2].silhouette_form == "max"
+
+
 def test_cli_train_runs(tiny_dataset, tmp_path):
     rc = cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "r"),
               "--steps", "1", "--batch-size", "2", "--image-size", "32", "--n-points", "32",
@@ -253,15 +271,15 @@ def test_cuda_graph_refuses_what_it_cannot_capture(tiny_dataset, tmp_path, make_
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-@pytest.mark.parametrize("stage_nn", [False, True])
-def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn):
+@pytest.mark.parametrize("stage_nn,form", [(False, "tanh_sum"), (True, "tanh_sum"), (False, "max")])
+def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form):
     """Reference: the same steps run eagerly. Atomic scatter-adds make runs differ in the last
     bits, which Adam's normalised steps can blow up for near-zero gradients, so the weights are
     compared relative to how far training moved them: a step computed differently, lost or
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
-          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0}
+          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
