@@ -4,7 +4,8 @@
 #   bash benchmarks/sweep_multi.sh DATA_DIR RUNS_DIR "COMMON FLAGS" < lines of "NAME CATEGORY FLAGS..."
 # A line's flags may contain " -- NN FLAGS": the run then continues with stage nn and those flags.
 # A line "NAME CATEGORY @BASE -- NN FLAGS" skips stage cc and starts stage nn from the cc.pt of the
-# line named BASE (same sweep) once that has finished: several nn variants share one cc run.
+# line named BASE (same sweep) once that has finished, with BASE's flags followed by its own nn
+# flags: several nn variants share one cc run.
 # With PICTURES=1 each run also leaves SUMMARY_DIR/NAME.png (its 4 best and 4 worst test clouds).
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
@@ -18,24 +19,31 @@ one() {
   local all="$*"
   local flags=${all%% -- *} nn=""
   [[ "$all" == *" -- "* ]] && nn=${all#* -- }
-  local out="$runs/$name" sum="$summary/$name.txt"
-  rm -f "$out.eval.txt" "$out.diag.txt" "$out.cc_done"  # nothing from an earlier sweep
+  local out="$runs/$name" sum="$summary/$name.txt" label=$flags
+  rm -f "$out.eval.txt" "$out.diag.txt"  # nothing from an earlier sweep
   if [[ "$flags" == @* ]]; then
-    local base=${flags#@}; flags=""
-    while [ ! -f "$runs/$base.cc_done" ]; do sleep 5; done
+    local base=${flags#@}
+    while [ ! -f "$runs/$base.cc_done" ] && [ ! -f "$runs/$base.cc_failed" ]; do sleep 5; done
+    if [ -f "$runs/$base.cc_failed" ]; then
+      echo "== $name ($cat): stage cc of $base failed" | tee "$sum"; touch "$out.cc_failed"; return
+    fi
+    flags=$(cat "$runs/$base.flags")
     mkdir -p "$out" && cp "$runs/$base/cc.pt" "$out/cc.pt"
   else
-    python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
-      $common $flags > "$out.train.txt" 2>&1
+    echo "$flags" > "$out.flags"
+    if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
+        $common $flags > "$out.train.txt" 2>&1; then
+      touch "$out.cc_failed"
+    fi
   fi
-  touch "$out.cc_done"
+  [ -f "$out.cc_failed" ] || touch "$out.cc_done"
   if [ -n "$nn" ]; then
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1
   fi
   report() {  # the summary so far: rewritten after every evaluation, so a cut-off run keeps it
     {
-      echo "== $name ($cat) $flags${nn:+ -- nn $nn}"
+      echo "== $name ($cat) $label${nn:+ -- nn $nn}"
       grep -h '"seconds"' "$out".train*.txt | tr -d ' \n'; echo
       for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
@@ -63,8 +71,22 @@ one() {
   report
   cat "$sum"
 }
-while read -r name cat flags; do
+mapfile -t lines
+names=" "
+for line in "${lines[@]}"; do
+  read -r name _ <<< "$line"
   [ -z "$name" ] && continue
+  names+="$name "
+  rm -f "$runs/$name.cc_done" "$runs/$name.cc_failed"  # before any line can wait on them
+done
+for line in "${lines[@]}"; do
+  read -r name cat flags <<< "$line"
+  [ -z "$name" ] && continue
+  first=${flags%% *}
+  if [[ "$first" == @* ]] && { [[ "$names" != *" ${first#@} "* ]] || [[ "${flags%% -- *}" != "$first" ]]; }; then
+    echo "$name: '$first' must name another line of this sweep and stand alone before ' -- '" >&2
+    continue
+  fi
   one "$name" "$cat" $flags &
 done
 wait

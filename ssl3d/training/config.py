@@ -95,9 +95,10 @@ class TrainConfig:
     own clouds from new views (self-distillation) and cannot pull clouds together."""
     w_outlier: float = 0.0
     """Weight of the stray-point term (0 = off, as released): the mean over points of
-    max(0, d_k^2 - 4 m), with d_k a point's distance to its outlier_k-th nearest neighbour in
-    its own cloud and m the cloud's median d_k^2 (so only points more than twice the usual
-    spacing from the rest are pulled back, together with that neighbour). A point inside the
+    max(0, d_k^2 - t m), with d_k a point's distance to its outlier_k-th nearest neighbour in
+    its own cloud, m the cloud's median d_k^2 and t = outlier_threshold (at the default 4, only
+    points more than twice the usual spacing from the rest are pulled back, together with that
+    neighbour). A point inside the
     silhouette's cone but far along the viewing ray gets no gradient from any pixel loss; left
     there it stretches the bounding box that evaluation normalises by and can mislead the global
     alignment."""

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -155,8 +156,8 @@ class Trainer:
         # Loaded on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the
         # weights and optimiser state to their parameters' device.
         ckpt = load_checkpoint(self.last_path, map_location="cpu")
-        saved = ckpt["config"]
-        changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k) != v} - RESUMABLE_CHANGES
+        saved = {**TrainConfig().to_dict(), **ckpt["config"]}  # fields added later: defaults
+        changed = {k for k, v in self.cfg.to_dict().items() if saved[k] != v} - RESUMABLE_CHANGES
         if changed:
             raise ValueError(f"cannot resume {self.last_path}: config differs in "
                              f"{sorted(changed)} (only {sorted(RESUMABLE_CHANGES)} may change)")
@@ -179,6 +180,18 @@ class Trainer:
         self.pose.load_state_dict(pose.state_dict())
         if self.critic is not None and "critic" in ckpt:
             self.critic.load_state_dict(ckpt["critic"])
+        if self.main and not self.cfg.init:
+            # Stage nn takes its settings from the command line, not from cc.pt: a flag given to
+            # stage cc and not repeated here silently changes the method halfway.
+            saved = {**TrainConfig().to_dict(), **ckpt["config"]}
+            changed = sorted(k for k, v in self.cfg.to_dict().items()
+                             if saved[k] != v and k not in RESUMABLE_CHANGES | {"stage"})
+            if changed:
+                detail = ", ".join(f"{k}: cc {saved[k]!r} -> nn {getattr(self.cfg, k)!r}"
+                                   for k in changed)
+                warnings.warn(f"stage nn runs with other settings than {path} was trained with "
+                              f"({detail}); repeat stage cc's flags unless this is intended",
+                              stacklevel=2)
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

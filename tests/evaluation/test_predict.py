@@ -105,6 +105,29 @@ def test_refine_lowers_the_silhouette_loss(tiny_model, tiny_dataset):
     assert sil_loss(xyz1, vp1) < sil_loss(xyz0, vp0)
 
 
+def test_refine_projects_with_the_models_silhouette_form(tiny_model, tiny_dataset, monkeypatch):
+    """Refinement optimises the same silhouette the model was trained on."""
+    import dataclasses
+
+    from ssl3d.data.dataset import load_split
+
+    recon, pose, cfg = load_models(tiny_model)
+    views = load_split(tiny_dataset, "chair", "train", 32, progress=False)
+    seen = []
+    real = R.project_cloud
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("silhouette_form"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "project_cloud", spy)
+    for form in ("max", "tanh_sum"):
+        seen.clear()
+        R.refine(recon, pose, views.images[:1], views.masks[:1],
+                 dataclasses.replace(cfg, silhouette_form=form), R.RefineConfig(steps=2))
+        assert seen == [form, form]
+
+
 def test_pictures_and_viewer(tmp_path):
     g = np.random.default_rng(0)
     xyz = g.uniform(-0.3, 0.3, (500, 3)).astype(np.float32)

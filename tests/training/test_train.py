@@ -4,6 +4,7 @@ exact resume, bad input."""
 import json
 import math
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -46,7 +47,12 @@ def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_p
         torch.testing.assert_close(sils[:, 0], want)
     out = tmp_path / "run"
     train(make_config(silhouette_form="max"), tiny_dataset, "chair", out)
-    train(make_config(silhouette_form="max", stage="nn"), tiny_dataset, "chair", out)
+    # Stage nn without stage cc's flag warns that it changes the method halfway.
+    with pytest.warns(UserWarning, match="silhouette_form: cc 'max' -> nn 'tanh_sum'"):
+        train(make_config(stage="nn"), tiny_dataset, "chair", out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and says nothing when the flags are repeated
+        train(make_config(silhouette_form="max", stage="nn", steps=3), tiny_dataset, "chair", out)
     assert load_models(out / "nn.pt")[2].silhouette_form == "max"
 
 
@@ -156,6 +162,11 @@ def test_checkpoint_from_before_a_new_field_still_loads(tiny_dataset, tmp_path, 
     assert load_models(tmp_path / "old.pt")[2].activation == "relu"
     with pytest.raises(ValueError, match="activation"):
         check_compatible(ckpt["config"], make_config(activation="leaky_relu"), "old.pt")
+    # A run interrupted before a field existed resumes (the field's default is what it ran with).
+    last = load_checkpoint(tmp_path / "r" / "cc_last.pt")
+    del last["config"]["silhouette_form"], last["config"]["outlier_threshold"]
+    save_atomic(last, tmp_path / "r" / "cc_last.pt")
+    assert train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "r", resume=True)["steps"] == 2
 
 
 @pytest.mark.parametrize("mode", ["full", "stop_target", "stop_all"])
@@ -320,7 +331,7 @@ def test_cuda_graph_resume_is_exact(tiny_dataset, tmp_path, make_config):
     assert float((diff > 1e-4).float().mean()) < 1e-2 and b["step"] == 4
 
 
-def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_config):
+def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_config, monkeypatch):
     """Reference: per cloud, each point's squared distance to its k-th nearest other point by
     sorting, minus four times that cloud's median, floored at 0, averaged."""
     g = torch.Generator().manual_seed(0)
@@ -350,7 +361,16 @@ def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_conf
     torch.testing.assert_close(xyz.grad[1, other], -xyz.grad[1, 5])
     assert float((xyz.grad[1, 5] * (xyz[1, 5] - xyz[1, other]).detach()).sum()) > 0
     out = tmp_path / "run"
-    train(make_config(w_outlier=100.0, outlier_k=4), tiny_dataset, "chair", out)
+    thresholds = []
+    real = L.stray_point_term
+
+    def spy(xyz_, k, threshold=4.0):
+        thresholds.append((k, threshold))
+        return real(xyz_, k, threshold)
+
+    monkeypatch.setattr(L, "stray_point_term", spy)
+    train(make_config(w_outlier=100.0, outlier_k=4, outlier_threshold=9.0), tiny_dataset, "chair", out)
+    assert thresholds and set(thresholds) == {(4, 9.0)}  # training uses the configured k and threshold
     assert "stray_points=" in (out / "train_cc.log").read_text()
     with pytest.raises(ValueError, match="outlier_k must be below n_points"):
         make_config(w_outlier=1.0, outlier_k=64).validate()
