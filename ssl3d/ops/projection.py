@@ -35,8 +35,9 @@ SILHOUETTE_FORMS = ("tanh_sum", "max")
 """How point kernels combine into a pixel's silhouette value: ``tanh_sum`` (the paper's
 tanh of the summed kernels) or ``max`` (the largest kernel). A sum grows with the number of
 points near a pixel, so a dense cloud's silhouette spreads past its points by a margin that grows
-with the density (1-2 px for 1,024 points on a small object at 64 px): thin parts then look
-fatter than they are, and fitting the mask shrinks and thins them. The max does not depend on the
+with the density (a ground-truth airplane cloud of 1,024 points covers 1.8x the area of its own
+masks at 64 px): thin parts then look fatter than they are, and fitting the mask shrinks and
+thins them. The max does not depend on the
 density: a pixel half a pixel outside the outermost point reads exp(-0.25 / (2 sigma2))."""
 BETA = 100.0
 """Sharpness of the inverse-depth softmax of the colour projection."""

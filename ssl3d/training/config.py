@@ -64,9 +64,11 @@ class TrainConfig:
     silhouette_form: Literal["tanh_sum", "max"] = "tanh_sum"
     """How the points' Gaussian kernels make a silhouette: tanh of their sum (the paper's) or
     their maximum. The sum grows with point density, so a correct cloud's silhouette comes out
-    wider than the mask (1-2 px at 64 px for 1,024 points on a small object) and fitting the mask
-    thins and shortens thin parts such as wings; the maximum does not depend on density
-    (ssl3d.ops.projection.SILHOUETTE_FORMS)."""
+    wider than the mask (a ground-truth airplane of 1,024 points covers 1.8x its masks' area at
+    64 px) and fitting the mask thins and shortens thin parts such as wings; the maximum does
+    not depend on density (ssl3d.ops.projection.SILHOUETTE_FORMS). Measured: max is better on
+    airplanes and cars, worse on chairs, whose thin legs it covers only with closely spaced
+    points (README)."""
     # --- loss weights: reconstruction optimiser ------------------------------------------------
     w_image: float = 100.0
     """Weight of the image reprojection loss in the reconstruction loss."""
@@ -98,17 +100,16 @@ class TrainConfig:
     max(0, d_k^2 - t m), with d_k a point's distance to its outlier_k-th nearest neighbour in
     its own cloud, m the cloud's median d_k^2 and t = outlier_threshold (at the default 4, only
     points more than twice the usual spacing from the rest are pulled back, together with that
-    neighbour). A point inside the
-    silhouette's cone but far along the viewing ray gets no gradient from any pixel loss; left
-    there it stretches the bounding box that evaluation normalises by and can mislead the global
-    alignment."""
+    neighbour). A point inside the silhouette's cone but far along the viewing ray gets no
+    gradient from any pixel loss; left there it stretches the bounding box that evaluation
+    normalises by and can mislead the global alignment."""
     outlier_k: int = 8
     """k of the stray-point term."""
     outlier_threshold: float = 4.0
     """The stray-point term pulls a point once its d_k^2 exceeds this many times its cloud's
     median d_k^2 (4: twice the usual spacing). Points along thin parts (wing tips, chair legs)
-    lie on lines, where the k-th neighbour is farther than on a surface, so a low threshold pulls
-    them in too and shortens those parts."""
+    lie on lines, where the k-th neighbour is farther than on a surface; 16 and 64 were tried
+    for that reason and changed little (README, Results)."""
     w_supervised_3d: float = 1e4
     """Weight of the Chamfer to the ground-truth cloud (supervision = 3d only)."""
     w_symmetry: float = 0.0

@@ -185,7 +185,7 @@ class Trainer:
             # stage cc and not repeated here silently changes the method halfway.
             saved = {**TrainConfig().to_dict(), **ckpt["config"]}
             changed = sorted(k for k, v in self.cfg.to_dict().items()
-                             if saved[k] != v and k not in RESUMABLE_CHANGES | {"stage"})
+                             if saved[k] != v and k not in RESUMABLE_CHANGES | {"stage", "init"})
             if changed:
                 detail = ", ".join(f"{k}: cc {saved[k]!r} -> nn {getattr(self.cfg, k)!r}"
                                    for k in changed)
