@@ -47,9 +47,7 @@ def fit(model_dir: Path, cfg: TrainConfig, steps: int, lr: float) -> None:
             loss = loss + cfg.w_outlier * L.stray_point_term(xyz.unsqueeze(0), cfg.outlier_k,
                                                              cfg.outlier_threshold)
         if cfg.w_symmetry > 0:
-            mirrored = xyz.clone()
-            mirrored[:, L.AXES[cfg.symmetry_axis]] *= -1
-            loss = loss + cfg.w_symmetry * chamfer_distance(xyz[None], mirrored[None])
+            loss = loss + cfg.w_symmetry * L.symmetry_term(xyz[None], cfg.symmetry_axis)
         if step % max(1, steps // 4) == 0 or step == steps:
             with torch.no_grad():
                 cd = 1000 * chamfer_distance(normalize_unit_box(xyz[None]), normalize_unit_box(gt[None]))

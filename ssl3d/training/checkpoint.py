@@ -51,11 +51,17 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return ckpt
 
 
+def config_differences(ckpt_cfg: dict, cfg: TrainConfig) -> dict[str, tuple]:
+    """Field -> (checkpoint's value, ``cfg``'s value) for every field where they differ. A field
+    the checkpoint predates counts with its default, which is what that run used."""
+    saved = {**TrainConfig().to_dict(), **ckpt_cfg}
+    return {f: (saved[f], v) for f, v in cfg.to_dict().items() if saved[f] != v}
+
+
 def check_compatible(ckpt_cfg: dict, cfg: TrainConfig, path) -> None:
     """The checkpoint's networks must have the shapes ``cfg`` asks for."""
-    saved = {**TrainConfig().to_dict(), **ckpt_cfg}  # fields added later take their defaults
-    diff = {f: (saved[f], getattr(cfg, f)) for f in ARCHITECTURE_FIELDS
-            if saved[f] != getattr(cfg, f)}
+    diff = {f: ab for f, ab in config_differences(ckpt_cfg, cfg).items()
+            if f in ARCHITECTURE_FIELDS}
     if diff:
         detail = ", ".join(f"{f}: checkpoint {a} vs config {b}" for f, (a, b) in diff.items())
         raise ValueError(f"checkpoint {path} was trained with another architecture ({detail})")

@@ -76,6 +76,14 @@ def stray_point_term(xyz: torch.Tensor, k: int, threshold: float = 4.0) -> torch
     return torch.relu(d - threshold * usual).mean()
 
 
+def symmetry_term(xyz: torch.Tensor, axis: str, chamfer=chamfer_distance) -> torch.Tensor:
+    """``chamfer`` between clouds (B, N, 3) and their mirror images across the plane ``axis`` = 0.
+    Returns a scalar."""
+    mirrored = xyz.clone()
+    mirrored[..., AXES[axis]] = -xyz[..., AXES[axis]]  # no host-built sign vector: capturable
+    return chamfer(xyz, mirrored)
+
+
 def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,
                   dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Each cloud seen from each of its V viewpoints, in one projection call.
@@ -238,10 +246,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         critic_in = {"critic_real": real, "critic_fake": fake.detach()}
 
     if cfg.w_symmetry > 0:
-        a = AXES[cfg.symmetry_axis]
-        mirrored = xyz.clone()
-        mirrored[..., a] = -xyz[..., a]  # no host-built sign vector: capturable in a CUDA graph
-        l_sym = chamfer(xyz, mirrored)
+        l_sym = symmetry_term(xyz, cfg.symmetry_axis, chamfer)
         terms["symmetry"] = l_sym
         loss_r = loss_r + cfg.w_symmetry * l_sym
 

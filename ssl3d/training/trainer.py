@@ -28,7 +28,8 @@ from tqdm import tqdm
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
-from ssl3d.training.checkpoint import FORMAT, load_checkpoint, models_from_checkpoint, save_atomic
+from ssl3d.training.checkpoint import (FORMAT, config_differences, load_checkpoint,
+                                       models_from_checkpoint, save_atomic)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import critic_loss, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
@@ -156,8 +157,7 @@ class Trainer:
         # Loaded on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the
         # weights and optimiser state to their parameters' device.
         ckpt = load_checkpoint(self.last_path, map_location="cpu")
-        saved = {**TrainConfig().to_dict(), **ckpt["config"]}  # fields added later: defaults
-        changed = {k for k, v in self.cfg.to_dict().items() if saved[k] != v} - RESUMABLE_CHANGES
+        changed = set(config_differences(ckpt["config"], self.cfg)) - RESUMABLE_CHANGES
         if changed:
             raise ValueError(f"cannot resume {self.last_path}: config differs in "
                              f"{sorted(changed)} (only {sorted(RESUMABLE_CHANGES)} may change)")
@@ -183,12 +183,11 @@ class Trainer:
         if self.main and not self.cfg.init:
             # Stage nn takes its settings from the command line, not from cc.pt: a flag given to
             # stage cc and not repeated here silently changes the method halfway.
-            saved = {**TrainConfig().to_dict(), **ckpt["config"]}
-            changed = sorted(k for k, v in self.cfg.to_dict().items()
-                             if saved[k] != v and k not in RESUMABLE_CHANGES | {"stage", "init"})
+            changed = {k: ab for k, ab in config_differences(ckpt["config"], self.cfg).items()
+                       if k not in RESUMABLE_CHANGES | {"stage", "init"}}
             if changed:
-                detail = ", ".join(f"{k}: cc {saved[k]!r} -> nn {getattr(self.cfg, k)!r}"
-                                   for k in changed)
+                detail = ", ".join(f"{k}: cc {a!r} -> nn {b!r}"
+                                   for k, (a, b) in sorted(changed.items()))
                 warnings.warn(f"stage nn runs with other settings than {path} was trained with "
                               f"({detail}); repeat stage cc's flags unless this is intended",
                               stacklevel=2)
