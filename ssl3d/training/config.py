@@ -117,6 +117,14 @@ class TrainConfig:
     symmetry_axis: Literal["x", "y", "z"] = "x"
     """Axis of the predicted cloud whose sign the symmetry term flips: a fixed plane x = 0 of the
     network's own frame (not a learned plane), which the learned frame then aligns with."""
+    symmetry_plane: Literal["fixed", "best_vertical"] = "fixed"
+    """Where the symmetry term mirrors. fixed: across symmetry_axis = 0 of the network's frame.
+    best_vertical: across the vertical plane (through the origin, containing the y axis) about
+    which the batch's clouds are most symmetric, searched every step over 36 planes 5 deg
+    apart (METHOD section 7's learned plane). The networks' frame is arbitrary: in
+    self-supervised airplane runs it settled about 135 deg from the one the fixed plane x = 0
+    fits, so that plane cut the airplane diagonally and the term made wings and fuselage alike
+    (README, Results)."""
     w_view_prior: float = 0.0
     """Weight of the adversarial view prior (0 = off, as released; not in the paper). A critic
     learns to tell the cloud's silhouette at the input's own (predicted) viewpoint from its

@@ -84,6 +84,31 @@ def symmetry_term(xyz: torch.Tensor, axis: str, chamfer=chamfer_distance) -> tor
     return chamfer(xyz, mirrored)
 
 
+def vertical_mirror(xyz: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Clouds reflected across the vertical plane through the origin whose normal is
+    (cos angle, 0, sin angle) (angle 0: the plane x = 0). xyz: (..., 3); angle: () radians."""
+    normal = torch.stack([angle.cos(), torch.zeros_like(angle), angle.sin()])  # (3,)
+    return xyz - 2 * (xyz * normal).sum(-1, keepdim=True) * normal
+
+
+@torch.no_grad()
+def best_vertical_plane(xyz: torch.Tensor, angles: int = 36, clouds: int = 32,
+                        points: int = 128) -> torch.Tensor:
+    """The angle (radians, in [0, pi)) of the vertical plane through the origin about which the
+    first ``clouds`` clouds, subsampled to ``points`` points, are most mirror-symmetric on
+    average (Chamfer to their reflections), searched over ``angles`` planes evenly spaced over
+    half a turn. xyz: (B, N, 3). Returns a () tensor; no host synchronisation (capturable)."""
+    sub = xyz[:clouds, :: max(1, xyz.shape[1] // points)][:, :points].float()  # (C, P, 3)
+    c, p = sub.shape[:2]
+    grid = torch.arange(angles, device=xyz.device, dtype=sub.dtype) * (torch.pi / angles)  # (A,)
+    normals = torch.stack([grid.cos(), torch.zeros_like(grid), grid.sin()], -1)  # (A, 3)
+    along = torch.einsum("cpk,ak->acp", sub, normals)  # (A, C, P)
+    mirrored = sub - 2 * along.unsqueeze(-1) * normals[:, None, None, :]  # (A, C, P, 3)
+    asym = chamfer_distance(mirrored.reshape(-1, p, 3), sub.repeat(angles, 1, 1), "none")
+    best = asym.view(angles, c).mean(1).argmin().view(1)
+    return grid.index_select(0, best)[0]  # a tensor index, not a host int: capturable
+
+
 def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,
                   dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Each cloud seen from each of its V viewpoints, in one projection call.
@@ -246,7 +271,15 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         critic_in = {"critic_real": real, "critic_fake": fake.detach()}
 
     if cfg.w_symmetry > 0:
-        l_sym = symmetry_term(xyz, cfg.symmetry_axis, chamfer)
+        if cfg.symmetry_plane == "best_vertical":
+            # The plane the batch is most symmetric about, so that it follows the frame the
+            # networks learn instead of forcing one (a fixed x = 0 can cut an airplane's frame
+            # diagonally and make wings and fuselage mirror images of each other).
+            angle = best_vertical_plane(xyz.detach())
+            l_sym = chamfer(xyz, vertical_mirror(xyz, angle))
+            terms["symmetry_plane_deg"] = torch.rad2deg(angle)
+        else:
+            l_sym = symmetry_term(xyz, cfg.symmetry_axis, chamfer)
         terms["symmetry"] = l_sym
         loss_r = loss_r + cfg.w_symmetry * l_sym
 

@@ -291,7 +291,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
-          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form}
+          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form,
+          "symmetry_plane": "best_vertical" if form == "max" else "fixed"}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
