@@ -7,7 +7,11 @@
   (the longest box side over that of the central 98 % of its points);
 - the Chamfer again after dropping each cloud's 2 % of points farthest from its median (a
   diagnostic only: the protocol keeps every point);
-- pose error quantiles.
+- pose error quantiles;
+- the vertical plane the predictions are most symmetric about, in the network's own frame
+  (where the symmetry term's fixed plane x = 0 lies relative to the shapes);
+- front/back flips: the share of clouds that match the ground truth better once turned half a
+  turn about the vertical axis, and the Chamfer if they were turned.
 
 With --picture PATH it also writes a grid of the 4 best and 4 worst test clouds.
 
@@ -26,6 +30,7 @@ from ssl3d.evaluation.evaluate import find_checkpoint
 from ssl3d.evaluation.visualize import reconstruction_grid
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 from ssl3d.training.checkpoint import load_checkpoint
+from ssl3d.training.losses import best_vertical_plane, vertical_mirror
 
 
 def trimmed(xyz: torch.Tensor, keep: float) -> torch.Tensor:
@@ -33,6 +38,11 @@ def trimmed(xyz: torch.Tensor, keep: float) -> torch.Tensor:
     dist = (xyz - xyz.median(1, keepdim=True).values).norm(dim=-1)  # (M, N)
     idx = dist.argsort(1)[:, : int(keep * xyz.shape[1])]
     return torch.gather(xyz, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+
+
+def half_turn(xyz: torch.Tensor) -> torch.Tensor:
+    """Clouds turned by pi about the vertical (y) axis. xyz: (..., 3)."""
+    return torch.stack([-xyz[..., 0], xyz[..., 1], -xyz[..., 2]], -1)
 
 
 def main() -> None:
@@ -68,6 +78,18 @@ def main() -> None:
     print(f"  Chamfer x1000 with 2% farthest points dropped: mean {cd_t.mean():.2f}, "
           f"p10/p50/p90/max {q(cd_t)}")
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
+    raw = torch.from_numpy(pred["xyz"]).float()[:64]  # the network's frame
+    plane = best_vertical_plane(raw)
+    asym = lambda a: 1000 * float(chamfer_distance(raw, vertical_mirror(raw, a)))  # noqa: E731
+    print(f"  predictions' best vertical symmetry plane (network frame) {float(plane.rad2deg()):.0f} "
+          f"deg: asymmetry x1000 there {asym(plane):.3f}, at x = 0 {asym(torch.tensor(0.0)):.3f}")
+    cd_turn = 1000 * chamfer_distance(normalize_unit_box(half_turn(xyz)), normalize_unit_box(gt),
+                                      "none").numpy()
+    flipped = cd_turn < 0.9 * cd
+    print(f"  half-turned clouds (nearer the ground truth turned by pi about y): "
+          f"{flipped.mean():.1%}, their Chamfer {cd[flipped].mean() if flipped.any() else 0:.2f} "
+          f"-> {cd_turn[flipped].mean() if flipped.any() else 0:.2f}; all clouds with them turned "
+          f"{np.where(flipped, cd_turn, cd).mean():.2f}")
     if a.picture:
         order = np.argsort(cd)
         pick = np.concatenate([order[:4], order[-4:]])
