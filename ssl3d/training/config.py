@@ -116,15 +116,17 @@ class TrainConfig:
     """Weight of the reflection-symmetry Chamfer term (METHOD section 7); 0 = off, as released."""
     symmetry_axis: Literal["x", "y", "z"] = "x"
     """Axis of the predicted cloud whose sign the symmetry term flips: a fixed plane x = 0 of the
-    network's own frame (not a learned plane), which the learned frame then aligns with."""
+    network's own frame, which the learned frame is meant to align with (symmetry_plane =
+    fixed only)."""
     symmetry_plane: Literal["fixed", "best_vertical"] = "fixed"
     """Where the symmetry term mirrors. fixed: across symmetry_axis = 0 of the network's frame.
     best_vertical: across the vertical plane (through the origin, containing the y axis) about
-    which the batch's clouds are most symmetric, searched every step over 36 planes 5 deg
-    apart (METHOD section 7's learned plane). The networks' frame is arbitrary: in
-    self-supervised airplane runs it settled about 135 deg from the one the fixed plane x = 0
-    fits, so that plane cut the airplane diagonally and the term made wings and fuselage alike
-    (README, Results)."""
+    which the batch's first 32 clouds (128 points each) are most symmetric, searched every step
+    over 36 planes 5 deg apart (a searched stand-in for METHOD section 7's learned plane). The
+    networks' frame is arbitrary: in self-supervised airplane runs it settled about 135 deg from
+    the one the fixed plane x = 0 fits, so that plane cut the airplane diagonally and the term
+    made wings and fuselage alike (README, Results). The logged symmetry_plane_deg is the plain
+    mean of the steps' angles over each log interval: read it only where the plane is steady."""
     w_view_prior: float = 0.0
     """Weight of the adversarial view prior (0 = off, as released; not in the paper). A critic
     learns to tell the cloud's silhouette at the input's own (predicted) viewpoint from its

@@ -9,6 +9,7 @@ loss sees the predicted pose as an input and the pose loss sees the predicted cl
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 from ssl3d import camera
 from ssl3d.models import l2_penalty
@@ -86,8 +87,9 @@ def symmetry_term(xyz: torch.Tensor, axis: str, chamfer=chamfer_distance) -> tor
 
 def vertical_mirror(xyz: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Clouds reflected across the vertical plane through the origin whose normal is
-    (cos angle, 0, sin angle) (angle 0: the plane x = 0). xyz: (..., 3); angle: () radians."""
-    normal = torch.stack([angle.cos(), torch.zeros_like(angle), angle.sin()])  # (3,)
+    (cos angle, 0, sin angle) (angle 0: the plane x = 0). xyz: (..., N, 3); angle: radians, a ()
+    tensor or one of shape (A, 1, 1) for A planes at once (then the result is (A, ..., N, 3))."""
+    normal = torch.stack([angle.cos(), torch.zeros_like(angle), angle.sin()], -1)  # (..., 3)
     return xyz - 2 * (xyz * normal).sum(-1, keepdim=True) * normal
 
 
@@ -97,16 +99,18 @@ def best_vertical_plane(xyz: torch.Tensor, angles: int = 36, clouds: int = 32,
     """The angle (radians, in [0, pi)) of the vertical plane through the origin about which the
     first ``clouds`` clouds, subsampled to ``points`` points, are most mirror-symmetric on
     average (Chamfer to their reflections), searched over ``angles`` planes evenly spaced over
-    half a turn. xyz: (B, N, 3). Returns a () tensor; no host synchronisation (capturable)."""
+    half a turn. Under torch.distributed the planes' scores are summed over the processes, so
+    every replica mirrors across the same plane. xyz: (B, N, 3). Returns a () tensor; no host
+    synchronisation (capturable)."""
     sub = xyz[:clouds, :: max(1, xyz.shape[1] // points)][:, :points].float()  # (C, P, 3)
     c, p = sub.shape[:2]
     grid = torch.arange(angles, device=xyz.device, dtype=sub.dtype) * (torch.pi / angles)  # (A,)
-    normals = torch.stack([grid.cos(), torch.zeros_like(grid), grid.sin()], -1)  # (A, 3)
-    along = torch.einsum("cpk,ak->acp", sub, normals)  # (A, C, P)
-    mirrored = sub - 2 * along.unsqueeze(-1) * normals[:, None, None, :]  # (A, C, P, 3)
+    mirrored = vertical_mirror(sub, grid.view(-1, 1, 1))  # (A, C, P, 3)
     asym = chamfer_distance(mirrored.reshape(-1, p, 3), sub.repeat(angles, 1, 1), "none")
-    best = asym.view(angles, c).mean(1).argmin().view(1)
-    return grid.index_select(0, best)[0]  # a tensor index, not a host int: capturable
+    scores = asym.view(angles, c).mean(1)  # (A,)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(scores)
+    return grid.index_select(0, scores.argmin().view(1))[0]  # a tensor index, not a host int
 
 
 def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg: TrainConfig,

@@ -1,5 +1,6 @@
 """DistributedDataParallel on CPU (gloo, 2 processes): replicas stay identical and match a
-single process trained on the same global batch (view prior on, so its critic is covered)."""
+single process trained on the same global batch (view prior on, so its critic is covered, and the
+symmetry term across the batch's best plane, whose scores are summed over the processes)."""
 
 import os
 import socket
@@ -9,8 +10,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ssl3d.training.checkpoint import load_checkpoint
+from ssl3d.training.losses import best_vertical_plane
 from ssl3d.training.trainer import Trainer
 from tests.conftest import tiny_config
+
+
+EXTRA = {"w_view_prior": 1.0, "w_symmetry": 10.0, "symmetry_plane": "best_vertical"}
 
 
 def _free_port():
@@ -25,8 +30,7 @@ def _worker(rank, world, port, data, out, result_dir):
     torch.set_num_threads(1)
     try:
         for stage in ("cc", "nn"):
-            t = Trainer(tiny_config(steps=3, batch_size=4, stage=stage, w_view_prior=1.0), data,
-                        "chair", out)
+            t = Trainer(tiny_config(steps=3, batch_size=4, stage=stage, **EXTRA), data, "chair", out)
             t.train()
             flat = torch.cat([p.detach().flatten() for m in (t.recon, t.pose, t.critic)
                               for p in m.parameters()])
@@ -54,7 +58,7 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
     # about lr per step whatever the gradient's size, so a weight whose gradient is rounding noise
     # may differ by a few lr; all others agree closely.
     # The view prior's critic (not DDP-wrapped; its gradients are averaged by hand) likewise.
-    cfg = tiny_config(steps=3, batch_size=4, w_view_prior=1.0)
+    cfg = tiny_config(steps=3, batch_size=4, **EXTRA)
     single = Trainer(cfg, tiny_dataset, "chair", tmp_path / "one")
     single.train()
     a = load_checkpoint(tmp_path / "ddp" / "cc.pt")
@@ -63,3 +67,30 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
             diff = (a[net][k] - v).abs()
             assert diff.max() <= 3 * cfg.steps * lr and diff.mean() < 1e-6, (net, k)
     assert (tmp_path / "ddp" / "neighbours.pt").is_file()
+
+
+def _plane_worker(rank, world, port, clouds, result_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    dist.init_process_group("gloo")
+    try:
+        plane = best_vertical_plane(clouds[rank * 2:(rank + 1) * 2])
+        torch.save(plane, os.path.join(result_dir, f"plane{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    os._exit(0)
+
+
+def test_every_process_mirrors_across_the_whole_batchs_plane(tmp_path):
+    """Each process sees half the batch; the plane must be the one of the whole batch."""
+    g = torch.Generator().manual_seed(0)
+    while True:  # a batch whose halves, alone, would pick other planes than the whole
+        clouds = torch.randn(4, 64, 3, generator=g) * torch.rand(1, 1, 3, generator=g)
+        whole = best_vertical_plane(clouds)
+        if not (torch.equal(best_vertical_plane(clouds[:2]), whole)
+                and torch.equal(best_vertical_plane(clouds[2:]), whole)):
+            break
+    mp.spawn(_plane_worker, args=(2, _free_port(), clouds, str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        torch.testing.assert_close(torch.load(tmp_path / f"plane{rank}.pt", weights_only=True), whole)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from ssl3d import camera
 from ssl3d.ops import chamfer_distance
 from ssl3d.training import losses as L
 from ssl3d.training.trainer import Trainer
@@ -24,9 +25,8 @@ def mirror_loop(xyz, angle):
 
 
 def turned_about_y(xyz, degrees):
-    a = math.radians(degrees)
-    rot = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]],
-                       dtype=xyz.dtype)
+    zero = torch.zeros((), dtype=xyz.dtype)
+    rot = camera.rotation_from_euler(torch.tensor(math.radians(degrees), dtype=xyz.dtype), zero, zero)
     return xyz @ rot.T
 
 
@@ -48,6 +48,11 @@ def test_vertical_mirror_against_a_loop_and_in_gradcheck(angle):
     torch.testing.assert_close(L.vertical_mirror(xyz, a), mirror_loop(xyz, angle))
     back = L.vertical_mirror(L.vertical_mirror(xyz, a), a)  # a reflection undoes itself
     torch.testing.assert_close(back, xyz)
+    many = torch.tensor([0.0, angle, 1.3], dtype=torch.float64)  # several planes at once
+    stacked = L.vertical_mirror(xyz, many.view(-1, 1, 1))
+    assert stacked.shape == (3, 2, 5, 3)
+    for i, one in enumerate(many):
+        torch.testing.assert_close(stacked[i], mirror_loop(xyz, float(one)))
     torch.autograd.gradcheck(L.vertical_mirror, (xyz.clone().requires_grad_(), a.clone().requires_grad_()))
 
 
