@@ -45,6 +45,26 @@ def half_turn(xyz: torch.Tensor) -> torch.Tensor:
     return torch.stack([-xyz[..., 0], xyz[..., 1], -xyz[..., 2]], -1)
 
 
+def load_run(data: str, category: str, run: str):
+    """A run's test predictions and their ground truth: (predictions file, test views, clouds in
+    the network's frame (M, N, 3), the same rotated into the ground truth's frame, ground truth)."""
+    pred = np.load(Path(run) / "predictions_test.npz")
+    size = load_checkpoint(find_checkpoint(run))["config"]["image_size"]  # the run's cached size
+    test = load_split(data, category, "test", size, progress=False)
+    raw = torch.from_numpy(pred["xyz"]).float()
+    xyz = M.rotate(raw, torch.from_numpy(pred["rotation"]).float())
+    return pred, test, raw, xyz, test.clouds.float()
+
+
+def chamfer_turned(xyz: torch.Tensor, gt: torch.Tensor):
+    """Per-cloud Chamfer x1000 to the ground truth as predicted and turned half a turn, and which
+    clouds are reversed (at least 10% nearer turned). xyz, gt: (M, N, 3) in one frame."""
+    score = lambda p: 1000 * chamfer_distance(normalize_unit_box(p), normalize_unit_box(gt),  # noqa: E731
+                                              "none").numpy()
+    cd, cd_turn = score(xyz), score(half_turn(xyz))
+    return cd, cd_turn, cd_turn < 0.9 * cd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
@@ -52,15 +72,10 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("--picture", default="")
     a = ap.parse_args()
-    pred = np.load(Path(a.run) / "predictions_test.npz")
-    size = load_checkpoint(find_checkpoint(a.run))["config"]["image_size"]  # the run's cached size
-    test = load_split(a.data, a.category, "test", size, progress=False)
-    rot = torch.from_numpy(pred["rotation"]).float()
-    xyz = M.rotate(torch.from_numpy(pred["xyz"]).float(), rot)
-    gt = test.clouds.float()
+    pred, test, raw, xyz, gt = load_run(a.data, a.category, a.run)
     q = lambda v: " ".join(f"{x:.2f}" for x in np.quantile(v, [0.1, 0.5, 0.9, 1.0]))  # noqa: E731
 
-    cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
+    cd, cd_turn, flipped = chamfer_turned(xyz, gt)
     print(f"{a.run}: Chamfer x1000 mean {cd.mean():.2f}, p10/p50/p90/max {q(cd)}")
     centre = xyz.median(1, keepdim=True).values
     r_gt = (gt - gt.median(1, keepdim=True).values).norm(dim=-1).amax(1)  # (M,)
@@ -78,14 +93,11 @@ def main() -> None:
     print(f"  Chamfer x1000 with 2% farthest points dropped: mean {cd_t.mean():.2f}, "
           f"p10/p50/p90/max {q(cd_t)}")
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
-    raw = torch.from_numpy(pred["xyz"]).float()[:64]  # the network's frame
-    plane = best_vertical_plane(raw)
-    asym = lambda a: 1000 * float(chamfer_distance(raw, vertical_mirror(raw, a)))  # noqa: E731
+    few = raw[:64]  # the network's frame
+    plane = best_vertical_plane(few, clouds=len(few), points=few.shape[1])
+    asym = lambda a: 1000 * float(chamfer_distance(few, vertical_mirror(few, a)))  # noqa: E731
     print(f"  predictions' best vertical symmetry plane (network frame) {float(plane.rad2deg()):.0f} "
           f"deg: asymmetry x1000 there {asym(plane):.3f}, at x = 0 {asym(torch.tensor(0.0)):.3f}")
-    cd_turn = 1000 * chamfer_distance(normalize_unit_box(half_turn(xyz)), normalize_unit_box(gt),
-                                      "none").numpy()
-    flipped = cd_turn < 0.9 * cd
     print(f"  half-turned clouds (nearer the ground truth turned by pi about y): "
           f"{flipped.mean():.1%}, their Chamfer {cd[flipped].mean() if flipped.any() else 0:.2f} "
           f"-> {cd_turn[flipped].mean() if flipped.any() else 0:.2f}; all clouds with them turned "

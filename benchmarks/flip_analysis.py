@@ -14,17 +14,12 @@ test split's ground truth, calls a cloud reversed when, in the ground-truth fram
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ssl3d.data.dataset import load_split
-from ssl3d.evaluation import metrics as M
-from ssl3d.evaluation.evaluate import find_checkpoint
-from ssl3d.ops import chamfer_distance, normalize_unit_box
-from ssl3d.training.checkpoint import load_checkpoint
+from ssl3d.ops import chamfer_distance
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diagnose_run import half_turn  # noqa: E402
+from diagnose_run import chamfer_turned, half_turn, load_run  # noqa: E402
 
 
 def nearest_cost(query: torch.Tensor, ref: torch.Tensor, k: int = 4) -> torch.Tensor:
@@ -33,23 +28,23 @@ def nearest_cost(query: torch.Tensor, ref: torch.Tensor, k: int = 4) -> torch.Te
     return d.topk(k, 1, largest=False).values.mean(1)
 
 
-def main(data: str, category: str, run: str) -> None:
-    pred = np.load(Path(run) / "predictions_test.npz")
-    size = load_checkpoint(find_checkpoint(run))["config"]["image_size"]
-    gt = load_split(data, category, "test", size, progress=False).clouds.float()
-    raw = torch.from_numpy(pred["xyz"]).float()  # the network's frame
-    xyz = M.rotate(raw, torch.from_numpy(pred["rotation"]).float())
-    score = lambda p: chamfer_distance(normalize_unit_box(p), normalize_unit_box(gt), "none")  # noqa: E731
-    reversed_ = score(half_turn(xyz)) < 0.9 * score(xyz)
-    wrong = torch.from_numpy(pred["pose_error_deg"]) > 90
+def main(data: str, category: str, run: str, k: int = 4) -> None:
+    pred, _, raw, xyz, gt = load_run(data, category, run)
+    _, _, flipped = chamfer_turned(xyz, gt)
+    reversed_ = torch.from_numpy(flipped)
     kept = ~reversed_
+    wrong = torch.from_numpy(pred["pose_error_deg"]) > 90
     print(f"{run}: reversed {reversed_.float().mean():.1%}; pose error > 90 deg in "
-          f"{wrong[reversed_].float().mean():.1%} of them, {wrong[kept].float().mean():.1%} of the rest")
+          f"{wrong[kept].float().mean():.1%} of the rest", end="")
+    if not reversed_.any() or int(kept.sum()) < k:
+        print()
+        return
+    print(f", {wrong[reversed_].float().mean():.1%} of the reversed")
     for name, clouds in (("predictions, network frame", raw), ("ground truth", gt)):
         sub = clouds[:, ::4]
         ref, query = sub[kept][:60], sub[reversed_][:40]
-        as_is, turned = nearest_cost(query, ref), nearest_cost(half_turn(query), ref)
-        print(f"  {name}: reversed clouds to their 4 nearest others, Chamfer x1000 as they are "
+        as_is, turned = nearest_cost(query, ref, k), nearest_cost(half_turn(query), ref, k)
+        print(f"  {name}: reversed clouds to their {k} nearest others, Chamfer x1000 as they are "
               f"{1000 * as_is.mean():.2f}, turned {1000 * turned.mean():.2f}; nearer turned "
               f"{(turned < as_is).float().mean():.1%}")
 
