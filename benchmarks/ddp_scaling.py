@@ -1,39 +1,160 @@
-"""Multi-GPU training throughput and replica agreement, one configuration per launch.
+"""Multi-GPU training: throughput at several global batches, replica agreement, loss curves.
 
-    torchrun --nproc_per_node=G benchmarks/ddp_scaling.py DATA_DIR CATEGORY RUN_DIR BATCH STEPS
+One launch per process count G, same global batches, same data, `ssl3d` preset, stage CC::
 
-Trains stage CC with DistributedDataParallel at the given GLOBAL batch, then prints (rank 0)
-the number of processes, samples/s and whether every replica holds identical weights.
+    torchrun --standalone --nproc_per_node=G benchmarks/ddp_scaling.py run DATA CATEGORY OUT \
+        [--batches 64:eager 64:graph 1024:graph] [--steps 200] [--curve-steps 2000] \
+        [--nn-steps 300] [--curve-repeats 1]
+
+writes OUT/gpus<G>.json: steady samples/s per (global batch, eager | graph) and, for one
+captured curve run (stage CC then NN at global batch 64; captured on CUDA), the logged global-batch losses,
+whether every replica holds identical weights after each stage, and how many processes mined
+the NN stage's neighbours. ``--curve-repeats 2`` (at G = 1) gives the run-to-run noise of the
+curve, the yardstick for "G = 2 matches G = 1". Then::
+
+    python benchmarks/ddp_scaling.py report OUT
+
+prints the scaling table (efficiency = samples/s at G / (G x samples/s at 1)) and the curve
+comparison.
 """
 
-import sys
+import argparse
+import json
+import os
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from ssl3d.training.config import TrainConfig
-from ssl3d.training.trainer import Trainer
+from ssl3d.training.config import PRESETS, TrainConfig
+from ssl3d.training.trainer import Trainer, init_distributed
+
+CURVE_BATCH = 64
+CURVE_TERMS = ("loss_recon", "loss_pose")
 
 
-def main(data_dir, category, run_dir, batch, steps):
-    cfg = TrainConfig(batch_size=int(batch), steps=int(steps), lr=1e-3, device="cuda",
-                      progress=False, log_every=100, checkpoint_every=10 ** 9)
-    trainer = Trainer(cfg, data_dir, category, run_dir)
-    summary = trainer.train()
-    flat = torch.cat([p.detach().flatten() for m in (trainer.recon, trainer.pose) for p in m.parameters()])
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    same = True
-    if world > 1:
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        same = all(torch.equal(gathered[0], g) for g in gathered[1:])
-    if trainer.rank == 0:
-        print(f"RESULT gpus={world} global_batch={batch} steps={steps} "
-              f"samples_per_s={summary['samples_per_second']:.0f} replicas_identical={same} "
-              f"last_loss={open(f'{run_dir}/train_cc.log').read().splitlines()[-1][:160]}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def config(**kw) -> TrainConfig:
+    return TrainConfig(**{**PRESETS["ssl3d"], "progress": False,
+                          "image_every": 10 ** 9, "checkpoint_every": 10 ** 9, **kw})
+
+
+def replicas_identical(trainer: Trainer, world: int) -> bool:
+    flat = torch.cat([p.detach().flatten() for m in (trainer.recon, trainer.pose)
+                      for p in m.parameters()])
+    if world == 1:
+        return True
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def read_log(path: Path) -> dict[int, dict[str, float]]:
+    out = {}
+    for line in path.read_text().splitlines():
+        words = line.split()
+        out[int(words[1])] = {k: float(v) for k, v in (w.split("=") for w in words[2:])}
+    return out
+
+
+def run(a) -> None:
+    out = Path(a.out)
+    _, world, _ = init_distributed(a.device)
+    runs = out / f"runs{world}"
+    exists = runs.exists()
+    if world > 1:  # every process checks before any creates it
+        dist.barrier()
+    if exists:  # a run folder would be resumed and its log appended to
+        raise SystemExit(f"{runs} exists: delete it or choose another OUT")
+    result = {"throughput": [], "curves": []}
+    for spec in a.batches:
+        batch, mode = spec.split(":")
+        name = f"b{batch}-{mode}"
+        t = Trainer(config(batch_size=int(batch), steps=a.steps, cuda_graph=mode == "graph",
+                           log_every=a.steps, device=a.device), a.data, a.category, runs / name)
+        summary = t.train()
+        result["throughput"].append({"global_batch": int(batch), "mode": mode,
+                                     "samples_per_s": summary["steady_samples_per_second"],
+                                     "replicas_identical": replicas_identical(t, world)})
+        if t.main:
+            print(name, json.dumps(result["throughput"][-1]), flush=True)
+    for repeat in range(a.curve_repeats):
+        run_dir = runs / f"curve{repeat}"
+        curve = {}
+        for stage, steps in (("cc", a.curve_steps), ("nn", a.nn_steps)):
+            t = Trainer(config(batch_size=CURVE_BATCH, steps=steps, stage=stage,
+                               cuda_graph=a.device == "cuda", log_every=a.log_every,
+                               device=a.device), a.data, a.category, run_dir)
+            t.train()
+            mined = torch.tensor([float(t.mined_neighbours)], device=t.device)
+            if world > 1:
+                dist.all_reduce(mined)
+            curve[stage] = {"replicas_identical": replicas_identical(t, world),
+                            "processes_that_mined": int(mined.item()),
+                            "log": read_log(run_dir / f"train_{stage}.log") if t.main else None}
+        result["curves"].append(curve)
+    if int(os.environ.get("RANK", "0")) == 0:
+        result["gpus"] = world
+        result["device"] = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
+        (out / f"gpus{world}.json").write_text(json.dumps(result, indent=1))
+    # No destroy_process_group: after capturing NCCL work it can hang (pytorch issue 115388).
+
+
+def curve_gap(a: dict, b: dict) -> float:
+    """Mean over the log points and CURVE_TERMS of |a - b| / |a|."""
+    gaps = [abs(a[s][k] - b[s][k]) / abs(a[s][k]) for s in a if s in b for k in CURVE_TERMS]
+    return sum(gaps) / max(len(gaps), 1)
+
+
+def report(a) -> None:
+    results = {int(p.stem[4:]): json.loads(p.read_text()) for p in Path(a.out).glob("gpus*.json")}
+    if 1 not in results:
+        raise SystemExit(f"{a.out}/gpus1.json is missing: run G = 1 first")
+    base = {(r["global_batch"], r["mode"]): r["samples_per_s"] for r in results[1]["throughput"]}
+    print("| card | GPUs | global batch | step | samples/s | efficiency | replicas identical |")
+    print("|---|---|---|---|---|---|---|")
+    for g in sorted(results):
+        for r in results[g]["throughput"]:
+            eff = r["samples_per_s"] / (g * base[(r["global_batch"], r["mode"])])
+            print(f"| {results[g]['device']} | {g} | {r['global_batch']} | {r['mode']} | "
+                  f"{r['samples_per_s']:,.0f} | {eff:.0%} | {r['replicas_identical']} |")
+    ref = {s: results[1]["curves"][0][s]["log"] for s in ("cc", "nn")}
+    for g in sorted(results):
+        for i, curve in enumerate(results[g]["curves"]):
+            if g == 1 and i == 0:
+                continue
+            logs = {s: {int(k): v for k, v in curve[s]["log"].items()} for s in ("cc", "nn")}
+            gaps = ", ".join(f"{s} {curve_gap({int(k): v for k, v in ref[s].items()}, logs[s]):.2%}"
+                             for s in ("cc", "nn"))
+            last = {s: logs[s][max(logs[s])] for s in ("cc", "nn")}
+            print(f"curve G={g} run {i} against G=1 run 0: mean relative gap {gaps}; "
+                  f"last cc loss_recon {last['cc']['loss_recon']:.5g}, nn loss_recon "
+                  f"{last['nn']['loss_recon']:.5g}; replicas identical cc/nn "
+                  f"{curve['cc']['replicas_identical']}/{curve['nn']['replicas_identical']}; "
+                  f"processes that mined {curve['nn']['processes_that_mined']}")
+    r0 = {s: {int(k): v for k, v in ref[s].items()} for s in ("cc", "nn")}
+    print(f"G=1 run 0: last cc loss_recon {r0['cc'][max(r0['cc'])]['loss_recon']:.5g}, "
+          f"nn loss_recon {r0['nn'][max(r0['nn'])]['loss_recon']:.5g}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("data")
+    r.add_argument("category")
+    r.add_argument("out")
+    r.add_argument("--batches", nargs="+", default=["64:eager", "64:graph", "1024:graph"])
+    r.add_argument("--steps", type=int, default=200)
+    r.add_argument("--curve-steps", type=int, default=2000)
+    r.add_argument("--nn-steps", type=int, default=300)
+    r.add_argument("--log-every", type=int, default=50)
+    r.add_argument("--curve-repeats", type=int, default=1)
+    r.add_argument("--device", default="cuda", help="cpu runs eager steps only (a smoke test)")
+    p = sub.add_parser("report")
+    p.add_argument("out")
+    a = ap.parse_args()
+    run(a) if a.command == "run" else report(a)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

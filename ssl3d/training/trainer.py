@@ -39,12 +39,28 @@ RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoin
                      "cuda_graph"}
 
 
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over the processes, with one all-reduce of
+    one flat buffer (capturable in a CUDA graph). A no-op in a single process."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numels,)
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tensor,
                       cfg: TrainConfig, neighbour: dict | None = None, amp: bool = False,
-                      step: int = 0, critic=None, opt_c=None):
+                      step: int = 0, critic=None, opt_c=None, sync_gradients: bool = False):
     """Losses, both backward passes and both Adam steps of one training step (arguments as
     :func:`ssl3d.training.losses.step_losses`), then the view prior critic's step when there is
-    one. Returns (terms, extras)."""
+    one. ``sync_gradients``: average the networks' gradients over the processes here (for
+    networks that are not DDP-wrapped, as in a captured step). Returns (terms, extras)."""
     loss_r, loss_p, terms, extras = step_losses(recon, pose, batch, views, cfg, neighbour,
                                                 amp=amp, step=step, critic=critic)
     # Gradients stay allocated (not None) so that a captured step can reuse their memory.
@@ -53,6 +69,8 @@ def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tenso
     # Each optimiser sees only the gradient of its own loss w.r.t. its own network.
     loss_r.backward(inputs=list(recon.parameters()), retain_graph=True)
     loss_p.backward(inputs=list(pose.parameters()))
+    if sync_gradients:
+        average_gradients([*recon.parameters(), *pose.parameters()])
     opt_r.step()
     opt_p.step()
     if critic is not None:
@@ -60,10 +78,7 @@ def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tenso
         loss_c = critic_loss(critic, extras["critic_real"], extras["critic_fake"], cfg.critic_r1)
         opt_c.zero_grad(set_to_none=False)
         loss_c.backward(inputs=list(critic.parameters()))
-        if dist.is_initialized() and dist.get_world_size() > 1:  # the critic is not DDP-wrapped
-            for p in critic.parameters():
-                dist.all_reduce(p.grad)
-                p.grad /= dist.get_world_size()
+        average_gradients(list(critic.parameters()))  # the critic is never DDP-wrapped
         opt_c.step()
         terms["critic"] = loss_c.detach()
     return terms, extras
@@ -118,13 +133,14 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.step = 0
         self.neigh = None
+        self.mined_neighbours = False
         ckpt = self._resume_state() if resume else None
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
             self._init_weights()
         if cfg.stage == "nn":
             self.neigh = self._neighbours()
-        if cfg.cuda_graph and (self.device.type != "cuda" or self.world > 1):
-            raise ValueError("cuda_graph needs --device cuda and a single process")
+        if cfg.cuda_graph and self.device.type != "cuda":
+            raise ValueError("cuda_graph needs --device cuda")
         # A captured step keeps the optimisers' step counts on the GPU (capturable Adam).
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "capturable": cfg.cuda_graph}
         self.opt_r = torch.optim.Adam(self.recon.parameters(), **adam)
@@ -144,7 +160,11 @@ class Trainer:
                     if "step" in st:
                         st["step"] = st["step"].to(self.device if cfg.cuda_graph else "cpu")
         self.last_good = str(self.last_path) if ckpt is not None else None
-        if self.world > 1:
+        # Several processes: eager steps use DDP, which overlaps the gradient all-reduce with the
+        # backward pass. A captured step cannot hold DDP's host-side bookkeeping, so it averages
+        # the gradients itself (one all-reduce inside the graph; see optimisation_step).
+        self.sync_gradients = self.world > 1 and cfg.cuda_graph
+        if self.world > 1 and not cfg.cuda_graph:
             ddp = torch.nn.parallel.DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.recon = ddp(self.recon, device_ids=ids)
@@ -195,7 +215,8 @@ class Trainer:
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""
         path = self.out / "neighbours.pt"
-        if self.main and not path.is_file():
+        self.mined_neighbours = self.main and not path.is_file()  # read by the DDP checks
+        if self.mined_neighbours:
             emb = embed_images(self.recon, self.data.images)
             idx = nearest_neighbours(emb, self.cfg.neighbours)
             save_atomic({"models": self.data.models, "indices": idx.cpu()}, path)
@@ -232,6 +253,9 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}/{cfg.supervision}",
                    disable=not (cfg.progress and self.main), unit="step", dynamic_ncols=True)
         start, start_step = time.time(), self.step
+        # Steady throughput is timed after the first steps (capture, allocator and cuDNN warm-up).
+        warm = 10 if cfg.steps - start_step > 20 else None
+        warm_time = None
         run_step = self.optimise
         try:
             while self.step < cfg.steps:
@@ -241,12 +265,14 @@ class Trainer:
                 terms, extras = run_step(batch, views, neighbour)
                 self.step += 1
                 bar.update(1)
+                if self.step - start_step == warm:
+                    warm_time = self._synchronized_time()
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0) + v
                 counted += 1
                 last = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or last:
-                    means = {k: float(v) / counted for k, v in sums.items()}
+                    means = self._global_means(sums, counted)
                     sums, counted = {}, 0
                     self._check_finite(means)
                     self._log(means, writer, log_file, bar)
@@ -261,18 +287,39 @@ class Trainer:
                 log_file.close()
             if writer is not None:
                 writer.close()
+        end = self._synchronized_time()
         self.save(self.final_path, training_state=False)
         elapsed = time.time() - start
         done = self.step - start_step
-        return {"steps": self.step, "seconds": elapsed,
-                "samples_per_second": done * cfg.batch_size / max(elapsed, 1e-9),
-                "checkpoint": str(self.final_path)}
+        summary = {"steps": self.step, "seconds": elapsed,
+                   "samples_per_second": done * cfg.batch_size / max(elapsed, 1e-9),
+                   "checkpoint": str(self.final_path)}
+        if warm_time is not None:  # global samples/s, set-up and the first steps left out
+            summary["steady_samples_per_second"] = ((done - warm) * cfg.batch_size
+                                                    / max(end - warm_time, 1e-9))
+        return summary
+
+    def _synchronized_time(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.time()
+
+    def _global_means(self, sums: dict, counted: int) -> dict[str, float]:
+        """Each term's mean over the steps summed and, under torchrun, over the processes (each
+        holds an equal share of the global batch), so the log is that of the whole batch."""
+        keys = sorted(sums)
+        values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device)
+                              for k in keys]) / counted  # (terms,)
+        if self.world > 1:
+            dist.all_reduce(values)
+            values /= self.world
+        return dict(zip(keys, values.tolist()))
 
     def optimise(self, batch: dict, views: torch.Tensor, neighbour: dict | None):
         """One step of both optimisers; returns the loss terms and the projections to log."""
         return optimisation_step(self.recon, self.pose, self.opt_r, self.opt_p, batch, views,
                                  self.cfg, neighbour, self.cfg.amp and self.device.type == "cuda",
-                                 self.step, self.critic, self.opt_c)
+                                 self.step, self.critic, self.opt_c, self.sync_gradients)
 
     def _captured(self, batch: dict, views: torch.Tensor, neighbour: dict | None):
         """Capture :meth:`optimise` in a CUDA graph on static copies of the inputs; returns a

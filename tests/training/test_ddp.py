@@ -5,6 +5,7 @@ symmetry term across the batch's best plane, whose scores are summed over the pr
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -67,6 +68,47 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
             diff = (a[net][k] - v).abs()
             assert diff.max() <= 3 * cfg.steps * lr and diff.mean() < 1e-6, (net, k)
     assert (tmp_path / "ddp" / "neighbours.pt").is_file()
+    # The log holds the whole batch's losses (averaged over the processes), not rank 0's half:
+    # at step 1 both runs start from the same weights and draw the same global batch.
+    first = [dict(w.split("=") for w in (tmp_path / run / "train_cc.log").read_text()
+                  .splitlines()[0].split()[2:]) for run in ("ddp", "one")]
+    for term in ("loss_recon", "loss_pose", "symmetry"):
+        assert abs(float(first[0][term]) - float(first[1][term])) <= 1e-4 * abs(float(first[1][term])), term
+
+
+def _graph_worker(rank, world, port, data, out, result_dir):
+    """Eager DDP, then the captured step (gradients averaged inside the graph), 4 steps each."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    for mode in ("eager", "graph"):
+        t = Trainer(tiny_config(steps=4, batch_size=4, device="cuda", cuda_graph=mode == "graph",
+                                **EXTRA), data, "chair", os.path.join(out, mode))
+        nets = (t.recon, t.pose, t.critic)
+        start = torch.cat([p.detach().flatten() for m in nets for p in m.parameters()])
+        t.train()
+        flat = torch.cat([p.detach().flatten() for m in nets for p in m.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        if rank == 0:
+            torch.save({"start": start.cpu(), "replicas": torch.stack(gathered).cpu()},
+                       os.path.join(result_dir, f"{mode}.pt"))
+    dist.barrier()
+    os._exit(0)  # no destroy_process_group after capturing NCCL work (it can hang)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_captured_step_under_two_nccl_processes(tiny_dataset, tmp_path):
+    """The captured step keeps the replicas identical and trains as eager DDP does, within the
+    run-to-run noise of atomic adds (compared relative to how far training moved the weights)."""
+    mp.spawn(_graph_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path / "runs"),
+                                  str(tmp_path)), nprocs=2, join=True)
+    r = {m: torch.load(tmp_path / f"{m}.pt", weights_only=True) for m in ("eager", "graph")}
+    for m in r:
+        assert torch.equal(r[m]["replicas"][0], r[m]["replicas"][1]), m
+    assert torch.equal(r["eager"]["start"], r["graph"]["start"])
+    moved = (r["eager"]["replicas"][0] - r["eager"]["start"]).norm()
+    diff = (r["graph"]["replicas"][0] - r["eager"]["replicas"][0]).norm()
+    assert diff < 0.1 * moved, (float(diff), float(moved))
 
 
 def _plane_worker(rank, world, port, clouds, result_dir):
