@@ -84,7 +84,9 @@ def run(a) -> None:
             t = Trainer(config(batch_size=CURVE_BATCH, steps=steps, stage=stage,
                                cuda_graph=a.device == "cuda", log_every=a.log_every,
                                device=a.device), a.data, a.category, run_dir)
-            t.train()
+            summary = t.train()
+            if t.main:
+                print(f"curve{repeat} {stage}: {summary['seconds']:.1f} s", flush=True)
             mined = torch.tensor([float(t.mined_neighbours)], device=t.device)
             if world > 1:
                 dist.all_reduce(mined)
