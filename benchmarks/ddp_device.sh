@@ -1,5 +1,6 @@
 # One multi-GPU call for the DDP scaling check (issue 8): chair data, the 2-GPU tests, then
-# benchmarks/ddp_scaling.py at G = 1 and at every G up to the GPUs present, and its report.
+# benchmarks/ddp_scaling.py at G = 1 and at every G up to the GPUs present (two loss curves
+# each: the run-to-run noise), and its report.
 #   bash benchmarks/ddp_device.sh [COUNT] [extra ddp_scaling.py run flags...]
 # Writes $OUT/ddp_report.txt, ddp_gpus*.json, ddp_run*.log and (unless SKIP_TESTS=1) ddp_tests.txt.
 set -uo pipefail
@@ -19,9 +20,8 @@ fi
 rm -rf data/ddp
 for g in $(seq 1 "$gpus"); do
   [ "$g" = 1 ] || [ "$g" = 2 ] || [ "$g" = 4 ] || [ "$g" = 8 ] || continue
-  repeats=1; [ "$g" = 1 ] && repeats=2  # two G = 1 curves: the run-to-run noise
   timeout "${G_TIMEOUT:-270}" torchrun --standalone --nproc_per_node="$g" benchmarks/ddp_scaling.py run \
-    data/proc chair data/ddp --curve-repeats "$repeats" "$@" 2>&1 | grep -v Warning \
+    data/proc chair data/ddp --curve-repeats 2 "$@" 2>&1 | grep -v Warning \
     >"$out/ddp_run$g.log"
   echo "G=$g: rc ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$out/ddp_report.txt"
   cp data/ddp/gpus"$g".json "$out/ddp_gpus$g.json" 2>/dev/null

@@ -97,7 +97,10 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     else:
         dev = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":  # naming the GPU avoids NCCL guessing it from the rank
+            dist.init_process_group("nccl", device_id=dev)
+        else:
+            dist.init_process_group("gloo")
     return rank, world, dev
 
 
