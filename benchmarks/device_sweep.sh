@@ -1,14 +1,16 @@
 # One GPU call: data, the GPU tests beside it, a sweep, and the summaries collected in $OUT (the
 # device tool returns at most 8 files: one summary text, the test log and, with PICTURES=1, one
 # picture per run, so keep a sweep to 6 lines).
-#   bash benchmarks/device_sweep.sh SWEEP_FILE "CATEGORIES" [SECONDS]
+#   bash benchmarks/device_sweep.sh SWEEP_FILE[,SWEEP_FILE...] "CATEGORIES" [SECONDS]
+# Several comma-separated sweep files run side by side, the i-th on GPU i (a multi-GPU kind).
 # Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES, REAL, REFINE); GPUTEST=1
 # also runs the CUDA-graph tests; REAL_MESHES=DIR renders those meshes into data/real first.
 # The sweep is cut off SECONDS (default 540) after the start; the summaries are written then.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 . benchmarks/device_setup.sh || exit 1
-name=$(basename "$sweep" .txt)
+IFS=, read -ra sweeps <<< "$sweep"
+name=$(basename "${sweeps[0]}" .txt)
 start=$(date +%s)
 rm -rf /tmp/summary runs  # a warm machine keeps them from an earlier call
 if [ "${GPUTEST:-0}" = 1 ]; then
@@ -19,10 +21,14 @@ bash benchmarks/make_procedural.sh data/proc 2000 16 4 $cats
 [ -n "${REAL_MESHES:-}" ] && bash benchmarks/make_real.sh data/real "$REAL_MESHES" $cats
 left=$(( limit - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
-SUMMARY_DIR=/tmp/summary timeout $(( left > 1 ? left : 1 )) \
-  bash benchmarks/sweep_multi.sh data/proc runs "--preset ssl3d --log-every 500 --cuda-graph" \
-  < "$sweep" > /tmp/sweep.log 2>&1
+for i in "${!sweeps[@]}"; do
+  CUDA_VISIBLE_DEVICES=$i SUMMARY_DIR=/tmp/summary timeout $(( left > 1 ? left : 1 )) \
+    bash benchmarks/sweep_multi.sh data/proc runs/$i "--preset ssl3d --log-every 500 --cuda-graph" \
+    < "${sweeps[$i]}" > /tmp/sweep$i.log 2>&1 &
+  sweep_pids+=($!)
+done
+wait "${sweep_pids[@]}"
 { cat /tmp/summary/*.txt; echo "total $(( $(date +%s) - start )) s"; } > "$OUT/$name.txt"
 cp /tmp/summary/*.png "$OUT/" 2>/dev/null
 wait
-tail -n 20 /tmp/sweep.log
+tail -n 20 /tmp/sweep*.log
