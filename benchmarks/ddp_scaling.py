@@ -4,13 +4,14 @@ One launch per process count G, same global batches, same data, `ssl3d` preset, 
 
     torchrun --standalone --nproc_per_node=G benchmarks/ddp_scaling.py run DATA CATEGORY OUT \
         [--batches 64:eager 64:graph 1024:graph] [--steps 200] [--curve-steps 2000] \
-        [--nn-steps 300] [--curve-repeats 1]
+        [--nn-steps 300] [--curve-repeats 2] [--curve-supervision self|pose]
 
-writes OUT/gpus<G>.json: steady samples/s per (global batch, eager | graph) and, for one
-captured curve run (stage CC then NN at global batch 64; captured on CUDA), the logged global-batch losses,
-whether every replica holds identical weights after each stage, and how many processes mined
-the NN stage's neighbours. ``--curve-repeats 2`` (at G = 1) gives the run-to-run noise of the
-curve, the yardstick for "G = 2 matches G = 1". Then::
+writes OUT/gpus<G>.json: steady samples/s per (global batch, eager | graph), and for each
+curve run (stage CC then NN at global batch 64, captured on CUDA; --curve-repeats of them)
+the logged global-batch losses, whether every replica holds identical weights (both networks and
+the critic) after each stage, and whether the NN stage's neighbours were mined by exactly one
+process. Two curves per G give the run-to-run noise, the yardstick for "G = 2 matches G = 1".
+Then::
 
     python benchmarks/ddp_scaling.py report OUT
 
@@ -39,8 +40,8 @@ def config(**kw) -> TrainConfig:
 
 
 def replicas_identical(trainer: Trainer, world: int) -> bool:
-    flat = torch.cat([p.detach().flatten() for m in (trainer.recon, trainer.pose)
-                      for p in m.parameters()])
+    nets = [m for m in (trainer.recon, trainer.pose, trainer.critic) if m is not None]
+    flat = torch.cat([p.detach().flatten() for m in nets for p in m.parameters()])
     if world == 1:
         return True
     gathered = [torch.zeros_like(flat) for _ in range(world)]
@@ -116,9 +117,10 @@ def report(a) -> None:
     print("|---|---|---|---|---|---|---|")
     for g in sorted(results):
         for r in results[g]["throughput"]:
-            eff = r["samples_per_s"] / (g * base[(r["global_batch"], r["mode"])])
+            one = base.get((r["global_batch"], r["mode"]))
+            eff = "-" if one is None else f"{r['samples_per_s'] / (g * one):.0%}"
             print(f"| {results[g]['device']} | {g} | {r['global_batch']} | {r['mode']} | "
-                  f"{r['samples_per_s']:,.0f} | {eff:.0%} | {r['replicas_identical']} |")
+                  f"{r['samples_per_s']:,.0f} | {eff} | {r['replicas_identical']} |")
     ref = {s: results[1]["curves"][0][s]["log"] for s in ("cc", "nn")}
     for g in sorted(results):
         for i, curve in enumerate(results[g]["curves"]):
@@ -151,11 +153,12 @@ def main() -> None:
     r.add_argument("category")
     r.add_argument("out")
     r.add_argument("--batches", nargs="+", default=["64:eager", "64:graph", "1024:graph"])
-    r.add_argument("--steps", type=int, default=200)
+    r.add_argument("--steps", type=int, default=200,
+                   help="steps per throughput run (over 20: the first 10 are not timed)")
     r.add_argument("--curve-steps", type=int, default=2000)
     r.add_argument("--nn-steps", type=int, default=300)
     r.add_argument("--log-every", type=int, default=50)
-    r.add_argument("--curve-repeats", type=int, default=1)
+    r.add_argument("--curve-repeats", type=int, default=2)
     r.add_argument("--curve-supervision", default="self", choices=["self", "pose"],
                    help="self-supervised training is chaotic: same-seed runs part within a few "
                         "hundred steps; pose-supervised curves are steadier")
@@ -163,6 +166,8 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("out")
     a = ap.parse_args()
+    if a.command == "run" and (a.steps <= 20 or a.curve_repeats < 1):
+        ap.error("--steps must be over 20 and --curve-repeats at least 1")
     run(a) if a.command == "run" else report(a)
 
 

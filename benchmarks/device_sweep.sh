@@ -11,8 +11,12 @@ sweep=$1; cats=$2; limit=${3:-540}
 . benchmarks/device_setup.sh || exit 1
 IFS=, read -ra sweeps <<< "$sweep"
 name=$(basename "${sweeps[0]}" .txt)
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+if [ "${#sweeps[@]}" -gt 1 ] && [ "${#sweeps[@]}" -gt "$gpus" ]; then
+  echo "${#sweeps[@]} sweep files but $gpus GPUs: one sweep file per GPU" >&2; exit 1
+fi
 start=$(date +%s)
-rm -rf /tmp/summary runs  # a warm machine keeps them from an earlier call
+rm -rf /tmp/summary runs /tmp/sweep*.log  # a warm machine keeps them from an earlier call
 if [ "${GPUTEST:-0}" = 1 ]; then
   timeout 300 python3 -m pytest -q tests/training/test_train.py -k cuda_graph \
     > "$OUT/gputest_$name.txt" 2>&1 &

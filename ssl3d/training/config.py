@@ -193,8 +193,8 @@ class TrainConfig:
     """Capture the whole step (both networks, every loss, both backward passes and Adam steps)
     in a CUDA graph once and replay it: small batches are bound by kernel launches, which a
     replay skips. CUDA only; needs a constant geometric-cycle weight (cycle_start = cycle_warmup
-    = 0). Same computation as the eager step. Under torchrun the gradients are averaged by one
-    all-reduce inside the graph instead of by DDP."""
+    = 0). Same computation as the eager step. Under torchrun the gradients are averaged by
+    all-reduces inside the graph (one flat buffer per optimiser) instead of by DDP."""
     log_every: int = 100
     """Steps between loss logs (TensorBoard, train.log, non-finite check)."""
     image_every: int = 2000

@@ -44,7 +44,7 @@ def average_gradients(params: list[torch.Tensor]) -> None:
     one flat buffer (capturable in a CUDA graph). A no-op in a single process."""
     if not (dist.is_initialized() and dist.get_world_size() > 1):
         return
-    grads = [p.grad for p in params]
+    grads = [p.grad for p in params if p.grad is not None]
     flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numels,)
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
@@ -218,7 +218,7 @@ class Trainer:
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""
         path = self.out / "neighbours.pt"
-        self.mined_neighbours = self.main and not path.is_file()  # read by the DDP checks
+        self.mined_neighbours = self.main and not path.is_file()  # mined here, not read
         if self.mined_neighbours:
             emb = embed_images(self.recon, self.data.images)
             idx = nearest_neighbours(emb, self.cfg.neighbours)
@@ -258,7 +258,7 @@ class Trainer:
         start, start_step = time.time(), self.step
         # Steady throughput is timed after the first steps (capture, allocator and cuDNN warm-up).
         warm = 10 if cfg.steps - start_step > 20 else None
-        warm_time = None
+        warm_time = end = None
         run_step = self.optimise
         try:
             while self.step < cfg.steps:
@@ -268,12 +268,14 @@ class Trainer:
                 terms, extras = run_step(batch, views, neighbour)
                 self.step += 1
                 bar.update(1)
+                last = self.step == cfg.steps
                 if self.step - start_step == warm:
                     warm_time = self._synchronized_time()
+                if last:  # before the last log and checkpoint write, which are not steps
+                    end = self._synchronized_time()
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0) + v
                 counted += 1
-                last = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or last:
                     means = self._global_means(sums, counted)
                     sums, counted = {}, 0
@@ -290,14 +292,13 @@ class Trainer:
                 log_file.close()
             if writer is not None:
                 writer.close()
-        end = self._synchronized_time()
         self.save(self.final_path, training_state=False)
         elapsed = time.time() - start
         done = self.step - start_step
         summary = {"steps": self.step, "seconds": elapsed,
                    "samples_per_second": done * cfg.batch_size / max(elapsed, 1e-9),
                    "checkpoint": str(self.final_path)}
-        if warm_time is not None:  # global samples/s, set-up and the first steps left out
+        if warm_time is not None:  # global samples/s of the steps alone, the first 10 left out
             summary["steady_samples_per_second"] = ((done - warm) * cfg.batch_size
                                                     / max(end - warm_time, 1e-9))
         return summary

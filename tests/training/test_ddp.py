@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from ssl3d.training.checkpoint import load_checkpoint
 from ssl3d.training.losses import best_vertical_plane
-from ssl3d.training.trainer import Trainer
+from ssl3d.training.trainer import Trainer, average_gradients
 from tests.conftest import tiny_config
 
 
@@ -109,6 +109,36 @@ def test_captured_step_under_two_nccl_processes(tiny_dataset, tmp_path):
     moved = (r["eager"]["replicas"][0] - r["eager"]["start"]).norm()
     diff = (r["graph"]["replicas"][0] - r["eager"]["replicas"][0]).norm()
     assert diff < 0.1 * moved, (float(diff), float(moved))
+
+
+def _average_worker(rank, world, port, result_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    dist.init_process_group("gloo")
+    try:
+        params = [torch.zeros(2, 3, requires_grad=True), torch.zeros(4, requires_grad=True),
+                  torch.zeros(1, requires_grad=True)]  # the last one gets no gradient
+        for i, p in enumerate(params[:2]):
+            p.grad = torch.arange(p.numel(), dtype=torch.float32).view_as(p) * (rank + 1) + i
+        average_gradients(params)
+        torch.save([p.grad for p in params], os.path.join(result_dir, f"grads{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    os._exit(0)
+
+
+def test_average_gradients_is_the_mean_over_processes(tmp_path):
+    """Reference: the mean of what each rank held, element by element (a sum instead of a mean
+    would pass the replica checks, as Adam hardly feels a doubled gradient)."""
+    mp.spawn(_average_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        grads = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)
+        for i, (g, shape) in enumerate(zip(grads[:2], [(2, 3), (4,)])):
+            base = torch.arange(g.numel(), dtype=torch.float32).view(shape)
+            want = (base * 1 + i + base * 2 + i) / 2
+            torch.testing.assert_close(g, want)
+        assert grads[2] is None
 
 
 def _plane_worker(rank, world, port, clouds, result_dir):
