@@ -25,8 +25,9 @@ bash benchmarks/make_procedural.sh data/proc 2000 16 4 $cats
 [ -n "${REAL_MESHES:-}" ] && bash benchmarks/make_real.sh data/real "$REAL_MESHES" $cats
 left=$(( limit - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
+multi=""; [ "${#sweeps[@]}" -gt 1 ] && multi=1  # one sweep keeps the GPU mask it was given
 for i in "${!sweeps[@]}"; do
-  CUDA_VISIBLE_DEVICES=$i SUMMARY_DIR=/tmp/summary timeout $(( left > 1 ? left : 1 )) \
+  env ${multi:+CUDA_VISIBLE_DEVICES=$i} SUMMARY_DIR=/tmp/summary timeout $(( left > 1 ? left : 1 )) \
     bash benchmarks/sweep_multi.sh data/proc runs/$i "--preset ssl3d --log-every 500 --cuda-graph" \
     < "${sweeps[$i]}" > /tmp/sweep$i.log 2>&1 &
   sweep_pids+=($!)

@@ -194,7 +194,8 @@ class TrainConfig:
     in a CUDA graph once and replay it: small batches are bound by kernel launches, which a
     replay skips. CUDA only; needs a constant geometric-cycle weight (cycle_start = cycle_warmup
     = 0). Same computation as the eager step. Under torchrun the gradients are averaged by
-    all-reduces inside the graph (one flat buffer per optimiser) instead of by DDP."""
+    flat all-reduces inside the graph (one for both networks, one for the critic) instead of
+    by DDP."""
     log_every: int = 100
     """Steps between loss logs (TensorBoard, train.log, non-finite check)."""
     image_every: int = 2000

@@ -165,7 +165,7 @@ class Trainer:
         self.last_good = str(self.last_path) if ckpt is not None else None
         # Several processes: eager steps use DDP, which overlaps the gradient all-reduce with the
         # backward pass. A captured step cannot hold DDP's host-side bookkeeping, so it averages
-        # the gradients itself (one all-reduce inside the graph; see optimisation_step).
+        # the gradients itself (flat all-reduces inside the graph; see optimisation_step).
         self.sync_gradients = self.world > 1 and cfg.cuda_graph
         if self.world > 1 and not cfg.cuda_graph:
             ddp = torch.nn.parallel.DistributedDataParallel
