@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ssl3d.training.config import PRESETS, TrainConfig
-from ssl3d.training.trainer import Trainer, init_distributed
+from ssl3d.training.trainer import Trainer, init_distributed, read_log
 
 CURVE_BATCH = 64
 CURVE_TERMS = ("loss_recon", "loss_pose")
@@ -47,14 +47,6 @@ def replicas_identical(trainer: Trainer, world: int) -> bool:
     gathered = [torch.zeros_like(flat) for _ in range(world)]
     dist.all_gather(gathered, flat)
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
-
-
-def read_log(path: Path) -> dict[int, dict[str, float]]:
-    out = {}
-    for line in path.read_text().splitlines():
-        words = line.split()
-        out[int(words[1])] = {k: float(v) for k, v in (w.split("=") for w in words[2:])}
-    return out
 
 
 def run(a) -> None:

@@ -57,13 +57,14 @@ def loss_curves(run: Path, path: Path, size=(640, 260)) -> Path:
     from PIL import Image, ImageDraw
     import math
 
+    from ssl3d.training.trainer import read_log
+
     series = []
     for stage in ("cc", "nn"):
         log = run / f"train_{stage}.log"
         if log.is_file():
-            for line in log.read_text().splitlines():
-                fields = dict(f.split("=") for f in line.split()[2:])
-                series.append((stage, float(fields["loss_recon"]), float(fields["loss_pose"])))
+            for _, fields in sorted(read_log(log).items()):
+                series.append((stage, fields["loss_recon"], fields["loss_pose"]))
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     if series:

@@ -93,13 +93,28 @@ def vertical_mirror(xyz: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return xyz - 2 * (xyz * normal).sum(-1, keepdim=True) * normal
 
 
+def mean_over_processes(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor, in place, by its element-wise mean over the torch.distributed
+    processes, with one all-reduce of one flat buffer (capturable in a CUDA graph). A no-op in a
+    single process. tensors: any shapes, one dtype and device."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])  # (sum of numels,)
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
 @torch.no_grad()
 def best_vertical_plane(xyz: torch.Tensor, angles: int = 36, clouds: int = 32,
                         points: int = 128) -> torch.Tensor:
     """The angle (radians, in [0, pi)) of the vertical plane through the origin about which the
     first ``clouds`` clouds, subsampled to ``points`` points, are most mirror-symmetric on
     average (Chamfer to their reflections), searched over ``angles`` planes evenly spaced over
-    half a turn. Under torch.distributed the planes' scores are summed over the processes, so
+    half a turn. Under torch.distributed the planes' scores are averaged over the processes, so
     every replica mirrors across the same plane. xyz: (B, N, 3). Returns a () tensor; no host
     synchronisation (capturable)."""
     sub = xyz[:clouds, :: max(1, xyz.shape[1] // points)][:, :points].float()  # (C, P, 3)
@@ -108,8 +123,7 @@ def best_vertical_plane(xyz: torch.Tensor, angles: int = 36, clouds: int = 32,
     mirrored = vertical_mirror(sub, grid.view(-1, 1, 1))  # (A, C, P, 3)
     asym = chamfer_distance(mirrored.reshape(-1, p, 3), sub.repeat(angles, 1, 1), "none")
     scores = asym.view(angles, c).mean(1)  # (A,)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(scores)
+    mean_over_processes([scores])
     return grid.index_select(0, scores.argmin().view(1))[0]  # a tensor index, not a host int
 
 

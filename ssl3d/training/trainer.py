@@ -31,7 +31,7 @@ from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, load_checkpoint,
                                        models_from_checkpoint, save_atomic)
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.losses import critic_loss, step_losses
+from ssl3d.training.losses import critic_loss, mean_over_processes, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
@@ -40,18 +40,18 @@ RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoin
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
-    """Replace each parameter's gradient by its mean over the processes, with one all-reduce of
-    one flat buffer (capturable in a CUDA graph). A no-op in a single process."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numels,)
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    """Replace each parameter's gradient by its mean over the processes (one all-reduce,
+    capturable; parameters without a gradient are skipped). A no-op in a single process."""
+    mean_over_processes([p.grad for p in params if p.grad is not None])
+
+
+def read_log(path) -> dict[int, dict[str, float]]:
+    """A ``train_<stage>.log`` as {step: {term: value}} (the lines :meth:`Trainer._log` writes)."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        words = line.split()  # "step", N, then term=value pairs
+        out[int(words[1])] = {k: float(v) for k, v in (w.split("=") for w in words[2:])}
+    return out
 
 
 def optimisation_step(recon, pose, opt_r, opt_p, batch: dict, views: torch.Tensor,
@@ -314,9 +314,7 @@ class Trainer:
         keys = sorted(sums)
         values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device)
                               for k in keys]) / counted  # (terms,)
-        if self.world > 1:
-            dist.all_reduce(values)
-            values /= self.world
+        mean_over_processes([values])
         return dict(zip(keys, values.tolist()))
 
     def optimise(self, batch: dict, views: torch.Tensor, neighbour: dict | None):

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from ssl3d.training.checkpoint import load_checkpoint
 from ssl3d.training.losses import best_vertical_plane
-from ssl3d.training.trainer import Trainer, average_gradients
+from ssl3d.training.trainer import Trainer, average_gradients, read_log
 from tests.conftest import tiny_config
 
 
@@ -70,10 +70,9 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
     assert (tmp_path / "ddp" / "neighbours.pt").is_file()
     # The log holds the whole batch's losses (averaged over the processes), not rank 0's half:
     # at step 1 both runs start from the same weights and draw the same global batch.
-    first = [dict(w.split("=") for w in (tmp_path / run / "train_cc.log").read_text()
-                  .splitlines()[0].split()[2:]) for run in ("ddp", "one")]
+    first = [read_log(tmp_path / run / "train_cc.log")[1] for run in ("ddp", "one")]
     for term in ("loss_recon", "loss_pose", "symmetry"):
-        assert abs(float(first[0][term]) - float(first[1][term])) <= 1e-4 * abs(float(first[1][term])), term
+        assert abs(first[0][term] - first[1][term]) <= 1e-4 * abs(first[1][term]), term
 
 
 def _graph_worker(rank, world, port, data, out, result_dir):
