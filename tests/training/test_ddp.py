@@ -1,6 +1,6 @@
 """DistributedDataParallel on CPU (gloo, 2 processes): replicas stay identical and match a
 single process trained on the same global batch (view prior on, so its critic is covered, and the
-symmetry term across the batch's best plane, whose scores are summed over the processes)."""
+symmetry term across the batch's best plane, whose scores are averaged over the processes)."""
 
 import os
 import socket
