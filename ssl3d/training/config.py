@@ -75,12 +75,14 @@ class TrainConfig:
     w_mask: float = 100.0
     """Weight of the mask cross-entropy in the reconstruction loss."""
     w_affinity: float = 1e-4
-    """Weight of each affinity direction (forward and backward) in the reconstruction loss."""
+    """Weight of each affinity direction (forward and backward) in the reconstruction loss. Its
+    squared distances are in pixels of a 64-px image at every image_size, as sigma2 is."""
     w_cycle_3d: float = 1e4
     """Weight of the geometric cycle (Chamfer between re-reconstructions and the cloud)."""
     w_point_silhouette: float = 0.0
-    """Weight of the mean squared pixel distance from each projected point to the true
-    silhouette (at the predicted view, and the neighbour's in stage nn); 0 = off, as released.
+    """Weight of the mean squared pixel distance (64-px pixels, as sigma2) from each projected
+    point to the true silhouette (at the predicted view, and the neighbour's in stage nn); 0 =
+    off, as released.
     It gives stray points, which no pixel loss reaches, a way back."""
     cycle_start: int = 0
     """Steps before the geometric cycle is switched on (0 = from the first step, as released).

@@ -21,6 +21,15 @@ from ssl3d.training.config import TrainConfig
 
 AXES = {"x": 0, "y": 1, "z": 2}
 
+REFERENCE_SIZE = 64
+"""Squared pixel distances in the losses are measured in pixels of a 64-px image (the paper's
+size), as ``sigma2`` is, so a larger --image-size keeps the weights' balance."""
+
+
+def px2_scale(image_size: int) -> float:
+    """Factor turning squared distances in pixels of ``image_size`` into 64-px pixels."""
+    return (REFERENCE_SIZE / image_size) ** 2
+
 
 def pose_l1(pred: torch.Tensor, true: torch.Tensor, form: str) -> torch.Tensor:
     """|pred - true|_1 over (azimuth, elevation); ``wrapped`` takes the azimuth difference the
@@ -33,10 +42,12 @@ def pose_l1(pred: torch.Tensor, true: torch.Tensor, form: str) -> torch.Tensor:
 
 def silhouette_losses(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     """Mask BCE and affinity (forward, backward) in the forms ``cfg`` selects, per sample.
-    pred, gt: (B, H, W). Returns three (B,) tensors."""
+    pred, gt: (B, H, W). Returns three (B,) tensors; the intended affinity in 64-px px^2."""
     bce = BCE_FORMS[cfg.bce_form](pred, gt)
     if cfg.affinity_form == "intended":
         fwd, bwd = affinity_intended(pred, gt, empty_cost=cfg.affinity_empty_cost or None)
+        scale = px2_scale(pred.shape[-1])
+        fwd, bwd = fwd * scale, bwd * scale
     else:
         fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)
     return bce, fwd, bwd
@@ -60,11 +71,11 @@ def cycle_weight(cfg: TrainConfig, step: int) -> float:
 def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
                           image_size: int) -> torch.Tensor:
     """Batch mean of :func:`ssl3d.ops.affinity.point_to_silhouette` for clouds (B, N, 3) seen
-    from views (B, 2) against masks (B, S, S)."""
+    from views (B, 2) against masks (B, S, S), in 64-px px^2."""
     with torch.no_grad():  # the mask is data: its distance map needs no gradient
         dmap = soft_distance_transform(default_empty_cost(image_size, image_size) * (1 - mask))
     uv, _ = camera.project(xyz, views, image_size)
-    return point_to_silhouette(uv, dmap).mean()
+    return point_to_silhouette(uv, dmap).mean() * px2_scale(image_size)
 
 
 def stray_point_term(xyz: torch.Tensor, k: int, threshold: float = 4.0) -> torch.Tensor:

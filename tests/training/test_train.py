@@ -491,3 +491,26 @@ def test_view_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_path,
     torch.testing.assert_close(loss_r, loss_r0)
     grads = torch.autograd.grad(loss_p - loss_p0, list(t.pose.parameters()), allow_unused=True)
     assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+
+
+def test_pixel_distance_terms_do_not_depend_on_the_image_size():
+    """The affinity and point-silhouette terms measure squared distances in 64-px pixels, as
+    sigma2 is given: one scene drawn at 128 and at 256 px scores about the same (a term in the
+    image's own pixels would differ 4-fold), so --image-size leaves the loss weights' balance."""
+    def disc(size, cx, r):  # (1, S, S) binary disc, centre and radius as fractions of the image
+        yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+        return (((xx / size - cx) ** 2 + (yy / size - 0.5) ** 2) < r ** 2).float()[None]
+
+    cfg = tiny_config(affinity_form="intended")
+    aff = {s: torch.stack(L.silhouette_losses(disc(s, 0.4, 0.2), disc(s, 0.6, 0.2), cfg)[1:])
+           for s in (128, 256)}
+    assert aff[128].min() > 1
+    torch.testing.assert_close(aff[256], aff[128], rtol=0.05, atol=0)
+
+    # Seen from viewpoint (0, 0) these points project to the image centre and above it, both
+    # outside the disc.
+    xyz = torch.tensor([[[0.4, 0.0, 0.0], [-0.3, 0.2, 0.0]]])  # (1, 2, 3)
+    views = torch.zeros(1, 2)
+    pts = {s: L.point_silhouette_term(xyz, views, disc(s, 0.3, 0.1), s) for s in (128, 256)}
+    assert pts[128] > 10
+    torch.testing.assert_close(pts[256], pts[128], rtol=0.05, atol=0)
