@@ -1,0 +1,74 @@
+"""How much do a category's shapes vary, in the units of the results tables? Splits a set of
+ground-truth clouds in half at random, fits the mean shape (the evaluation's baseline) to one half
+and scores it on the other, beside a retrieval oracle: each held-out cloud's nearest cloud of the
+fitting half. The mean shape's Chamfer is what a method that ignores its input gets; the oracle's
+shows how far below it a method that recognises the shape could go with that many references.
+
+    python benchmarks/shape_variety.py CATEGORY [--data DATA_DIR] [--meshes MESH_DIR] [--n 400]
+
+--data reads DATA_DIR/CATEGORY/*/pcl_1024_fps_trimesh.npy (at most --n of them); --meshes samples
+1024-point clouds from the meshes of MESH_DIR/CATEGORY (for example ../shared/meshes) as
+``ssl3d render`` does. Chamfer x1000 with METHOD section 9's normalisation.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d.data.mesh_io import find_meshes, load_mesh
+from ssl3d.data.render import CLOUD_GT_NAME
+from ssl3d.data.sampling import farthest_point_sampling, sample_surface
+from ssl3d.evaluation.metrics import mean_shape
+from ssl3d.ops import chamfer_distance, normalize_unit_box
+
+
+def mesh_clouds(mesh_dir: Path, n: int) -> torch.Tensor:
+    clouds = []
+    for _, path in find_meshes(mesh_dir)[:n]:
+        dense = sample_surface(load_mesh(path), 8192, np.random.default_rng(0)).astype(np.float32)
+        clouds.append(dense[farthest_point_sampling(dense, 1024)])
+    return torch.from_numpy(np.stack(clouds))
+
+
+def data_clouds(category_dir: Path, n: int) -> torch.Tensor:
+    files = sorted(category_dir.glob(f"*/{CLOUD_GT_NAME}"))[:n]
+    if not files:
+        raise SystemExit(f"no {CLOUD_GT_NAME} under {category_dir}")
+    return torch.from_numpy(np.stack([np.load(f) for f in files]))
+
+
+def variety(clouds: torch.Tensor, seed: int = 0) -> tuple[float, float]:
+    """(mean shape, nearest-reference oracle) Chamfer x1000 on a random half of clouds (M, P, 3)."""
+    order = torch.randperm(len(clouds), generator=torch.Generator().manual_seed(seed))
+    fit, held = clouds[order[: len(clouds) // 2]], normalize_unit_box(clouds[order[len(clouds) // 2:]].float())
+    mean = normalize_unit_box(mean_shape(fit, steps=150, seed=seed)[None])[0]
+    refs = normalize_unit_box(fit.float())
+    with torch.no_grad():
+        to_mean = chamfer_distance(mean.expand(len(held), -1, -1), held, "none")
+        oracle = torch.stack([chamfer_distance(c.expand(len(refs), -1, -1), refs, "none").min()
+                              for c in held])
+    return 1000 * float(to_mean.mean()), 1000 * float(oracle.mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("category")
+    ap.add_argument("--data", type=Path, help="an ssl3d dataset folder")
+    ap.add_argument("--meshes", type=Path, help="a folder of per-category mesh folders")
+    ap.add_argument("--n", type=int, default=400, help="at most this many shapes per source")
+    args = ap.parse_args()
+    sources = []
+    if args.data:
+        sources.append((f"{args.data}", data_clouds(args.data / args.category, args.n)))
+    if args.meshes:
+        sources.append((f"{args.meshes}", mesh_clouds(args.meshes / args.category, args.n)))
+    for name, clouds in sources:
+        m, o = variety(clouds)
+        print(f"{args.category} {name}: {len(clouds)} shapes; mean shape {m:.2f}, "
+              f"nearest of {len(clouds) // 2} references {o:.2f} (Chamfer x1000)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
