@@ -5,7 +5,8 @@
 # Several comma-separated sweep files run side by side, the i-th on GPU i (a multi-GPU kind).
 # Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES, REAL, REFINE); GPUTEST=1
 # also runs the CUDA-graph tests; REAL_MESHES=DIR renders those meshes into data/real first;
-# SIZE and VIEWS (default 64 px, 4 views per model) go to benchmarks/make_procedural.sh.
+# SIZE and VIEWS (default 64 px, 4 views per model) go to benchmarks/make_procedural.sh (SIZE
+# to make_real.sh too).
 # The sweep is cut off SECONDS (default 540) after the start; the summaries are written then.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}

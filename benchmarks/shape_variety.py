@@ -7,8 +7,9 @@ shows how far below it a method that recognises the shape could go with that man
     python benchmarks/shape_variety.py CATEGORY [--data DATA_DIR] [--meshes MESH_DIR] [--n 400]
 
 --data reads DATA_DIR/CATEGORY/*/pcl_1024_fps_trimesh.npy (at most --n of them); --meshes samples
-1024-point clouds from the meshes of MESH_DIR/CATEGORY (for example ../shared/meshes) as
-``ssl3d render`` does. Chamfer x1000 with METHOD section 9's normalisation.
+8,192 surface points from each mesh of MESH_DIR/CATEGORY (for example ../shared/meshes) and
+reduces them to 1,024 by farthest-point sampling (``ssl3d render`` starts from 16,384); an
+unreadable mesh is skipped with a message. Chamfer x1000 with METHOD section 9's normalisation.
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssl3d.data.mesh_io import find_meshes, load_mesh
+from ssl3d.data.mesh_io import MeshLoadError, find_meshes, load_mesh
 from ssl3d.data.render import CLOUD_GT_NAME
 from ssl3d.data.sampling import farthest_point_sampling, sample_surface
 from ssl3d.evaluation.metrics import mean_shape
@@ -27,8 +28,15 @@ from ssl3d.ops import chamfer_distance, normalize_unit_box
 def mesh_clouds(mesh_dir: Path, n: int) -> torch.Tensor:
     clouds = []
     for _, path in find_meshes(mesh_dir)[:n]:
-        dense = sample_surface(load_mesh(path), 8192, np.random.default_rng(0)).astype(np.float32)
+        try:
+            mesh = load_mesh(path)
+        except MeshLoadError as err:
+            print(f"skipped: {err}")
+            continue
+        dense = sample_surface(mesh, 8192, np.random.default_rng(0)).astype(np.float32)
         clouds.append(dense[farthest_point_sampling(dense, 1024)])
+    if not clouds:
+        raise SystemExit(f"no usable meshes under {mesh_dir}")
     return torch.from_numpy(np.stack(clouds))
 
 
@@ -41,6 +49,8 @@ def data_clouds(category_dir: Path, n: int) -> torch.Tensor:
 
 def variety(clouds: torch.Tensor, seed: int = 0) -> tuple[float, float]:
     """(mean shape, nearest-reference oracle) Chamfer x1000 on a random half of clouds (M, P, 3)."""
+    if len(clouds) < 4:
+        raise SystemExit(f"need at least 4 shapes to split in half, got {len(clouds)}")
     order = torch.randperm(len(clouds), generator=torch.Generator().manual_seed(seed))
     fit, held = clouds[order[: len(clouds) // 2]], normalize_unit_box(clouds[order[len(clouds) // 2:]].float())
     mean = normalize_unit_box(mean_shape(fit, steps=150, seed=seed)[None])[0]
@@ -59,11 +69,16 @@ def main() -> None:
     ap.add_argument("--meshes", type=Path, help="a folder of per-category mesh folders")
     ap.add_argument("--n", type=int, default=400, help="at most this many shapes per source")
     args = ap.parse_args()
+    if not (args.data or args.meshes):
+        ap.error("give --data, --meshes or both")
     sources = []
-    if args.data:
-        sources.append((f"{args.data}", data_clouds(args.data / args.category, args.n)))
-    if args.meshes:
-        sources.append((f"{args.meshes}", mesh_clouds(args.meshes / args.category, args.n)))
+    try:
+        if args.data:
+            sources.append((str(args.data), data_clouds(args.data / args.category, args.n)))
+        if args.meshes:
+            sources.append((str(args.meshes), mesh_clouds(args.meshes / args.category, args.n)))
+    except FileNotFoundError as err:
+        raise SystemExit(str(err))
     for name, clouds in sources:
         m, o = variety(clouds)
         print(f"{args.category} {name}: {len(clouds)} shapes; mean shape {m:.2f}, "

@@ -171,8 +171,8 @@ class TrainConfig:
     """released: the per-pixel penalty the authors' code computes; intended: the 2D silhouette
     Chamfer via distance transforms."""
     affinity_empty_cost: float = 0.0
-    """Intended affinity only: the extra cost lam (px^2) of a pixel with no mass in the distance
-    maps; 0 = the largest squared distance in the image. The tanh silhouette rarely reaches 1,
+    """Intended affinity only: the extra cost lam (px^2 of a 64-px image, as sigma2) of a pixel
+    with no mass in the distance maps; 0 = the largest squared distance in the image. The tanh silhouette rarely reaches 1,
     so a large lam makes the backward direction mostly a fill penalty."""
     bce_form: Literal["released", "intended"] = "released"
     """released: tanh silhouette fed to a sigmoid cross-entropy as a logit; intended: proper BCE."""

@@ -45,8 +45,9 @@ def silhouette_losses(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     pred, gt: (B, H, W). Returns three (B,) tensors; the intended affinity in 64-px px^2."""
     bce = BCE_FORMS[cfg.bce_form](pred, gt)
     if cfg.affinity_form == "intended":
-        fwd, bwd = affinity_intended(pred, gt, empty_cost=cfg.affinity_empty_cost or None)
         scale = px2_scale(pred.shape[-1])
+        lam = cfg.affinity_empty_cost / scale if cfg.affinity_empty_cost else None  # image px^2
+        fwd, bwd = affinity_intended(pred, gt, empty_cost=lam)
         fwd, bwd = fwd * scale, bwd * scale
     else:
         fwd, bwd = AFFINITY_FORMS[cfg.affinity_form](pred, gt)

@@ -501,11 +501,14 @@ def test_pixel_distance_terms_do_not_depend_on_the_image_size():
         yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
         return (((xx / size - cx) ** 2 + (yy / size - 0.5) ** 2) < r ** 2).float()[None]
 
-    cfg = tiny_config(affinity_form="intended")
-    aff = {s: torch.stack(L.silhouette_losses(disc(s, 0.4, 0.2), disc(s, 0.6, 0.2), cfg)[1:])
-           for s in (128, 256)}
-    assert aff[128].min() > 1
-    torch.testing.assert_close(aff[256], aff[128], rtol=0.05, atol=0)
+    assert L.px2_scale(64) == 1  # the paper's size is the unit: nothing changes there
+    for lam in (0.0, 128.0):  # the default empty cost, and one set in 64-px px^2
+        cfg = tiny_config(affinity_form="intended", affinity_empty_cost=lam)
+        pred = {s: 0.7 * disc(s, 0.4, 0.2) for s in (128, 256)}  # mass 0.7: lam matters
+        aff = {s: torch.stack(L.silhouette_losses(pred[s], disc(s, 0.6, 0.2), cfg)[1:])
+               for s in (128, 256)}
+        assert aff[128].min() > 1
+        torch.testing.assert_close(aff[256], aff[128], rtol=0.05, atol=0)
 
     # Seen from viewpoint (0, 0) these points project to the image centre and above it, both
     # outside the disc.
