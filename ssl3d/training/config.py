@@ -172,8 +172,9 @@ class TrainConfig:
     Chamfer via distance transforms."""
     affinity_empty_cost: float = 0.0
     """Intended affinity only: the extra cost lam (px^2 of a 64-px image, as sigma2) of a pixel
-    with no mass in the distance maps; 0 = the largest squared distance in the image. The tanh silhouette rarely reaches 1,
-    so a large lam makes the backward direction mostly a fill penalty."""
+    with no mass in the distance maps; 0 = the largest squared distance in the image. The tanh
+    silhouette rarely reaches 1, so a large lam makes the backward direction mostly a fill
+    penalty."""
     bce_form: Literal["released", "intended"] = "released"
     """released: tanh silhouette fed to a sigmoid cross-entropy as a logit; intended: proper BCE."""
     azimuth_error: Literal["plain", "wrapped"] = "plain"
