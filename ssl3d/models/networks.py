@@ -38,6 +38,10 @@ class NetworkConfig:
     pose_hypotheses: int = 1
     """Viewpoints the pose net proposes per image (1 = the paper). With more, a selector head
     picks one at inference."""
+    shape_code_scale: float = 1.0
+    """Factor on the shape embedding before the structure decoder. 0 gives every image the same
+    cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
+    must then explain every image with one shape); 1 = the paper. No parameter depends on it."""
 
     def __post_init__(self):
         if self.image_size % 16 or self.image_size <= 0:
@@ -48,6 +52,8 @@ class NetworkConfig:
             raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
         if self.pose_hypotheses < 1:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
+        if not self.shape_code_scale >= 0:
+            raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 
 
 def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int,
@@ -98,7 +104,8 @@ class ReconstructionNet(nn.Module):
         """image: (B, 3, H, W). Returns xyz (B, N, 3) and rgb (B, N, 3) in (0, 1)."""
         _check_image(image, self.cfg.image_size)
         b = image.shape[0]
-        h = self.structure_head(self.shape_bottleneck(self.structure_encoder(image)))
+        code = self.shape_bottleneck(self.structure_encoder(image))  # (B, hidden)
+        h = self.structure_head(code * self.cfg.shape_code_scale)
         xyz = self.xyz(h).view(b, -1, 3)  # (B, N*3) -> (B, N, 3)
         c = self.colour_head(self.colour_bottleneck(self.colour_encoder(image)))
         rgb = torch.sigmoid(self.rgb(self.colour_fuse(torch.cat([c, h], dim=1)))).view(b, -1, 3)

@@ -54,6 +54,11 @@ class TrainConfig:
     pose optimiser), trains only that one (winner takes all, also in the pose cycle) and trains a
     selector to pick it; inference uses the selector. Meant against the symmetric-pose local
     minima of self-supervision; the supervised baselines use hypothesis 0."""
+    shape_code_scale: float = 1.0
+    """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
+    image share one cloud, a template, so the pose net must explain every image with a single
+    shape: a first phase (as Unicorn's progressive conditioning) against front/back reversals,
+    to be followed by a run at 1 with --init RUN/cc.pt. Untested on a GPU so far (README)."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""
@@ -210,7 +215,8 @@ class TrainConfig:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
-                             activation=self.activation, pose_hypotheses=self.pose_hypotheses)
+                             activation=self.activation, pose_hypotheses=self.pose_hypotheses,
+                             shape_code_scale=self.shape_code_scale)
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""

@@ -146,3 +146,28 @@ def test_critic_r1_penalty_against_per_sample_gradients_and_in_gradcheck():
         return critic_loss(forward, real, fake, r1=2.0)
 
     assert torch.autograd.gradcheck(loss_of, (weight.detach().clone().requires_grad_(True),))
+
+
+def test_shape_code_scale_zero_shares_one_template():
+    """At scale 0 every image gets the same cloud (colours still follow the image); the same
+    weights at scale 1 give each image its own cloud, and scale s equals the decoder run on s
+    times the embedding."""
+    torch.manual_seed(0)
+    img = torch.rand(3, 3, 32, 32)
+    cfgs = {s: NetworkConfig(n_points=16, image_size=32, shape_code_scale=s) for s in (0.0, 0.5, 1.0)}
+    rec = {s: ReconstructionNet(c) for s, c in cfgs.items()}
+    for s in (0.5, 1.0):
+        rec[s].load_state_dict(rec[0.0].state_dict())  # no parameter depends on the scale
+    xyz0, rgb0 = rec[0.0](img)
+    torch.testing.assert_close(xyz0, xyz0[:1].expand(3, -1, -1), rtol=0, atol=0)
+    assert not torch.allclose(rgb0[0], rgb0[1])
+    xyz1, _ = rec[1.0](img)
+    assert not torch.allclose(xyz1[0], xyz1[1])
+    r = rec[1.0]
+    code = r.shape_bottleneck(r.structure_encoder(img))
+    expect = r.xyz(r.structure_head(0.5 * code)).view(3, -1, 3)
+    torch.testing.assert_close(rec[0.5](img)[0], expect)
+    with pytest.raises(ValueError, match="shape_code_scale"):
+        NetworkConfig(shape_code_scale=-1.0)
+    with pytest.raises(ValueError, match="shape_code_scale"):
+        NetworkConfig(shape_code_scale=float("nan"))

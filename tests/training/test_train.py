@@ -517,3 +517,20 @@ def test_pixel_distance_terms_do_not_depend_on_the_image_size():
     pts = {s: L.point_silhouette_term(xyz, views, disc(s, 0.3, 0.1), s) for s in (128, 256)}
     assert pts[128] > 10
     torch.testing.assert_close(pts[256], pts[128], rtol=0.05, atol=0)
+
+
+def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_config):
+    """A run at shape_code_scale 0 (one shared cloud) saves that setting in its checkpoint, so the
+    rebuilt model still predicts one cloud for every image; stage cc at scale 1 can start from it
+    (--init) and then predicts a cloud per image."""
+    train(make_config(steps=2, shape_code_scale=0.0), tiny_dataset, "chair", tmp_path / "t")
+    recon, _, net_cfg = load_models(tmp_path / "t" / "cc.pt")
+    assert net_cfg.shape_code_scale == 0
+    img = torch.rand(2, 3, net_cfg.image_size, net_cfg.image_size)
+    xyz, _ = recon(img)
+    torch.testing.assert_close(xyz[0], xyz[1], rtol=0, atol=0)
+    train(make_config(steps=2, init=str(tmp_path / "t" / "cc.pt")), tiny_dataset, "chair",
+          tmp_path / "p")
+    recon, _, net_cfg = load_models(tmp_path / "p" / "cc.pt")
+    assert net_cfg.shape_code_scale == 1
+    assert not torch.allclose(*recon(img)[0])
