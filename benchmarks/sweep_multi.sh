@@ -5,7 +5,9 @@
 # A line's flags may contain " -- NN FLAGS": the run then continues with stage nn and those flags.
 # A line "NAME CATEGORY @BASE -- NN FLAGS" skips stage cc and starts stage nn from the cc.pt of the
 # line named BASE (same sweep) once that has finished, with BASE's flags followed by its own nn
-# flags: several nn variants share one cc run.
+# flags: several nn variants share one cc run. "NAME CATEGORY @BASE CC FLAGS [-- NN FLAGS]" runs
+# a second stage cc first, from BASE's cc.pt (--init), with BASE's flags then CC FLAGS (later
+# flags win): a two-phase stage cc, such as a template phase then per-image shapes.
 # With PICTURES=1 each run also leaves SUMMARY_DIR/NAME.png (its 4 best and 4 worst test clouds).
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
@@ -21,18 +23,23 @@ one() {
   [[ "$all" == *" -- "* ]] && nn=${all#* -- }
   local out="$runs/$name" sum="$summary/$name.txt" label=$flags
   rm -f "$out.eval.txt" "$out.diag.txt"  # nothing from an earlier sweep
+  local init=""
   if [[ "$flags" == @* ]]; then
-    local base=${flags#@}
+    local base=${flags%% *} extra=""
+    base=${base#@}
+    [[ "$flags" == *" "* ]] && extra=${flags#* }
     while [ ! -f "$runs/$base.cc_done" ] && [ ! -f "$runs/$base.cc_failed" ]; do sleep 5; done
     if [ -f "$runs/$base.cc_failed" ]; then
       echo "== $name ($cat): stage cc of $base failed" | tee "$sum"; touch "$out.cc_failed"; return
     fi
-    flags=$(cat "$runs/$base.flags")
-    mkdir -p "$out" && cp "$runs/$base/cc.pt" "$out/cc.pt"
-  else
+    flags="$(cat "$runs/$base.flags")${extra:+ $extra}"  # later flags win
+    mkdir -p "$out"
+    if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
+  fi
+  if [[ "$label" != @* ]] || [ -n "$init" ]; then
     echo "$flags" > "$out.flags"
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
-        $common $flags > "$out.train.txt" 2>&1; then
+        $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
       touch "$out.cc_failed"
     fi
   fi
@@ -83,8 +90,8 @@ for line in "${lines[@]}"; do
   read -r name cat flags <<< "$line"
   [ -z "$name" ] && continue
   first=${flags%% *}
-  if [[ "$first" == @* ]] && { [[ "$names" != *" ${first#@} "* ]] || [[ "${flags%% -- *}" != "$first" ]]; }; then
-    echo "$name: '$first' must name another line of this sweep and stand alone before ' -- '" >&2
+  if [[ "$first" == @* ]] && { [[ "$names" != *" ${first#@} "* ]] || [[ "${first#@}" == "$name" ]]; }; then
+    echo "$name: '$first' must name another line of this sweep" >&2
     continue
   fi
   one "$name" "$cat" $flags &
