@@ -4,7 +4,7 @@
 #   bash benchmarks/sweep_multi.sh DATA_DIR RUNS_DIR "COMMON FLAGS" < lines of "NAME CATEGORY FLAGS..."
 # A line's flags may contain " -- NN FLAGS": the run then continues with stage nn and those flags.
 # A line "NAME CATEGORY @BASE -- NN FLAGS" skips stage cc and starts stage nn from the cc.pt of the
-# line named BASE (same sweep) once that has finished, with BASE's flags followed by its own nn
+# line named BASE (a line above it) once that has finished, with BASE's flags followed by its own nn
 # flags: several nn variants share one cc run. "NAME CATEGORY @BASE CC FLAGS [-- NN FLAGS]" runs
 # a second stage cc first, from BASE's cc.pt (--init), with BASE's flags then CC FLAGS (later
 # flags win): a two-phase stage cc, such as a template phase then per-image shapes.
@@ -19,6 +19,7 @@ mkdir -p "$runs" "$summary"
 one() {
   local name=$1 cat=$2; shift 2
   local all="$*"
+  all=${all% --}  # a line ending in " --" has no nn flags
   local flags=${all%% -- *} nn=""
   [[ "$all" == *" -- "* ]] && nn=${all#* -- }
   local out="$runs/$name" sum="$summary/$name.txt" label=$flags
@@ -33,11 +34,12 @@ one() {
       echo "== $name ($cat): stage cc of $base failed" | tee "$sum"; touch "$out.cc_failed"; return
     fi
     flags="$(cat "$runs/$base.flags")${extra:+ $extra}"  # later flags win
+    echo "$flags" > "$out.flags"  # what a line built on this one starts from
     mkdir -p "$out"
     if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
   fi
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
-    echo "$flags" > "$out.flags"
+    [[ "$label" == @* ]] || echo "$flags" > "$out.flags"
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
         $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
       touch "$out.cc_failed"
@@ -79,21 +81,22 @@ one() {
   cat "$sum"
 }
 mapfile -t lines
-names=" "
 for line in "${lines[@]}"; do
   read -r name _ <<< "$line"
   [ -z "$name" ] && continue
-  names+="$name "
   rm -f "$runs/$name.cc_done" "$runs/$name.cc_failed"  # before any line can wait on them
 done
+started=" "  # a line may build only on one above it: no cycles, no wait on a line never run
 for line in "${lines[@]}"; do
   read -r name cat flags <<< "$line"
   [ -z "$name" ] && continue
   first=${flags%% *}
-  if [[ "$first" == @* ]] && { [[ "$names" != *" ${first#@} "* ]] || [[ "${first#@}" == "$name" ]]; }; then
-    echo "$name: '$first' must name another line of this sweep" >&2
+  if [[ "$first" == @* ]] && [[ "$started" != *" ${first#@} "* ]]; then
+    echo "$name: '$first' must name a line above it in this sweep (one that runs)" >&2
+    touch "$runs/$name.cc_failed"  # so that lines built on this one stop too
     continue
   fi
+  started+="$name "
   one "$name" "$cat" $flags &
 done
 wait

@@ -52,7 +52,7 @@ class NetworkConfig:
             raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
         if self.pose_hypotheses < 1:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
-        if not self.shape_code_scale >= 0:
+        if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 
 

@@ -57,8 +57,9 @@ class TrainConfig:
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
     image share one cloud, a template, so the pose net must explain every image with a single
-    shape: a first phase (as Unicorn's progressive conditioning) against front/back reversals,
-    to be followed by a run at 1 with --init RUN/cc.pt. Untested on a GPU so far (README)."""
+    shape: a first phase against front/back reversals, to be followed by a run at 1 with --init
+    RUN/cc.pt. The switch is abrupt: at 0 the structure encoder gets no gradient, so the run at 1
+    starts it untrained (Unicorn's progressive conditioning widens the code gradually)."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""

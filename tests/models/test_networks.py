@@ -169,5 +169,6 @@ def test_shape_code_scale_zero_shares_one_template():
     torch.testing.assert_close(rec[0.5](img)[0], expect)
     with pytest.raises(ValueError, match="shape_code_scale"):
         NetworkConfig(shape_code_scale=-1.0)
-    with pytest.raises(ValueError, match="shape_code_scale"):
-        NetworkConfig(shape_code_scale=float("nan"))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="shape_code_scale"):
+            NetworkConfig(shape_code_scale=bad)

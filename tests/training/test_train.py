@@ -529,8 +529,16 @@ def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_confi
     img = torch.rand(2, 3, net_cfg.image_size, net_cfg.image_size)
     xyz, _ = recon(img)
     torch.testing.assert_close(xyz[0], xyz[1], rtol=0, atol=0)
-    train(make_config(steps=2, init=str(tmp_path / "t" / "cc.pt")), tiny_dataset, "chair",
-          tmp_path / "p")
+    saved = load_checkpoint(tmp_path / "t" / "cc.pt")["recon"]
+    t = Trainer(make_config(steps=2, init=str(tmp_path / "t" / "cc.pt")), tiny_dataset, "chair",
+                tmp_path / "p")
+    for k, v in t.recon.state_dict().items():  # the template phase's weights, not a fresh net
+        torch.testing.assert_close(v, saved[k], rtol=0, atol=0)
+    t.train()
     recon, _, net_cfg = load_models(tmp_path / "p" / "cc.pt")
     assert net_cfg.shape_code_scale == 1
     assert not torch.allclose(*recon(img)[0])
+    # A resumed run keeps the scale it ran with: changing it is refused by name.
+    with pytest.raises(ValueError, match="shape_code_scale"):
+        train(make_config(steps=4, shape_code_scale=0.0, init=str(tmp_path / "t" / "cc.pt")),
+              tiny_dataset, "chair", tmp_path / "p", resume=True)
