@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from ssl3d.data.mesh_io import MeshLoadError, find_meshes, load_mesh
-from ssl3d.data.render import CLOUD_GT_NAME
-from ssl3d.data.sampling import farthest_point_sampling, sample_surface
+from ssl3d.data.render import CLOUD_GT_NAME, ground_truth_clouds
 from ssl3d.evaluation.metrics import mean_shape
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 
@@ -33,8 +32,7 @@ def mesh_clouds(mesh_dir: Path, n: int) -> torch.Tensor:
         except MeshLoadError as err:
             print(f"skipped: {err}")
             continue
-        dense = sample_surface(mesh, 8192, np.random.default_rng(0)).astype(np.float32)
-        clouds.append(dense[farthest_point_sampling(dense, 1024)])
+        clouds.append(ground_truth_clouds(mesh, np.random.default_rng(0), n_dense=8192)[1])
     if not clouds:
         raise SystemExit(f"no usable meshes under {mesh_dir}")
     return torch.from_numpy(np.stack(clouds))

@@ -34,12 +34,11 @@ one() {
       echo "== $name ($cat): stage cc of $base failed" | tee "$sum"; touch "$out.cc_failed"; return
     fi
     flags="$(cat "$runs/$base.flags")${extra:+ $extra}"  # later flags win
-    echo "$flags" > "$out.flags"  # what a line built on this one starts from
     mkdir -p "$out"
     if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
   fi
+  echo "$flags" > "$out.flags"  # what a line built on this one starts from
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
-    [[ "$label" == @* ]] || echo "$flags" > "$out.flags"
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
         $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
       touch "$out.cc_failed"

@@ -273,6 +273,14 @@ def is_complete(model_dir: str | os.PathLike, views: int, image_size: int | None
     return True
 
 
+def ground_truth_clouds(mesh, rng: np.random.Generator, n_dense: int = N_DENSE
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """A mesh's dense surface samples (n_dense, 3) and their farthest-point reduction to the
+    ground-truth cloud (N_GT, 3), both float32 (METHOD section 9)."""
+    dense = sample_surface(mesh, n_dense, rng).astype(np.float32)
+    return dense, dense[farthest_point_sampling(dense, N_GT, start=0)]
+
+
 def render_model(mesh_path: str | os.PathLike, model_dir: str | os.PathLike, model_id: str,
                  views: int = 10, image_size: int = 64, supersample: int = DEFAULT_SUPERSAMPLE,
                  seed: int = 0, normalize: bool = True, up_axis: str = "y") -> None:
@@ -285,9 +293,7 @@ def render_model(mesh_path: str | os.PathLike, model_dir: str | os.PathLike, mod
     mesh = load_mesh(mesh_path, normalize=normalize, up_axis=up_axis)
     vps, lines = model_viewpoints(seed, model_id, views)
     images = render_views(mesh, vps, image_size, supersample)
-    rng = np.random.default_rng(model_seed(seed, model_id, "surface"))
-    dense = sample_surface(mesh, N_DENSE, rng).astype(np.float32)
-    gt = dense[farthest_point_sampling(dense, N_GT, start=0)]
+    dense, gt = ground_truth_clouds(mesh, np.random.default_rng(model_seed(seed, model_id, "surface")))
 
     tmp = model_dir.parent / f"{_TMP_PREFIX}{model_id}-{os.getpid()}"
     if tmp.exists():
