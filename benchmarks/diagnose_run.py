@@ -102,6 +102,11 @@ def main() -> None:
           f"{flipped.mean():.1%}, their Chamfer {cd[flipped].mean() if flipped.any() else 0:.2f} "
           f"-> {cd_turn[flipped].mean() if flipped.any() else 0:.2f}; all clouds with them turned "
           f"{np.where(flipped, cd_turn, cd).mean():.2f}")
+    # A whole flip (cloud and view both turned) leaves the projection as it was: its view is then
+    # more than 90 deg off. A turned cloud seen from the right view is a wrong shape instead.
+    off = pred["pose_error_deg"] > 90
+    share = lambda sel: f"{off[sel].mean():.1%}" if sel.any() else "-"  # noqa: E731
+    print(f"  pose error > 90 deg: half-turned clouds {share(flipped)}, the others {share(~flipped)}")
     if a.picture:
         order = np.argsort(cd)
         pick = np.concatenate([order[:4], order[-4:]])
