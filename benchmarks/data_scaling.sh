@@ -3,7 +3,7 @@
 # (200 each) and trains on the first 0.8 x SMALL of the big training list. The same sweep then
 # runs on both side by side: the big set on GPU 0, the small one on GPU 1 (GPU 0 too with one).
 #   bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]
-# Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES). Summaries go to
+# SMALL = 0 runs the big set alone. Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES). Summaries go to
 # $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run names get a -BIG / -SMALL suffix there);
 # with PICTURES=1 the pictures come back packed in $OUT/pictures.tar.
 set -uo pipefail
@@ -16,30 +16,34 @@ s="data/p$big/splits"
 for split in val test; do  # a fixed 200-model val and test list for both sizes
   head -n 200 "$s/${cat}_$split.txt" > "/tmp/$split.txt" && mv "/tmp/$split.txt" "$s/${cat}_$split.txt"
 done
-rm -rf "data/p$small" && mkdir -p "data/p$small/splits"
-ln -s "$PWD/data/p$big/$cat" "data/p$small/$cat"
-head -n $(( small * 8 / 10 )) "$s/${cat}_train.txt" > "data/p$small/splits/${cat}_train.txt"
-cp "$s/${cat}_val.txt" "$s/${cat}_test.txt" "data/p$small/splits/"
-wc -l "$s/${cat}"_*.txt "data/p$small/splits/"*.txt
+sizes="$big"
+if [ "$small" -gt 0 ]; then
+  sizes="$big $small"
+  rm -rf "data/p$small" && mkdir -p "data/p$small/splits"
+  ln -s "$PWD/data/p$big/$cat" "data/p$small/$cat"
+  head -n $(( small * 8 / 10 )) "$s/${cat}_train.txt" > "data/p$small/splits/${cat}_train.txt"
+  cp "$s/${cat}_val.txt" "$s/${cat}_test.txt" "data/p$small/splits/"
+fi
+wc -l data/p*/splits/*.txt
 left=$(( limit - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 i=0
-for n in "$big" "$small"; do
+for n in $sizes; do
   env CUDA_VISIBLE_DEVICES=$(( gpus > 1 ? i : 0 )) SUMMARY_DIR="/tmp/summary_$n" \
     timeout $(( left > 1 ? left : 1 )) bash benchmarks/sweep_multi.sh "data/p$n" "runs/$n" \
     "--preset ssl3d --log-every 500 --cuda-graph" < "$sweep" > "/tmp/scaling_$n.log" 2>&1 &
   pids+=($!); i=$(( i + 1 ))
 done
 wait "${pids[@]}"
-for n in "$big" "$small"; do
+for n in $sizes; do
   sed "s/^== \([^ ]*\)/== \1-$n/" /tmp/summary_"$n"/*.txt > "$OUT/scaling_$n.txt"
 done
 echo "total $(( $(date +%s) - start )) s" >> "$OUT/scaling_$big.txt"
 if [ "${PICTURES:-0}" = 1 ]; then
-  for n in "$big" "$small"; do
+  for n in $sizes; do
     for f in /tmp/summary_"$n"/*.png; do [ -f "$f" ] && cp "$f" "/tmp/$(basename "$f" .png)-$n.png"; done
   done
-  (cd /tmp && tar -cf "$OUT/pictures.tar" ./*-"$big".png ./*-"$small".png 2>/dev/null)
+  (cd /tmp && tar -cf "$OUT/pictures.tar" $(for n in $sizes; do echo ./*-"$n".png; done) 2>/dev/null)
 fi
-tail -n 5 /tmp/scaling_*.log
+for n in $sizes; do tail -n 5 "/tmp/scaling_$n.log"; done
