@@ -1,6 +1,6 @@
 # One GPU call: data, the GPU tests beside it, a sweep, and the summaries collected in $OUT (the
-# device tool returns at most 8 files: one summary text, the test log and, with PICTURES=1, one
-# picture per run, so keep a sweep to 6 lines).
+# device tool returns at most 8 files: one summary text, the test log and, with PICTURES=1, the
+# runs' pictures packed in one pictures_NAME.tar; unpack with tar -xf).
 #   bash benchmarks/device_sweep.sh SWEEP_FILE[,SWEEP_FILE...] "CATEGORIES" [SECONDS]
 # Several comma-separated sweep files run side by side, the i-th on GPU i (a multi-GPU kind).
 # Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES, REAL, REFINE); GPUTEST=1
@@ -36,6 +36,8 @@ for i in "${!sweeps[@]}"; do
 done
 wait "${sweep_pids[@]}"
 { cat /tmp/summary/*.txt; echo "total $(( $(date +%s) - start )) s"; } > "$OUT/$name.txt"
-cp /tmp/summary/*.png "$OUT/" 2>/dev/null
+if ls /tmp/summary/*.png >/dev/null 2>&1; then
+  (cd /tmp/summary && tar -cf "$OUT/pictures_$name.tar" ./*.png)
+fi
 wait
 tail -n 20 /tmp/sweep*.log
