@@ -10,6 +10,7 @@
 # The sweep is cut off SECONDS (default 540) after the start; the summaries are written then.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
+: "${OUT:?OUT must name the folder the summaries go to}"
 . benchmarks/device_setup.sh || exit 1
 IFS=, read -ra sweeps <<< "$sweep"
 name=$(basename "${sweeps[0]}" .txt)

@@ -52,7 +52,10 @@ one() {
   report() {  # the summary so far: rewritten after every evaluation, so a cut-off run keeps it
     {
       echo "== $name ($cat) $label${nn:+ -- nn $nn}"
-      grep -h '"seconds"' "$out".train*.txt | tr -d ' \n'; echo
+      for s in cc nn; do  # training seconds, labelled by stage
+        f=$out.train.txt; [ "$s" = nn ] && f=$out.train_nn.txt
+        [ -f "$f" ] && printf '%s ' "$s $(grep -ho '"seconds": *[0-9.]*' "$f" | tr -d ' \n')"
+      done; echo
       for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
       [ -f "$out.diag.txt" ] && cat "$out.diag.txt"
