@@ -5,8 +5,8 @@
 # Several comma-separated sweep files run side by side, the i-th on GPU i (a multi-GPU kind).
 # Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES, REAL, REFINE); GPUTEST=1
 # also runs the CUDA-graph tests; REAL_MESHES=DIR renders those meshes into data/real first;
-# SIZE and VIEWS (default 64 px, 4 views per model) go to benchmarks/make_procedural.sh (SIZE
-# to make_real.sh too).
+# COUNT, SIZE and VIEWS (default 2,000 models, 64 px, 4 views per model) go to
+# benchmarks/make_procedural.sh (SIZE to make_real.sh too).
 # The sweep is cut off SECONDS (default 540) after the start; the summaries are written then.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
@@ -24,7 +24,7 @@ if [ "${GPUTEST:-0}" = 1 ]; then
   timeout 300 python3 -m pytest -q tests/training/test_train.py -k cuda_graph \
     > "$OUT/gputest_$name.txt" 2>&1 &
 fi
-bash benchmarks/make_procedural.sh data/proc 2000 16 "${VIEWS:-4}" $cats
+bash benchmarks/make_procedural.sh data/proc "${COUNT:-2000}" 16 "${VIEWS:-4}" $cats
 [ -n "${REAL_MESHES:-}" ] && bash benchmarks/make_real.sh data/real "$REAL_MESHES" $cats
 left=$(( limit - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
