@@ -8,6 +8,8 @@
 - the Chamfer again after dropping each cloud's 2 % of points farthest from its median (a
   diagnostic only: the protocol keeps every point);
 - pose error quantiles;
+- colour: the clouds' mean RGB and spread within an object, against the inputs' pixels inside
+  their masks (is the colour learnt at all?);
 - the vertical plane the predictions are most symmetric about, in the network's own frame
   (where the symmetry term's fixed plane x = 0 lies relative to the shapes);
 - front/back flips: the share of clouds that match the ground truth better once turned half a
@@ -93,6 +95,14 @@ def main() -> None:
     print(f"  Chamfer x1000 with 2% farthest points dropped: mean {cd_t.mean():.2f}, "
           f"p10/p50/p90/max {q(cd_t)}")
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
+    inside = (test.masks > 0.5).unsqueeze(1).float()  # (M, 1, S, S)
+    area = inside.sum((2, 3)).clamp(min=1)
+    px_mean = (test.images * inside).sum((2, 3)) / area  # (M, 3)
+    px_std = (((test.images - px_mean[..., None, None]) ** 2 * inside).sum((2, 3)) / area).sqrt()
+    rgb = torch.from_numpy(pred["rgb"]).float()  # (M, N, 3)
+    f3 = lambda v: " / ".join(f"{x:.2f}" for x in v.mean(0).tolist())  # noqa: E731
+    print(f"  colour: mean RGB of the clouds {f3(rgb.mean(1))}, of the inputs' masked pixels "
+          f"{f3(px_mean)}; spread within an object {f3(rgb.std(1))} against {f3(px_std)}")
     few = raw[:64]  # the network's frame
     plane = best_vertical_plane(few, clouds=len(few), points=few.shape[1])
     asym = lambda a: 1000 * float(chamfer_distance(few, vertical_mirror(few, a)))  # noqa: E731

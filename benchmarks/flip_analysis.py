@@ -3,7 +3,8 @@ reads the wrong way round? Reads RUN/predictions_test.npz (written by ``ssl3d ev
 test split's ground truth, calls a cloud reversed when, in the ground-truth frame, it is at least
 10% nearer its ground truth turned half a turn about the vertical axis, and prints:
 
-- the share reversed, and how many of each group have a pose error over 90 deg;
+- the share reversed (``diagnose_run.py`` says how many of each group have a pose error over
+  90 deg);
 - in the network's own frame, each reversed cloud's mean Chamfer to its 4 nearest unreversed
   clouds, as it is and turned (a split frame would make the turned distance the smaller);
 - the same for the ground-truth shapes of the two groups (do the inputs themselves look turned?).
@@ -29,17 +30,13 @@ def nearest_cost(query: torch.Tensor, ref: torch.Tensor, k: int = 4) -> torch.Te
 
 
 def main(data: str, category: str, run: str, k: int = 4) -> None:
-    pred, _, raw, xyz, gt = load_run(data, category, run)
+    _, _, raw, xyz, gt = load_run(data, category, run)
     _, _, flipped = chamfer_turned(xyz, gt)
     reversed_ = torch.from_numpy(flipped)
     kept = ~reversed_
-    wrong = torch.from_numpy(pred["pose_error_deg"]) > 90
-    print(f"{run}: reversed {reversed_.float().mean():.1%}; pose error > 90 deg in "
-          f"{wrong[kept].float().mean():.1%} of the rest", end="")
+    print(f"{run}: reversed {reversed_.float().mean():.1%}")
     if not reversed_.any() or int(kept.sum()) < k:
-        print()
         return
-    print(f", {wrong[reversed_].float().mean():.1%} of the reversed")
     for name, clouds in (("predictions, network frame", raw), ("ground truth", gt)):
         sub = clouds[:, ::4]
         ref, query = sub[kept][:60], sub[reversed_][:40]

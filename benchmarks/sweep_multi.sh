@@ -70,7 +70,7 @@ one() {
   {
     python3 benchmarks/collapse_check.py "$data" "$cat" "$out" 2>&1 | tail -n 1
     python3 benchmarks/diagnose_run.py "$data" "$cat" "$out" \
-      $([ "${PICTURES:-0}" = 1 ] && echo --picture "$summary/$name.png") 2>&1 | tail -n 10
+      $([ "${PICTURES:-0}" = 1 ] && echo --picture "$summary/$name.png") 2>&1 | tail -n 11
   } > "$out.diag.txt"
   [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
   if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
