@@ -4,8 +4,8 @@
 # runs on both side by side: the big set on GPU 0, the small one on GPU 1 (GPU 0 too with one).
 #   bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]
 # SMALL = 0 runs the big set alone; otherwise 0 < SMALL < BIG (with SMALL = 2000 the small set is
-# the 1,600 / 200 / 200 split of the results tables). Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES). Summaries go to
-# $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run names get a -BIG / -SMALL suffix there);
+# the 1,600 / 200 / 200 split of the results tables). Environment: as benchmarks/sweep_multi.sh
+# (EMD_WORKERS, PICTURES). Summaries go to $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run names get a -BIG / -SMALL suffix there);
 # with PICTURES=1 the pictures come back packed in $OUT/pictures.tar.
 set -uo pipefail
 usage="usage: bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]"
