@@ -5,8 +5,9 @@
 #   bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]
 # SMALL = 0 runs the big set alone; otherwise 0 < SMALL < BIG (with SMALL = 2000 the small set is
 # the 1,600 / 200 / 200 split of the results tables). Environment: as benchmarks/sweep_multi.sh
-# (EMD_WORKERS, PICTURES). Summaries go to $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run names get a -BIG / -SMALL suffix there);
-# with PICTURES=1 the pictures come back packed in $OUT/pictures.tar.
+# (EMD_WORKERS, PICTURES). Summaries go to $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run
+# names get a -BIG / -SMALL suffix there); with PICTURES=1 the pictures come back packed in
+# $OUT/pictures.tar.
 set -uo pipefail
 usage="usage: bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]"
 [ $# -ge 4 ] || { echo "$usage" >&2; exit 2; }
