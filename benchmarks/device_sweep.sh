@@ -24,7 +24,12 @@ if [ "${GPUTEST:-0}" = 1 ]; then
   timeout 300 python3 -m pytest -q tests/training/test_train.py -k cuda_graph \
     > "$OUT/gputest_$name.txt" 2>&1 &
 fi
-bash benchmarks/make_procedural.sh data/proc "${COUNT:-2000}" 16 "${VIEWS:-4}" $cats
+made="${COUNT:-2000} models, ${VIEWS:-4} views, ${SIZE:-64} px"
+# A warm machine keeps data/proc; make_procedural.sh keeps what it finds, so start afresh when the
+# settings differ (otherwise a smaller COUNT would train on the earlier call's models too).
+[ "$(cat data/proc/made.txt 2>/dev/null)" = "$made" ] || rm -rf data/proc
+bash benchmarks/make_procedural.sh data/proc "${COUNT:-2000}" 16 "${VIEWS:-4}" $cats || exit 1
+echo "$made" > data/proc/made.txt
 [ -n "${REAL_MESHES:-}" ] && bash benchmarks/make_real.sh data/real "$REAL_MESHES" $cats
 left=$(( limit - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
