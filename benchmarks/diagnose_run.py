@@ -112,8 +112,8 @@ def main() -> None:
           f"{flipped.mean():.1%}, their Chamfer {cd[flipped].mean() if flipped.any() else 0:.2f} "
           f"-> {cd_turn[flipped].mean() if flipped.any() else 0:.2f}; all clouds with them turned "
           f"{np.where(flipped, cd_turn, cd).mean():.2f}")
-    # A whole flip (cloud and view both turned) leaves the projection as it was: its view is then
-    # more than 90 deg off. A turned cloud seen from the right view is a wrong shape instead.
+    # Which half-turned clouds come with a view more than 90 deg off (seen from the wrong side)
+    # and which with the right view (a wrong shape); flip_analysis.py --parts looks closer.
     off = pred["pose_error_deg"] > 90
     share = lambda sel: f"{off[sel].mean():.1%}" if sel.any() else "-"  # noqa: E731
     print(f"  pose error > 90 deg: half-turned clouds {share(flipped)}, the others {share(~flipped)}")

@@ -71,6 +71,9 @@ one() {
     python3 benchmarks/collapse_check.py "$data" "$cat" "$out" 2>&1 | tail -n 1
     python3 benchmarks/diagnose_run.py "$data" "$cat" "$out" \
       $([ "${PICTURES:-0}" = 1 ] && echo --picture "$summary/$name.png") 2>&1 | tail -n 11
+    # Airplanes: where the predicted wings and fin sit, per group of reversed clouds.
+    [ "$cat" = airplane ] && python3 benchmarks/flip_analysis.py "$data" "$cat" "$out" --parts \
+      2>&1 | grep -A3 "^  parts"
   } > "$out.diag.txt"
   [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
   if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
