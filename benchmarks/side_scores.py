@@ -1,0 +1,70 @@
+"""Could the loss tell a reversed airplane's right side from its wrong one? For each test image,
+the run's cloud is seen from the predicted view and from that view turned half a turn about the
+vertical (azimuth + pi); each term that could pick a pose hypothesis scores both, and the script
+prints, per group of clouds (as ``flip_analysis.py``: kept; reversed with the view more than 90 deg
+off; reversed with the view right), how often the turned view scores better.
+
+For a kept cloud the predicted view is right, so a useful term rarely prefers the turned one; for
+a reversed cloud seen from the wrong side, the turned view is the right one. The selection score
+training uses is ``hypothesis_scores`` (image and mask); the affinity terms and the point-to-
+silhouette term are candidates to add to it. Reads RUN/predictions_test.npz (``ssl3d evaluate``).
+
+    python benchmarks/side_scores.py DATA_DIR CATEGORY RUN_DIR
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from ssl3d.evaluation.evaluate import find_checkpoint
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.losses import (hypothesis_scores, point_silhouette_term, project_views,
+                                   silhouette_losses)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diagnose_run import chamfer_turned, load_run  # noqa: E402
+
+
+@torch.no_grad()
+def side_terms(recon, pose, cfg, images: torch.Tensor, masks: torch.Tensor) -> dict:
+    """Each term for the predicted view and the turned one. images: (M, 3, S, S); masks: (M, S, S).
+    Returns {term: (M, 2) array}, column 0 the predicted view, column 1 the turned one."""
+    recon.eval()
+    pose.eval()
+    xyz, rgb = recon(images)
+    view = pose(images)  # (M, 2) the selector's choice, as evaluation uses
+    turned = torch.stack([view[:, 0] + torch.pi, view[:, 1]], 1)
+    views = torch.stack([view, turned], 1)  # (M, 2, 2)
+    imgs, sils = project_views(xyz, rgb, views, cfg)  # (M, 2, 3, S, S), (M, 2, S, S)
+    m, s = masks.shape[0], masks.shape[-1]
+    bce, fwd, bwd = silhouette_losses(sils.reshape(2 * m, s, s), masks.repeat_interleave(2, 0), cfg)
+    pts = torch.tensor([[float(point_silhouette_term(xyz[i:i + 1], views[i:i + 1, j],
+                                                     masks[i:i + 1], s)) for j in range(2)]
+                        for i in range(m)])
+    out = {"selection (image + mask)": hypothesis_scores(images, masks, imgs, sils, cfg),
+           "image": ((images.unsqueeze(1) - imgs) ** 2).sum(2).mean((-1, -2)),
+           "mask BCE": bce.view(m, 2), "affinity, points to mask": fwd.view(m, 2),
+           "affinity, mask to points": bwd.view(m, 2), "point to silhouette": pts}
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def main(data: str, category: str, run: str) -> None:
+    pred, test, _, xyz, gt = load_run(data, category, run)
+    _, _, flipped = chamfer_turned(xyz, gt)
+    off = pred["pose_error_deg"] > 90
+    path = find_checkpoint(run)
+    recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
+    terms = side_terms(recon, pose, cfg, test.images, test.masks)
+    groups = (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
+              ("reversed, view right", flipped & ~off))
+    print(f"{run}: share of clouds whose turned view (azimuth + pi) scores better")
+    print("  term: " + "; ".join(f"{name} ({int(sel.sum())})" for name, sel in groups))
+    for term, v in terms.items():
+        better = v[:, 1] < v[:, 0]
+        print(f"  {term}: " + "; ".join(f"{better[sel].mean():.0%}" if sel.any() else "-"
+                                        for _, sel in groups))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
