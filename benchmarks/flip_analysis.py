@@ -51,7 +51,9 @@ def print_parts(xyz: torch.Tensor, gt: torch.Tensor, flipped: np.ndarray, off: n
     gw, gf = part_positions(gt)
     pw, pf = part_positions(xyz)
     print(f"  parts (z, unit box; the nose is +z): true wings {gw.mean():+.3f} (sd {gw.std():.3f}), "
-          f"true fin {gf.mean():+.3f} (behind the centre in {np.mean(gf < 0):.0%})")
+          f"predicted wings {pw.mean():+.3f} (sd {pw.std():.3f}; correlation with the true over all "
+          f"clouds {np.corrcoef(pw, gw)[0, 1]:+.2f}), true fin {gf.mean():+.3f} (behind the "
+          f"centre in {np.mean(gf < 0):.0%})")
     groups = (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
               ("reversed, view right", flipped & ~off))
     for name, sel in groups:
@@ -64,6 +66,9 @@ def print_parts(xyz: torch.Tensor, gt: torch.Tensor, flipped: np.ndarray, off: n
 
 
 def main(data: str, category: str, run: str, *flags: str, k: int = 4) -> None:
+    if set(flags) - {"--parts"}:
+        raise SystemExit(f"unknown flags {sorted(set(flags) - {'--parts'})}; usage: python "
+                         "benchmarks/flip_analysis.py DATA_DIR CATEGORY RUN_DIR [--parts]")
     pred, _, raw, xyz, gt = load_run(data, category, run)
     _, _, flipped = chamfer_turned(xyz, gt)
     reversed_ = torch.from_numpy(flipped)

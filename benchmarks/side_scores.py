@@ -7,18 +7,21 @@ off; reversed with the view right), how often the turned view scores better.
 For a kept cloud the predicted view is right, so a useful term rarely prefers the turned one; for
 a reversed cloud seen from the wrong side, the turned view is the right one. The selection score
 training uses is ``hypothesis_scores`` (image and mask); the affinity terms and the point-to-
-silhouette term are candidates to add to it. Reads RUN/predictions_test.npz (``ssl3d evaluate``).
+silhouette term are candidates to add to it. Reads RUN/predictions_test.npz (``ssl3d evaluate``:
+the clouds, colours and views the run predicted) and the run's config from its checkpoint.
 
     python benchmarks/side_scores.py DATA_DIR CATEGORY RUN_DIR
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
 from ssl3d.evaluation.evaluate import find_checkpoint
-from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.checkpoint import load_checkpoint
+from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import (hypothesis_scores, point_silhouette_term, project_views,
                                    silhouette_losses)
 
@@ -27,35 +30,35 @@ from diagnose_run import chamfer_turned, load_run  # noqa: E402
 
 
 @torch.no_grad()
-def side_terms(recon, pose, cfg, images: torch.Tensor, masks: torch.Tensor) -> dict:
-    """Each term for the predicted view and the turned one. images: (M, 3, S, S); masks: (M, S, S).
-    Returns {term: (M, 2) array}, column 0 the predicted view, column 1 the turned one."""
-    recon.eval()
-    pose.eval()
-    xyz, rgb = recon(images)
-    view = pose(images)  # (M, 2) the selector's choice, as evaluation uses
+def side_terms(cfg: TrainConfig, xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor,
+               images: torch.Tensor, masks: torch.Tensor) -> dict:
+    """Each term for the predicted view and the turned one. xyz, rgb: (M, N, 3) the predicted
+    clouds in the network's frame; view: (M, 2) the predicted (azimuth, elevation) in radians;
+    images: (M, 3, S, S); masks: (M, S, S). Returns {term: (M, 2) array}, column 0 the predicted
+    view, column 1 the turned one."""
     turned = torch.stack([view[:, 0] + torch.pi, view[:, 1]], 1)
     views = torch.stack([view, turned], 1)  # (M, 2, 2)
     imgs, sils = project_views(xyz, rgb, views, cfg)  # (M, 2, 3, S, S), (M, 2, S, S)
     m, s = masks.shape[0], masks.shape[-1]
     bce, fwd, bwd = silhouette_losses(sils.reshape(2 * m, s, s), masks.repeat_interleave(2, 0), cfg)
+    image_only = dataclasses.replace(cfg, w_pose_image=1.0, w_pose_mask=0.0)
     pts = torch.tensor([[float(point_silhouette_term(xyz[i:i + 1], views[i:i + 1, j],
                                                      masks[i:i + 1], s)) for j in range(2)]
                         for i in range(m)])
     out = {"selection (image + mask)": hypothesis_scores(images, masks, imgs, sils, cfg),
-           "image": ((images.unsqueeze(1) - imgs) ** 2).sum(2).mean((-1, -2)),
+           "image": hypothesis_scores(images, masks, imgs, sils, image_only),
            "mask BCE": bce.view(m, 2), "affinity, points to mask": fwd.view(m, 2),
            "affinity, mask to points": bwd.view(m, 2), "point to silhouette": pts}
     return {k: v.numpy() for k, v in out.items()}
 
 
 def main(data: str, category: str, run: str) -> None:
-    pred, test, _, xyz, gt = load_run(data, category, run)
+    pred, test, raw, xyz, gt = load_run(data, category, run)
     _, _, flipped = chamfer_turned(xyz, gt)
     off = pred["pose_error_deg"] > 90
-    path = find_checkpoint(run)
-    recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
-    terms = side_terms(recon, pose, cfg, test.images, test.masks)
+    cfg = TrainConfig.from_dict(load_checkpoint(find_checkpoint(run))["config"])
+    terms = side_terms(cfg, raw, torch.from_numpy(pred["rgb"]).float(),
+                       torch.from_numpy(pred["viewpoints"]).float(), test.images, test.masks)
     groups = (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
               ("reversed, view right", flipped & ~off))
     print(f"{run}: share of clouds whose turned view (azimuth + pi) scores better")

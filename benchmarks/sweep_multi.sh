@@ -73,7 +73,7 @@ one() {
       $([ "${PICTURES:-0}" = 1 ] && echo --picture "$summary/$name.png") 2>&1 | tail -n 11
     # Airplanes: where the predicted wings and fin sit, per group of reversed clouds.
     [ "$cat" = airplane ] && python3 benchmarks/flip_analysis.py "$data" "$cat" "$out" --parts \
-      2>&1 | grep -A3 "^  parts"
+      2>&1 | grep -E '^  (parts|kept|reversed)|Error'
   } > "$out.diag.txt"
   [ -n "${REAL:-}" ] && ev "$out" --data "$REAL" --tag real --rotation-from test
   if [ -n "$nn" ] && [ -n "${REFINE:-}" ]; then
