@@ -4,8 +4,8 @@
 # runs on both side by side: the big set on GPU 0, the small one on GPU 1 (GPU 0 too with one).
 #   bash benchmarks/data_scaling.sh CATEGORY BIG SMALL SWEEP_FILE [SECONDS]
 # SMALL = 0 runs the big set alone; otherwise 0 < SMALL < BIG (SMALL = 2000 gives the sizes of the
-# results tables' 1,600 / 200 / 200 split, but other models, one view each). Environment: as benchmarks/sweep_multi.sh
-# (EMD_WORKERS, PICTURES). Summaries go to $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run
+# results tables' 1,600 / 200 / 200 split, but other models, one view each). Environment: as
+# benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES). Summaries go to $OUT/scaling_BIG.txt and $OUT/scaling_SMALL.txt (run
 # names get a -BIG / -SMALL suffix there); with PICTURES=1 the pictures come back packed in
 # $OUT/pictures.tar.
 set -uo pipefail

@@ -67,6 +67,14 @@ def chamfer_turned(xyz: torch.Tensor, gt: torch.Tensor):
     return cd, cd_turn, cd_turn < 0.9 * cd
 
 
+def reversal_groups(flipped: np.ndarray, pose_error_deg: np.ndarray) -> tuple:
+    """(name, boolean mask) of the kept clouds, the reversed ones seen from more than 90 deg off
+    (the wrong side) and the reversed ones seen from the right view (a wrong shape)."""
+    off = pose_error_deg > 90
+    return (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
+            ("reversed, view right", flipped & ~off))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
@@ -113,7 +121,8 @@ def main() -> None:
           f"-> {cd_turn[flipped].mean() if flipped.any() else 0:.2f}; all clouds with them turned "
           f"{np.where(flipped, cd_turn, cd).mean():.2f}")
     # Which half-turned clouds come with a view more than 90 deg off (seen from the wrong side)
-    # and which with the right view (a wrong shape); flip_analysis.py --parts looks closer.
+    # and which with the right view (a wrong shape; reversal_groups); flip_analysis.py --parts
+    # looks closer.
     off = pred["pose_error_deg"] > 90
     share = lambda sel: f"{off[sel].mean():.1%}" if sel.any() else "-"  # noqa: E731
     print(f"  pose error > 90 deg: half-turned clouds {share(flipped)}, the others {share(~flipped)}")

@@ -25,7 +25,7 @@ import torch
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diagnose_run import chamfer_turned, half_turn, load_run  # noqa: E402
+from diagnose_run import chamfer_turned, half_turn, load_run, reversal_groups  # noqa: E402
 
 
 def nearest_cost(query: torch.Tensor, ref: torch.Tensor, k: int = 4) -> torch.Tensor:
@@ -46,7 +46,7 @@ def part_positions(clouds: torch.Tensor, wide: int = 64, high: int = 32):
             torch.gather(c[..., 2], 1, top).mean(1).numpy())
 
 
-def print_parts(xyz: torch.Tensor, gt: torch.Tensor, flipped: np.ndarray, off: np.ndarray) -> None:
+def print_parts(xyz: torch.Tensor, gt: torch.Tensor, groups: tuple) -> None:
     """Wing and fin positions per group (see the module docstring)."""
     gw, gf = part_positions(gt)
     pw, pf = part_positions(xyz)
@@ -54,8 +54,6 @@ def print_parts(xyz: torch.Tensor, gt: torch.Tensor, flipped: np.ndarray, off: n
           f"predicted wings {pw.mean():+.3f} (sd {pw.std():.3f}; correlation with the true over all "
           f"clouds {np.corrcoef(pw, gw)[0, 1]:+.2f}), true fin {gf.mean():+.3f} (behind the "
           f"centre in {np.mean(gf < 0):.0%})")
-    groups = (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
-              ("reversed, view right", flipped & ~off))
     for name, sel in groups:
         if sel.sum() < 3:
             continue
@@ -75,7 +73,7 @@ def main(data: str, category: str, run: str, *flags: str, k: int = 4) -> None:
     kept = ~reversed_
     print(f"{run}: reversed {reversed_.float().mean():.1%}")
     if "--parts" in flags:
-        print_parts(xyz, gt, flipped, pred["pose_error_deg"] > 90)
+        print_parts(xyz, gt, reversal_groups(flipped, pred["pose_error_deg"]))
     if not reversed_.any() or int(kept.sum()) < k:
         return
     for name, clouds in (("predictions, network frame", raw), ("ground truth", gt)):

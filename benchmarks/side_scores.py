@@ -22,11 +22,11 @@ import torch
 from ssl3d.evaluation.evaluate import find_checkpoint
 from ssl3d.training.checkpoint import load_checkpoint
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.losses import (hypothesis_scores, point_silhouette_term, project_views,
+from ssl3d.training.losses import (hypothesis_scores, point_silhouette_losses, project_views,
                                    silhouette_losses)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diagnose_run import chamfer_turned, load_run  # noqa: E402
+from diagnose_run import chamfer_turned, load_run, reversal_groups  # noqa: E402
 
 
 @torch.no_grad()
@@ -42,9 +42,7 @@ def side_terms(cfg: TrainConfig, xyz: torch.Tensor, rgb: torch.Tensor, view: tor
     m, s = masks.shape[0], masks.shape[-1]
     bce, fwd, bwd = silhouette_losses(sils.reshape(2 * m, s, s), masks.repeat_interleave(2, 0), cfg)
     image_only = dataclasses.replace(cfg, w_pose_image=1.0, w_pose_mask=0.0)
-    pts = torch.tensor([[float(point_silhouette_term(xyz[i:i + 1], views[i:i + 1, j],
-                                                     masks[i:i + 1], s)) for j in range(2)]
-                        for i in range(m)])
+    pts = torch.stack([point_silhouette_losses(xyz, views[:, j], masks, s) for j in range(2)], 1)
     out = {"selection (image + mask)": hypothesis_scores(images, masks, imgs, sils, cfg),
            "image": hypothesis_scores(images, masks, imgs, sils, image_only),
            "mask BCE": bce.view(m, 2), "affinity, points to mask": fwd.view(m, 2),
@@ -55,12 +53,10 @@ def side_terms(cfg: TrainConfig, xyz: torch.Tensor, rgb: torch.Tensor, view: tor
 def main(data: str, category: str, run: str) -> None:
     pred, test, raw, xyz, gt = load_run(data, category, run)
     _, _, flipped = chamfer_turned(xyz, gt)
-    off = pred["pose_error_deg"] > 90
     cfg = TrainConfig.from_dict(load_checkpoint(find_checkpoint(run))["config"])
     terms = side_terms(cfg, raw, torch.from_numpy(pred["rgb"]).float(),
                        torch.from_numpy(pred["viewpoints"]).float(), test.images, test.masks)
-    groups = (("kept", ~flipped), ("reversed, view > 90 deg off", flipped & off),
-              ("reversed, view right", flipped & ~off))
+    groups = reversal_groups(flipped, pred["pose_error_deg"])
     print(f"{run}: share of clouds whose turned view (azimuth + pi) scores better")
     print("  term: " + "; ".join(f"{name} ({int(sel.sum())})" for name, sel in groups))
     for term, v in terms.items():

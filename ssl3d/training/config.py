@@ -15,6 +15,16 @@ from typing import Literal
 from ssl3d.models import NetworkConfig
 
 
+REFERENCE_SIZE = 64
+"""Squared pixel distances (``sigma2``, the affinity and point-silhouette terms) are given in
+pixels of a 64-px image (the paper's size), so a larger --image-size keeps the weights' balance."""
+
+
+def px2_scale(image_size: int) -> float:
+    """Factor turning squared distances in pixels of ``image_size`` into 64-px pixels."""
+    return (REFERENCE_SIZE / image_size) ** 2
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run."""
@@ -221,7 +231,7 @@ class TrainConfig:
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""
-        return self.sigma2 * (self.image_size / 64.0) ** 2
+        return self.sigma2 / px2_scale(self.image_size)
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""

@@ -17,18 +17,9 @@ from ssl3d.ops import chamfer_distance, chamfer_distance_dense, kth_neighbour_sq
 from ssl3d.ops.affinity import (AFFINITY_FORMS, affinity_intended, default_empty_cost,
                                 point_to_silhouette, soft_distance_transform)
 from ssl3d.ops.bce import BCE_FORMS
-from ssl3d.training.config import TrainConfig
+from ssl3d.training.config import TrainConfig, px2_scale
 
 AXES = {"x": 0, "y": 1, "z": 2}
-
-REFERENCE_SIZE = 64
-"""Squared pixel distances in the losses are measured in pixels of a 64-px image (the paper's
-size), as ``sigma2`` is, so a larger --image-size keeps the weights' balance."""
-
-
-def px2_scale(image_size: int) -> float:
-    """Factor turning squared distances in pixels of ``image_size`` into 64-px pixels."""
-    return (REFERENCE_SIZE / image_size) ** 2
 
 
 def pose_l1(pred: torch.Tensor, true: torch.Tensor, form: str) -> torch.Tensor:
@@ -69,14 +60,20 @@ def cycle_weight(cfg: TrainConfig, step: int) -> float:
     return cfg.w_cycle_3d * min(1.0, (step - cfg.cycle_start + 1) / cfg.cycle_warmup)
 
 
-def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
-                          image_size: int) -> torch.Tensor:
-    """Batch mean of :func:`ssl3d.ops.affinity.point_to_silhouette` for clouds (B, N, 3) seen
-    from views (B, 2) against masks (B, S, S), in 64-px px^2."""
+def point_silhouette_losses(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
+                            image_size: int) -> torch.Tensor:
+    """:func:`ssl3d.ops.affinity.point_to_silhouette` for clouds (B, N, 3) seen from views
+    (B, 2) against masks (B, S, S), per sample: (B,) in 64-px px^2."""
     with torch.no_grad():  # the mask is data: its distance map needs no gradient
         dmap = soft_distance_transform(default_empty_cost(image_size, image_size) * (1 - mask))
     uv, _ = camera.project(xyz, views, image_size)
-    return point_to_silhouette(uv, dmap).mean() * px2_scale(image_size)
+    return point_to_silhouette(uv, dmap) * px2_scale(image_size)
+
+
+def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
+                          image_size: int) -> torch.Tensor:
+    """:func:`point_silhouette_losses` as a batch mean."""
+    return point_silhouette_losses(xyz, views, mask, image_size).mean()
 
 
 def stray_point_term(xyz: torch.Tensor, k: int, threshold: float = 4.0) -> torch.Tensor:
