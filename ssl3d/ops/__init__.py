@@ -11,10 +11,11 @@ from ssl3d.ops.emd import emd_exact, emd_sinkhorn
 from ssl3d.ops.normalize import normalize_unit_box
 from ssl3d.ops.projection import (project_cloud, project_silhouette, splat_colour,
                                   splat_colour_dense, splat_silhouette, splat_silhouette_dense)
+from ssl3d.ops.transport import sliced_silhouette_distance
 
 __all__ = [
     "affinity_intended", "affinity_released", "soft_distance_transform", "bce_intended",
     "bce_released", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn",
     "kth_neighbour_sq_dist", "normalize_unit_box", "project_cloud", "project_silhouette", "splat_colour",
-    "splat_colour_dense", "splat_silhouette", "splat_silhouette_dense",
+    "splat_colour_dense", "splat_silhouette", "splat_silhouette_dense", "sliced_silhouette_distance",
 ]

@@ -100,6 +100,15 @@ class TrainConfig:
     point to the true silhouette (at the predicted view, and the neighbour's in stage nn); 0 =
     off, as released.
     It gives stray points, which no pixel loss reaches, a way back."""
+    w_transport: float = 0.0
+    """Weight of the sliced transport term (0 = off): the sliced 2-Wasserstein distance, in 64-px
+    px^2, between the projected points and the true silhouette's area (at the predicted view,
+    and the neighbour's in stage nn; :func:`ssl3d.ops.sliced_silhouette_distance`). The pixel
+    losses are met by any point density, so points bunch where every input's silhouette lies
+    and thin wide parts (wings) get a few scattered points; this term asks the points to spread
+    over the silhouette as evenly as its area does."""
+    transport_directions: int = 16
+    """Lines (angles pi k / L) the transport term compares the point and silhouette distributions along."""
     cycle_start: int = 0
     """Steps before the geometric cycle is switched on (0 = from the first step, as released).
     From the start, the cycle term is met most cheaply by an encoder whose output ignores the
@@ -239,7 +248,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",
-                     "checkpoint_every", "outlier_k"):
+                     "checkpoint_every", "outlier_k", "transport_directions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_views < 2:
@@ -251,6 +260,8 @@ class TrainConfig:
                              f"{self.outlier_threshold}")
         if self.w_outlier > 0 and self.outlier_k >= self.n_points:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
+        if self.w_transport < 0:
+            raise ValueError(f"w_transport must be >= 0, got {self.w_transport}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):
             raise ValueError("cuda_graph needs a constant cycle weight: set cycle_start and "
                              "cycle_warmup to 0")

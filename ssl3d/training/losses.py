@@ -13,7 +13,8 @@ import torch.distributed as dist
 
 from ssl3d import camera
 from ssl3d.models import l2_penalty
-from ssl3d.ops import chamfer_distance, chamfer_distance_dense, kth_neighbour_sq_dist, project_cloud
+from ssl3d.ops import (chamfer_distance, chamfer_distance_dense, kth_neighbour_sq_dist, project_cloud,
+                       sliced_silhouette_distance)
 from ssl3d.ops.affinity import (AFFINITY_FORMS, affinity_intended, default_empty_cost,
                                 point_to_silhouette, soft_distance_transform)
 from ssl3d.ops.bce import BCE_FORMS
@@ -68,6 +69,14 @@ def point_silhouette_losses(xyz: torch.Tensor, views: torch.Tensor, mask: torch.
         dmap = soft_distance_transform(default_empty_cost(image_size, image_size) * (1 - mask))
     uv, _ = camera.project(xyz, views, image_size)
     return point_to_silhouette(uv, dmap) * px2_scale(image_size)
+
+
+def transport_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor, image_size: int,
+                   directions: int) -> torch.Tensor:
+    """:func:`ssl3d.ops.sliced_silhouette_distance` of clouds (B, N, 3) seen from views (B, 2)
+    against masks (B, S, S), as a batch mean in 64-px px^2."""
+    uv, _ = camera.project(xyz, views, image_size)
+    return sliced_silhouette_distance(uv, mask, directions).mean() * px2_scale(image_size)
 
 
 def point_silhouette_term(xyz: torch.Tensor, views: torch.Tensor, mask: torch.Tensor,
@@ -278,6 +287,13 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
             l_pts = l_pts + point_silhouette_term(xyz, views[:, nb], neighbour["mask"], s)
         terms["point_silhouette"] = l_pts
         loss_r = loss_r + cfg.w_point_silhouette * l_pts
+
+    if cfg.w_transport > 0:
+        l_tr = transport_term(xyz, v0, mask, s, cfg.transport_directions)
+        if neighbour is not None:
+            l_tr = l_tr + transport_term(xyz, views[:, nb], neighbour["mask"], s, cfg.transport_directions)
+        terms["transport"] = l_tr
+        loss_r = loss_r + cfg.w_transport * l_tr
 
     if neighbour is not None:
         nb_mask, nb_f, nb_b = silhouette_terms(sils[:, nb], neighbour["mask"], cfg)

@@ -291,7 +291,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     repeated would differ by a large share of that."""
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
-          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form,
+          "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed"}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
@@ -377,6 +377,32 @@ def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_conf
         make_config(w_outlier=1.0, outlier_k=64).validate()
     with pytest.raises(ValueError, match="outlier_threshold"):
         make_config(outlier_threshold=0.5).validate()
+
+
+def test_transport_term_spreads_a_bunched_cloud_and_reaches_both_stages(tiny_dataset, tmp_path,
+                                                                          make_config):
+    # A cloud bunched at the centre of a wide silhouette: a step down the term's gradient
+    # spreads its projection out (the pixel losses would see nothing wrong inside the mask).
+    g = torch.Generator().manual_seed(0)
+    xyz = (0.02 * torch.randn(1, 200, 3, generator=g)).requires_grad_(True)
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 8:24, 4:28] = 1
+    views = torch.zeros(1, 2)
+    before = L.transport_term(xyz, views, mask, 32, 8)
+    before.backward()
+    with torch.no_grad():
+        moved = xyz - 1e-4 * xyz.grad
+        spread = lambda c: camera.project(c, views, 32)[0].std(1).sum()  # noqa: E731
+        assert float(spread(moved)) > float(spread(xyz)) and L.transport_term(moved, views, mask, 32, 8) < before
+    out = tmp_path / "run"
+    train(make_config(w_transport=0.5, transport_directions=4), tiny_dataset, "chair", out)
+    train(make_config(w_transport=0.5, transport_directions=4, stage="nn"), tiny_dataset, "chair", out)
+    for stage in ("cc", "nn"):
+        assert "transport=" in (out / f"train_{stage}.log").read_text()
+    with pytest.raises(ValueError, match="w_transport"):
+        make_config(w_transport=-1.0).validate()
+    with pytest.raises(ValueError, match="transport_directions"):
+        make_config(transport_directions=0).validate()
 
 
 def test_view_prior_trains_its_critic_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_path,
@@ -517,6 +543,9 @@ def test_pixel_distance_terms_do_not_depend_on_the_image_size():
     pts = {s: L.point_silhouette_term(xyz, views, disc(s, 0.3, 0.1), s) for s in (128, 256)}
     assert pts[128] > 10
     torch.testing.assert_close(pts[256], pts[128], rtol=0.05, atol=0)
+    tr = {s: L.transport_term(xyz, views, disc(s, 0.3, 0.1), s, 8) for s in (128, 256)}
+    assert tr[128] > 10
+    torch.testing.assert_close(tr[256], tr[128], rtol=0.05, atol=0)
 
 
 def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_config):
