@@ -7,6 +7,8 @@
   (the longest box side over that of the central 98 % of its points);
 - the Chamfer again after dropping each cloud's 2 % of points farthest from its median (a
   diagnostic only: the protocol keeps every point);
+- the Chamfer's two halves (prediction -> truth, truth -> prediction) and each axis's point spread,
+  against the ground truth's (bunched points);
 - pose error quantiles;
 - colour: the clouds' mean RGB and spread within an object, against the inputs' pixels inside
   their masks (is the colour learnt at all?);
@@ -31,6 +33,7 @@ from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint
 from ssl3d.evaluation.visualize import reconstruction_grid
 from ssl3d.ops import chamfer_distance, normalize_unit_box
+from ssl3d.ops.chamfer import nearest_sq_dist
 from ssl3d.training.checkpoint import load_checkpoint
 from ssl3d.training.losses import best_vertical_plane, vertical_mirror
 
@@ -102,6 +105,13 @@ def main() -> None:
     cd_t = 1000 * chamfer_distance(normalize_unit_box(t), normalize_unit_box(gt), "none").numpy()
     print(f"  Chamfer x1000 with 2% farthest points dropped: mean {cd_t.mean():.2f}, "
           f"p10/p50/p90/max {q(cd_t)}")
+    # The two halves of the Chamfer: points off the surface (prediction -> truth) and surface left
+    # bare (truth -> prediction); with each axis's point spread, they show bunched points.
+    pn, gn = normalize_unit_box(xyz), normalize_unit_box(gt)
+    to_gt, to_pred = (1000 * nearest_sq_dist(a_, b_).mean() for a_, b_ in ((pn, gn), (gn, pn)))
+    sd = lambda c: " ".join(f"{v:.3f}" for v in c.std(1).mean(0).tolist())  # noqa: E731
+    print(f"  Chamfer x1000 halves: prediction -> truth {to_gt:.2f}, truth -> prediction "
+          f"{to_pred:.2f}; point spread (sd, unit box) x/y/z predicted {sd(pn)}, ground truth {sd(gn)}")
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
     inside = (test.masks > 0.5).unsqueeze(1).float()  # (M, 1, S, S)
     area = inside.sum((2, 3)).clamp(min=1)
