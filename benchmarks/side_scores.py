@@ -17,6 +17,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ssl3d.evaluation.evaluate import find_checkpoint
@@ -63,6 +64,12 @@ def main(data: str, category: str, run: str) -> None:
         better = v[:, 1] < v[:, 0]
         print(f"  {term}: " + "; ".join(f"{better[sel].mean():.0%}" if sel.any() else "-"
                                         for _, sel in groups))
+    # How far apart the two sides score: what a hypothesis temperature (config) must span.
+    sel_score = terms["selection (image + mask)"]
+    gap = sel_score[:, 1] / sel_score[:, 0] - 1
+    print("  selection score of the turned view over the predicted one, minus 1, p10/p50/p90: "
+          + "; ".join(" ".join(f"{x:+.0%}" for x in np.quantile(gap[sel], [0.1, 0.5, 0.9]))
+                      if sel.any() else "-" for _, sel in groups))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,15 @@ class TrainConfig:
     pose optimiser), trains only that one (winner takes all, also in the pose cycle) and trains a
     selector to pick it; inference uses the selector. Meant against the symmetric-pose local
     minima of self-supervision; the supervised baselines use hypothesis 0."""
+    hypothesis_temperature: float = 0.0
+    """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
+    self-supervision). 0: it learns only from the projection at the best one (winner takes all).
+    T > 0: from every hypothesis's projection, weighted softmax(-(s - s_min) / (T s_min)) by their
+    scores s (a hypothesis 10 T % worse than the best gets e^-1 of its weight); the pose net and
+    its selector still learn from the best. Why: when a shape is wrong in a way a mirrored view
+    hides (an airplane's wings placed forward, drawn aft, fit seen from the far side), the winning
+    view hides the error and the shape never learns it; a share of the gradient from the
+    runner-up views lets the shape start to move."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
     image share one cloud, a template, so the pose net must explain every image with a single
@@ -261,6 +270,8 @@ class TrainConfig:
                              f"{self.outlier_threshold}")
         if self.w_outlier > 0 and self.outlier_k >= self.n_points:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
+        if self.hypothesis_temperature < 0:
+            raise ValueError(f"hypothesis_temperature must be >= 0, got {self.hypothesis_temperature}")
         if self.w_transport < 0:
             raise ValueError(f"w_transport must be >= 0, got {self.w_transport}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):

@@ -170,6 +170,18 @@ def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tenso
     return cfg.w_pose_image * err + cfg.w_pose_mask * bce
 
 
+def hypothesis_weights(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """How much the reconstruction learns from each pose hypothesis, from their scores (B, M)
+    (:func:`hypothesis_scores`, lower is better): softmax(-(s - s_min) / (temperature s_min)) per
+    row, so a hypothesis whose score is 10 x temperature % worse than the best gets e^-1 of the
+    best's weight. temperature 0: all weight on the best (winner takes all). Returns (B, M)."""
+    best = scores.amin(1, keepdim=True)  # (B, 1)
+    if temperature == 0:
+        tied = (scores == best).to(scores.dtype)
+        return tied / tied.sum(1, keepdim=True)
+    return torch.softmax(-(scores - best) / (temperature * best.clamp_min(1e-12)), 1)
+
+
 @torch.no_grad()
 def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor,
                            image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -246,7 +258,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     if m > 1:
         # Score each hypothesis by how well the cloud seen from it explains the input.
         with torch.no_grad():
-            best = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg).argmin(1)  # (B,)
+            scores = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg)  # (B, M)
+        best = scores.argmin(1)  # (B,)
         pick = torch.arange(b, device=image.device)
         img0, sil0, v0 = imgs[pick, best], sils[pick, best], hyp[pick, best]
     else:
@@ -256,13 +269,22 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     l_img = ((image - img0) ** 2).sum(1).mean()
     l_mask, aff_f, aff_b = silhouette_terms(sil0, mask, cfg)
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
+    # What the reconstruction learns from: the best hypothesis's projection, or with a
+    # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
+    r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
+    if m > 1 and cfg.hypothesis_temperature > 0:
+        wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)
+        per_img = ((image.unsqueeze(1) - imgs[:, :m]) ** 2).sum(2).mean((-1, -2))  # (B, M)
+        per_sil = silhouette_losses(sils[:, :m].reshape(b * m, s, s), mask.repeat_interleave(m, 0), cfg)
+        r_img, r_mask, r_f, r_b = ((wts * t.view(b, m)).sum(1).mean() for t in (per_img, *per_sil))
+        terms["hypothesis_top_weight"] = wts.amax(1).mean()
 
     if cfg.supervision == "3d":
         l_sup = chamfer(xyz, batch["cloud"])
         terms["chamfer_gt"] = l_sup
         loss_r = cfg.w_supervised_3d * l_sup + cfg.w_image * l_img
     else:
-        loss_r = cfg.w_image * l_img + cfg.w_mask * l_mask + cfg.w_affinity * (aff_f + aff_b)
+        loss_r = cfg.w_image * r_img + cfg.w_mask * r_mask + cfg.w_affinity * (r_f + r_b)
         # Geometric cycle: re-reconstruct from the projections and compare with the cloud.
         # Skipped while its weight is 0 (before cycle_start, or switched off).
         w_cycle = cycle_weight(cfg, step)

@@ -223,12 +223,64 @@ def test_pose_hypotheses_train_only_the_best(tiny_dataset, tmp_path, make_config
     assert all(rows[j] == 0 for j in range(3) if j != best)
 
 
+def test_hypothesis_weights_against_a_loop():
+    """Reference: per row, exp(-(s_j - s_min) / (T s_min)) normalised; T = 0 puts all weight on the
+    best (split evenly between tied bests)."""
+    scores = torch.tensor([[1.0, 1.1, 2.0, 1.05], [0.5, 0.5, 0.6, 3.0]], dtype=torch.float64)
+    for temp in (0.05, 0.2, 1.0):
+        want = torch.zeros_like(scores)
+        for i, row in enumerate(scores.tolist()):
+            e = [math.exp(-(v - min(row)) / (temp * min(row))) for v in row]
+            want[i] = torch.tensor([x / sum(e) for x in e])
+        torch.testing.assert_close(L.hypothesis_weights(scores, temp), want)
+    hard = L.hypothesis_weights(scores, 0.0)
+    torch.testing.assert_close(hard, torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]], dtype=torch.float64))
+    # A hypothesis 10 T % worse than the best gets e^-1 of its weight.
+    w = L.hypothesis_weights(torch.tensor([[2.0, 2.2]]), 0.1)
+    torch.testing.assert_close(w[0, 1] / w[0, 0], torch.tensor(math.exp(-1)))
+
+
+def test_hypothesis_temperature_spreads_only_the_reconstruction_losses(tiny_dataset, tmp_path,
+                                                                      make_config):
+    """Reference: the losses of each hypothesis's projection, one by one. A very high temperature
+    weighs all hypotheses equally, so the reconstruction loss moves from the best hypothesis's
+    image, mask and affinity terms to their mean over hypotheses, and nothing else changes (the
+    pose loss stays winner-takes-all)."""
+    cfg = make_config(steps=1, batch_size=2, pose_hypotheses=3, affinity_form="intended")
+    t = Trainer(cfg, tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    out = {temp: L.step_losses(t.recon, t.pose, batch, views, make_config(
+        steps=1, batch_size=2, pose_hypotheses=3, affinity_form="intended", hypothesis_temperature=temp))
+        for temp in (0.0, 1e9)}
+    with torch.no_grad():
+        xyz, rgb = t.recon(batch["image"])
+        hyp, _ = t.pose(batch["image"], all_hypotheses=True)
+        imgs, sils = L.project_views(xyz, rgb, hyp, cfg)
+        best = L.hypothesis_scores(batch["image"], batch["mask"], imgs, sils, cfg).argmin(1)
+        gap = 0.0
+        for i in range(2):
+            per = []
+            for j in range(3):
+                img_e = ((batch["image"][i] - imgs[i, j]) ** 2).sum(0).mean()
+                bce, f, b = L.silhouette_terms(sils[i, j][None], batch["mask"][i][None], cfg)
+                per.append(cfg.w_image * img_e + cfg.w_mask * bce + cfg.w_affinity * (f + b))
+            gap += (sum(per) / 3 - per[int(best[i])]) / 2
+    torch.testing.assert_close(out[1e9][0] - out[0.0][0], gap, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out[1e9][1], out[0.0][1])  # the pose loss is unchanged
+    assert float(out[1e9][2]["hypothesis_top_weight"]) == pytest.approx(1 / 3)
+    assert "hypothesis_top_weight" not in out[0.0][2]
+    with pytest.raises(ValueError, match="hypothesis_temperature"):
+        make_config(hypothesis_temperature=-1.0).validate()
+
+
 def test_pose_hypotheses_end_to_end_with_nn(tiny_dataset, tmp_path, make_config):
-    train(make_config(pose_hypotheses=3), tiny_dataset, "chair", tmp_path)
-    train(make_config(stage="nn", pose_hypotheses=3), tiny_dataset, "chair", tmp_path)
+    train(make_config(pose_hypotheses=3, hypothesis_temperature=0.1), tiny_dataset, "chair", tmp_path)
+    train(make_config(stage="nn", pose_hypotheses=3, hypothesis_temperature=0.1), tiny_dataset,
+          "chair", tmp_path)
     recon, pose, cfg = load_models(tmp_path / "nn.pt")
     assert cfg.pose_hypotheses == 3 and pose.out.out_features == 6
     assert "pose_select=" in (tmp_path / "train_nn.log").read_text()
+    assert "hypothesis_top_weight=" in (tmp_path / "train_nn.log").read_text()
 
 
 def test_supervised_pose_with_hypotheses_trains_the_selector(tiny_dataset, tmp_path, make_config):
@@ -292,7 +344,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
     kw = {"device": "cuda", "steps": 4, "pose_hypotheses": 3, "w_symmetry": 10.0,
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
-          "symmetry_plane": "best_vertical" if form == "max" else "fixed"}
+          "symmetry_plane": "best_vertical" if form == "max" else "fixed",
+          "hypothesis_temperature": 0.3 if form == "max" else 0.0}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
