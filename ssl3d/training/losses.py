@@ -158,6 +158,12 @@ def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg
     return imgs.view(b, v, 3, s, s), sils.view(b, v, s, s)
 
 
+def image_errors(image: torch.Tensor, imgs: torch.Tensor) -> torch.Tensor:
+    """The image loss of each candidate projection: squared error summed over channels, averaged
+    over pixels. image: (B, 3, S, S); imgs: (B, M, 3, S, S). Returns (B, M)."""
+    return ((image.unsqueeze(1) - imgs) ** 2).sum(2).mean((-1, -2))
+
+
 def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tensor,
                       sils: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """How badly the cloud seen from each candidate viewpoint explains the input (lower is
@@ -165,7 +171,7 @@ def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tenso
     image: (B, 3, S, S); mask: (B, S, S); imgs: (B, M, 3, S, S); sils: (B, M, S, S). Returns (B, M).
     """
     b, m, s = sils.shape[0], sils.shape[1], sils.shape[-1]
-    err = ((image.unsqueeze(1) - imgs) ** 2).sum(2).mean((-1, -2))
+    err = image_errors(image, imgs)
     bce = BCE_FORMS[cfg.bce_form](sils.reshape(b * m, s, s), mask.repeat_interleave(m, 0)).view(b, m)
     return cfg.w_pose_image * err + cfg.w_pose_mask * bce
 
@@ -274,7 +280,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
     if m > 1 and cfg.hypothesis_temperature > 0:
         wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)
-        per_img = ((image.unsqueeze(1) - imgs[:, :m]) ** 2).sum(2).mean((-1, -2))  # (B, M)
+        per_img = image_errors(image, imgs[:, :m])  # (B, M)
         per_sil = silhouette_losses(sils[:, :m].reshape(b * m, s, s), mask.repeat_interleave(m, 0), cfg)
         r_img, r_mask, r_f, r_b = ((wts * t.view(b, m)).sum(1).mean() for t in (per_img, *per_sil))
         terms["hypothesis_top_weight"] = wts.amax(1).mean()
