@@ -2,7 +2,9 @@
 the run's cloud is seen from the predicted view and from that view turned half a turn about the
 vertical (azimuth + pi); each term that could pick a pose hypothesis scores both, and the script
 prints, per group of clouds (as ``flip_analysis.py``: kept; reversed with the view more than 90 deg
-off; reversed with the view right), how often the turned view scores better.
+off; reversed with the view right), how often the turned view scores better, and the quantiles of
+the selection score's relative gap between the two sides (turned / predicted - 1), which is what
+a hypothesis temperature (``--hypothesis-temperature``) has to span.
 
 For a kept cloud the predicted view is right, so a useful term rarely prefers the turned one; for
 a reversed cloud seen from the wrong side, the turned view is the right one. The selection score

@@ -50,9 +50,11 @@ def silhouette_quantiles(mask: torch.Tensor, levels: torch.Tensor, directions: t
     weight = mask.reshape(b, 1, h * w).expand(-1, len(directions), -1)
     weight = weight.gather(2, order.expand(b, -1, -1))  # (B, L, H*W) in the direction's order
     cdf = weight.cumsum(2)
-    cdf = cdf / cdf[..., -1:].clamp_min(1e-12)  # (B, L, H*W), ends at 1 (an empty mask: at 0)
+    cdf = cdf / cdf[..., -1:].clamp_min(1e-12)  # (B, L, H*W), ends at 1
     idx = torch.searchsorted(cdf, levels.to(cdf.dtype).expand(b, len(directions), -1).contiguous())
-    idx = idx.clamp(max=h * w - 1)  # rounding can leave the top level a hair above 1
+    # An empty mask (cdf all 0) would index past the end: it gets the last pixel instead, a
+    # meaningless target; checking for it here would cost a host sync (the datasets reject them).
+    idx = idx.clamp(max=h * w - 1)
     return coord.expand(b, -1, -1).gather(2, idx)  # (B, L, Q)
 
 

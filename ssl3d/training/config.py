@@ -67,9 +67,11 @@ class TrainConfig:
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
-    T > 0: from every hypothesis's projection, weighted softmax(-(s - s_min) / (T s_min)) by their
-    scores s (a hypothesis 10 T % worse than the best gets e^-1 of its weight); the pose net and
-    its selector still learn from the best. Why: when a shape is wrong in a way a mirrored view
+    T > 0: the image, mask and affinity terms are taken at every hypothesis's projection, weighted
+    softmax(-(s - s_min) / (T s_min)) by their scores s (a hypothesis 100 T % worse than the best
+    gets e^-1 of its weight; s_min holds a loss floor no shape removes, so the same T is softer
+    where that floor is high, e.g. bce_form released); the other terms, the pose net and its
+    selector still use the best, and the logged image / mask / affinity terms are the best's. Why: when a shape is wrong in a way a mirrored view
     hides (an airplane's wings placed forward, drawn aft, fit seen from the far side), the winning
     view hides the error and the shape never learns it; a share of the gradient from the
     runner-up views lets the shape start to move."""
@@ -115,8 +117,9 @@ class TrainConfig:
     and the neighbour's in stage nn; :func:`ssl3d.ops.sliced_silhouette_distance`). The pixel
     losses are met by any point density, so points bunch where every input's silhouette lies
     and thin wide parts (wings) get a few scattered points; this term asks the points to spread
-    over the silhouette as evenly as its area does. It lowered EMD on airplanes and chairs but
-    not Chamfer, and raised the pose-supervised chair Chamfer (README, Results): off in presets."""
+    over the silhouette as evenly as its area does. It lowered EMD on chairs and pose-supervised
+    airplanes but not Chamfer, and raised the pose-supervised chair Chamfer (README, Results):
+    off in presets."""
     transport_directions: int = 16
     """Lines (angles pi k / L) the transport term compares the point and silhouette distributions along."""
     cycle_start: int = 0
@@ -272,6 +275,9 @@ class TrainConfig:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
         if self.hypothesis_temperature < 0:
             raise ValueError(f"hypothesis_temperature must be >= 0, got {self.hypothesis_temperature}")
+        if self.hypothesis_temperature > 0 and (self.pose_hypotheses < 2 or self.supervision != "self"):
+            raise ValueError("hypothesis_temperature > 0 needs pose_hypotheses > 1 and supervision "
+                             f"self (got {self.pose_hypotheses} and {self.supervision!r})")
         if self.w_transport < 0:
             raise ValueError(f"w_transport must be >= 0, got {self.w_transport}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):

@@ -179,7 +179,7 @@ def hypothesis_scores(image: torch.Tensor, mask: torch.Tensor, imgs: torch.Tenso
 def hypothesis_weights(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     """How much the reconstruction learns from each pose hypothesis, from their scores (B, M)
     (:func:`hypothesis_scores`, lower is better): softmax(-(s - s_min) / (temperature s_min)) per
-    row, so a hypothesis whose score is 10 x temperature % worse than the best gets e^-1 of the
+    row, so a hypothesis whose score is 100 x temperature % worse than the best gets e^-1 of the
     best's weight. temperature 0: all weight on the best (winner takes all). Returns (B, M)."""
     best = scores.amin(1, keepdim=True)  # (B, 1)
     if temperature == 0:

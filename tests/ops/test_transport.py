@@ -48,6 +48,18 @@ def test_sliced_distance_matches_loop_reference(b, size, n, directions, seed):
                                sliced_reference(uv, mask, directions))
 
 
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_sliced_distance_on_binary_masks_where_levels_meet_the_cumulative_mass(n):
+    """Four equal pixels: the levels (i + 0.5) / n fall exactly on cumulative shares 1/4, 2/4, ...
+    for n = 2, 4, 8, where the quantile must be the first pixel that reaches the level."""
+    mask = torch.zeros(2, 6, 6, dtype=torch.float64)
+    mask[0, 1, 1] = mask[0, 1, 4] = mask[0, 3, 2] = mask[0, 4, 4] = 1
+    mask[1, 0, 0] = mask[1, 2, 3] = mask[1, 5, 1] = mask[1, 5, 5] = 1
+    g = torch.Generator().manual_seed(n)
+    uv = torch.rand(2, n, 2, generator=g, dtype=torch.float64) * 6
+    torch.testing.assert_close(sliced_silhouette_distance(uv, mask, 4), sliced_reference(uv, mask, 4))
+
+
 def test_sliced_distance_prefers_points_spread_over_the_silhouette():
     mask = torch.zeros(1, 32, 32)
     mask[0, 14:18, 2:30] = 1  # a long thin bar, like a wing seen from above

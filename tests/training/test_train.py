@@ -235,52 +235,68 @@ def test_hypothesis_weights_against_a_loop():
         torch.testing.assert_close(L.hypothesis_weights(scores, temp), want)
     hard = L.hypothesis_weights(scores, 0.0)
     torch.testing.assert_close(hard, torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]], dtype=torch.float64))
-    # A hypothesis 10 T % worse than the best gets e^-1 of its weight.
+    # A hypothesis 100 T % worse than the best gets e^-1 of its weight.
     w = L.hypothesis_weights(torch.tensor([[2.0, 2.2]]), 0.1)
     torch.testing.assert_close(w[0, 1] / w[0, 0], torch.tensor(math.exp(-1)))
 
 
+@pytest.mark.parametrize("temp", [0.5, 1e9])
 def test_hypothesis_temperature_spreads_only_the_reconstruction_losses(tiny_dataset, tmp_path,
-                                                                      make_config):
-    """Reference: the losses of each hypothesis's projection, one by one. A very high temperature
-    weighs all hypotheses equally, so the reconstruction loss moves from the best hypothesis's
-    image, mask and affinity terms to their mean over hypotheses, and nothing else changes (the
-    pose loss stays winner-takes-all)."""
-    cfg = make_config(steps=1, batch_size=2, pose_hypotheses=3, affinity_form="intended")
+                                                                      make_config, temp):
+    """Reference: the losses of each hypothesis's projection, one by one, weighted by the loop
+    formula of the weights held fixed. The reconstruction loss moves from the best hypothesis's
+    image, mask and affinity terms to that weighted sum, in value and in gradient (the weights
+    carry none), and the pose loss stays winner-takes-all."""
+    kw = dict(steps=1, batch_size=2, pose_hypotheses=3, affinity_form="intended")
+    cfg = make_config(**kw)
     t = Trainer(cfg, tiny_dataset, "chair", tmp_path)
     batch, views, _ = t.sample_step()
-    out = {temp: L.step_losses(t.recon, t.pose, batch, views, make_config(
-        steps=1, batch_size=2, pose_hypotheses=3, affinity_form="intended", hypothesis_temperature=temp))
-        for temp in (0.0, 1e9)}
+    params = list(t.recon.parameters())
+    out, grads = {}, {}
+    for tt in (0.0, temp):
+        out[tt] = L.step_losses(t.recon, t.pose, batch, views, make_config(hypothesis_temperature=tt, **kw))
+        grads[tt] = torch.autograd.grad(out[tt][0], params, allow_unused=True)
+    xyz, rgb = t.recon(batch["image"])
     with torch.no_grad():
-        xyz, rgb = t.recon(batch["image"])
         hyp, _ = t.pose(batch["image"], all_hypotheses=True)
-        imgs, sils = L.project_views(xyz, rgb, hyp, cfg)
-        best = L.hypothesis_scores(batch["image"], batch["mask"], imgs, sils, cfg).argmin(1)
-        gap = 0.0
-        for i in range(2):
-            per = []
-            for j in range(3):
-                img_e = ((batch["image"][i] - imgs[i, j]) ** 2).sum(0).mean()
-                bce, f, b = L.silhouette_terms(sils[i, j][None], batch["mask"][i][None], cfg)
-                per.append(cfg.w_image * img_e + cfg.w_mask * bce + cfg.w_affinity * (f + b))
-            gap += (sum(per) / 3 - per[int(best[i])]) / 2
-    torch.testing.assert_close(out[1e9][0] - out[0.0][0], gap, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out[1e9][1], out[0.0][1])  # the pose loss is unchanged
-    assert float(out[1e9][2]["hypothesis_top_weight"]) == pytest.approx(1 / 3)
+    imgs, sils = L.project_views(xyz, rgb, hyp, cfg)
+    gap = 0.0
+    for i in range(2):
+        per = []
+        for j in range(3):
+            img_e = ((batch["image"][i] - imgs[i, j]) ** 2).sum(0).mean()
+            bce, f, b = L.silhouette_terms(sils[i, j][None], batch["mask"][i][None], cfg)
+            per.append((cfg.w_image * img_e + cfg.w_mask * bce + cfg.w_affinity * (f + b),
+                        cfg.w_pose_image * img_e + cfg.w_pose_mask * bce))
+        score = [float(sc.detach()) for _, sc in per]
+        e = [math.exp(-(v - min(score)) / (temp * min(score))) for v in score]
+        gap = gap + (sum(w / sum(e) * loss for w, (loss, _) in zip(e, per)) - per[score.index(min(score))][0]) / 2
+    torch.testing.assert_close(out[temp][0] - out[0.0][0], gap.detach(), rtol=1e-4, atol=1e-5)
+    want = torch.autograd.grad(gap, params, allow_unused=True)
+    for g_t, g_0, w in zip(grads[temp], grads[0.0], want):
+        if w is not None:
+            torch.testing.assert_close(g_t - g_0, w, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(out[temp][1], out[0.0][1])  # the pose loss is unchanged
+    top = float(out[temp][2]["hypothesis_top_weight"])
+    assert top == pytest.approx(1 / 3) if temp > 1e6 else 1 / 3 < top < 1
     assert "hypothesis_top_weight" not in out[0.0][2]
     with pytest.raises(ValueError, match="hypothesis_temperature"):
         make_config(hypothesis_temperature=-1.0).validate()
+    with pytest.raises(ValueError, match="pose_hypotheses > 1"):
+        make_config(hypothesis_temperature=0.1).validate()  # one hypothesis: nothing to soften
+    with pytest.raises(ValueError, match="supervision self"):
+        make_config(hypothesis_temperature=0.1, pose_hypotheses=3, supervision="pose").validate()
 
 
-def test_pose_hypotheses_end_to_end_with_nn(tiny_dataset, tmp_path, make_config):
-    train(make_config(pose_hypotheses=3, hypothesis_temperature=0.1), tiny_dataset, "chair", tmp_path)
-    train(make_config(stage="nn", pose_hypotheses=3, hypothesis_temperature=0.1), tiny_dataset,
+@pytest.mark.parametrize("temp", [0.0, 0.1])
+def test_pose_hypotheses_end_to_end_with_nn(tiny_dataset, tmp_path, make_config, temp):
+    train(make_config(pose_hypotheses=3, hypothesis_temperature=temp), tiny_dataset, "chair", tmp_path)
+    train(make_config(stage="nn", pose_hypotheses=3, hypothesis_temperature=temp), tiny_dataset,
           "chair", tmp_path)
     recon, pose, cfg = load_models(tmp_path / "nn.pt")
     assert cfg.pose_hypotheses == 3 and pose.out.out_features == 6
     assert "pose_select=" in (tmp_path / "train_nn.log").read_text()
-    assert "hypothesis_top_weight=" in (tmp_path / "train_nn.log").read_text()
+    assert ("hypothesis_top_weight=" in (tmp_path / "train_nn.log").read_text()) == (temp > 0)
 
 
 def test_supervised_pose_with_hypotheses_trains_the_selector(tiny_dataset, tmp_path, make_config):
