@@ -71,10 +71,11 @@ class TrainConfig:
     softmax(-(s - s_min) / (T s_min)) by their scores s (a hypothesis 100 T % worse than the best
     gets e^-1 of its weight; s_min holds a loss floor no shape removes, so the same T is softer
     where that floor is high, e.g. bce_form released); the other terms, the pose net and its
-    selector still use the best, and the logged image / mask / affinity terms are the best's. Why: when a shape is wrong in a way a mirrored view
-    hides (an airplane's wings placed forward, drawn aft, fit seen from the far side), the winning
-    view hides the error and the shape never learns it; a share of the gradient from the
-    runner-up views lets the shape start to move."""
+    selector still use the best, and the logged image / mask / affinity terms are the best's.
+    Why: when a shape is wrong in a way a mirrored view hides (an airplane's wings placed
+    forward, drawn aft, fit seen from the far side), the winning view hides the error and the
+    shape never learns it; a share of the gradient from the runner-up views lets the shape start
+    to move."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
     image share one cloud, a template, so the pose net must explain every image with a single
@@ -121,7 +122,8 @@ class TrainConfig:
     airplanes but not Chamfer, and raised the pose-supervised chair Chamfer (README, Results):
     off in presets."""
     transport_directions: int = 16
-    """Lines (angles pi k / L) the transport term compares the point and silhouette distributions along."""
+    """Lines (angles pi k / L) along which the transport term compares the point and silhouette
+    distributions."""
     cycle_start: int = 0
     """Steps before the geometric cycle is switched on (0 = from the first step, as released).
     From the start, the cycle term is met most cheaply by an encoder whose output ignores the

@@ -272,7 +272,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         img0, sil0, v0 = imgs[:, 0], sils[:, 0], first[:, 0]
 
     terms: dict[str, torch.Tensor] = {}
-    l_img = ((image - img0) ** 2).sum(1).mean()
+    l_img = image_errors(image, img0.unsqueeze(1)).mean()
     l_mask, aff_f, aff_b = silhouette_terms(sil0, mask, cfg)
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
     # What the reconstruction learns from: the best hypothesis's projection, or with a
