@@ -7,7 +7,9 @@
 # line named BASE (a line above it) once that has finished, with BASE's flags followed by its own nn
 # flags: several nn variants share one cc run. "NAME CATEGORY @BASE CC FLAGS [-- NN FLAGS]" runs
 # a second stage cc first, from BASE's cc.pt (--init), with BASE's flags then CC FLAGS (later
-# flags win): a two-phase stage cc, such as a template phase then per-image shapes.
+# flags win): a two-phase stage cc, such as a template phase then per-image shapes. A flag value
+# "@@BASE" or "@@BASE/FILE" (e.g. --pose-labels @@BASE, self-training) waits until the line named
+# BASE has finished training and stands for its run folder (or that file in it).
 # With PICTURES=1 each run also leaves SUMMARY_DIR/NAME.png (its 4 best and 4 worst test clouds).
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
@@ -37,6 +39,16 @@ one() {
     mkdir -p "$out"
     if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
   fi
+  local word words=""
+  for word in $flags; do  # @@BASE[/FILE]: BASE's run folder, once its training is over
+    if [[ "$word" == @@* ]]; then
+      word=${word#@@}
+      while [ ! -f "$runs/${word%%/*}.trained" ]; do sleep 5; done
+      word="$runs/$word"
+    fi
+    words+="${words:+ }$word"
+  done
+  flags=$words
   echo "$flags" > "$out.flags"  # what a line built on this one starts from
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
@@ -49,6 +61,7 @@ one() {
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1
   fi
+  touch "$out.trained"  # failed or not: lines waiting on it go on (and fail by name if it failed)
   report() {  # the summary so far: rewritten after every evaluation, so a cut-off run keeps it
     {
       echo "== $name ($cat) $label${nn:+ -- nn $nn}"
@@ -89,16 +102,20 @@ mapfile -t lines
 for line in "${lines[@]}"; do
   read -r name _ <<< "$line"
   [ -z "$name" ] && continue
-  rm -f "$runs/$name.cc_done" "$runs/$name.cc_failed"  # before any line can wait on them
+  rm -f "$runs/$name".{cc_done,cc_failed,trained}  # before any line can wait on them
 done
 started=" "  # a line may build only on one above it: no cycles, no wait on a line never run
 for line in "${lines[@]}"; do
   read -r name cat flags <<< "$line"
   [ -z "$name" ] && continue
-  first=${flags%% *}
-  if [[ "$first" == @* ]] && [[ "$started" != *" ${first#@} "* ]]; then
-    echo "$name: '$first' must name a line above it in this sweep (one that runs)" >&2
-    touch "$runs/$name.cc_failed"  # so that lines built on this one stop too
+  first=${flags%% *} missing=""
+  [[ "$first" == @* ]] && [[ "$started" != *" ${first#@} "* ]] && missing=$first
+  for word in $flags; do
+    [[ "$word" == @@* ]] && word=${word#@@} && [[ "$started" != *" ${word%%/*} "* ]] && missing=@@$word
+  done
+  if [ -n "$missing" ]; then
+    echo "$name: '$missing' must name a line above it in this sweep (one that runs)" >&2
+    touch "$runs/$name".{cc_failed,trained}  # so that lines built on this one stop too
     continue
   fi
   started+="$name "

@@ -37,6 +37,12 @@ class TrainConfig:
     """self: the paper's method; pose: the true viewpoint replaces the pose net's output; 3d:
     Chamfer to the ground-truth cloud (an upper bound). The pose net is trained on the true pose
     in the last two, so pose metrics stay comparable."""
+    pose_labels: str = ""
+    """Self-training (supervision pose only): a run folder or checkpoint of a self-supervised run
+    whose pose net labels every training image once, before the first step; this run then learns
+    from those viewpoints as the pose-supervised baseline learns from the true ones, and never
+    reads the data's. It stays self-supervised: the labels are in the teacher's frame, found
+    without poses. Empty: the data's viewpoints."""
     # --- schedule ------------------------------------------------------------------------------
     steps: int = 200_000
     """Training iterations (optimiser steps of each network)."""
@@ -280,6 +286,9 @@ class TrainConfig:
         if self.hypothesis_temperature > 0 and (self.pose_hypotheses < 2 or self.supervision != "self"):
             raise ValueError("hypothesis_temperature > 0 needs pose_hypotheses > 1 and supervision "
                              f"self (got {self.pose_hypotheses} and {self.supervision!r})")
+        if self.pose_labels and self.supervision != "pose":
+            raise ValueError(f"pose_labels needs supervision pose (the labels replace the true "
+                             f"viewpoints), got {self.supervision!r}")
         if self.w_transport < 0:
             raise ValueError(f"w_transport must be >= 0, got {self.w_transport}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):

@@ -128,6 +128,8 @@ class Trainer:
         if cfg.stage == "nn" and len(self.data) <= cfg.neighbours:
             raise ValueError(f"stage nn needs more than neighbours={cfg.neighbours} training "
                              f"images, found {len(self.data)}")
+        if cfg.pose_labels:
+            self.data.viewpoints = self._teacher_viewpoints()
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.recon = ReconstructionNet(cfg.network_config()).to(self.device)
@@ -214,6 +216,28 @@ class Trainer:
                 warnings.warn(f"stage nn runs with other settings than {path} was trained with "
                               f"({detail}); repeat stage cc's flags unless this is intended",
                               stacklevel=2)
+
+    @torch.no_grad()
+    def _teacher_viewpoints(self) -> torch.Tensor:
+        """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
+        hypothesis) gives each training image. Returns (M, 2) on the training device; every rank
+        computes the same."""
+        path = Path(self.cfg.pose_labels)
+        if path.is_dir():
+            path = next((path / n for n in ("nn.pt", "cc.pt") if (path / n).is_file()), path / "nn.pt")
+        if not path.is_file():
+            raise FileNotFoundError(f"pose_labels: {path} does not exist (a run folder with nn.pt "
+                                    f"or cc.pt, or a checkpoint)")
+        ckpt = load_checkpoint(path)
+        _, pose, teacher = models_from_checkpoint(ckpt, path, self.device)
+        if teacher.image_size != self.cfg.image_size or teacher.supervision != "self":
+            raise ValueError(f"pose_labels: {path} was trained {teacher.supervision}-supervised "
+                             f"at {teacher.image_size} px; the labels need a self-supervised run "
+                             f"at this run's image_size {self.cfg.image_size}")
+        pose.eval()
+        images = self.data.images
+        views = [pose(images[i:i + 256]).float() for i in range(0, len(images), 256)]
+        return torch.cat(views)  # (M, 2)
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

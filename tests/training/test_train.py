@@ -640,3 +640,32 @@ def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_confi
     with pytest.raises(ValueError, match="shape_code_scale"):
         train(make_config(steps=4, shape_code_scale=0.0, init=str(tmp_path / "t" / "cc.pt")),
               tiny_dataset, "chair", tmp_path / "p", resume=True)
+
+
+def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, make_config):
+    """Self-training: a pose-supervised run with pose_labels learns from the viewpoints a
+    self-supervised teacher's pose net gives each training image, never from the data's."""
+    train(make_config(pose_hypotheses=2), tiny_dataset, "chair", tmp_path / "teacher")
+    _, pose, _ = load_models(tmp_path / "teacher" / "cc.pt")
+    pose.eval()
+    cfg = make_config(supervision="pose", pose_labels=str(tmp_path / "teacher"))
+    student = Trainer(cfg, tiny_dataset, "chair", tmp_path / "student")
+    true_views = Trainer(make_config(supervision="pose"), tiny_dataset, "chair",
+                         tmp_path / "plain").data.viewpoints
+    with torch.no_grad():  # one image at a time, through the selector
+        want = torch.stack([pose(img[None])[0] for img in student.data.images])
+    torch.testing.assert_close(student.data.viewpoints, want)
+    assert (want - true_views).abs().max() > 0.1
+    batch, _, _ = student.sample_step()
+    torch.testing.assert_close(batch["viewpoint"], want[batch["index"]])
+    assert student.train()["steps"] == 2
+    assert load_models(tmp_path / "student" / "cc.pt")[2].pose_labels == str(tmp_path / "teacher")
+
+    with pytest.raises(ValueError, match="pose_labels needs supervision pose"):
+        make_config(pose_labels=str(tmp_path / "teacher")).validate()
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "nowhere.pt")),
+                tiny_dataset, "chair", tmp_path / "s2")
+    with pytest.raises(ValueError, match="pose-supervised.*self-supervised run"):
+        Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "student")),
+                tiny_dataset, "chair", tmp_path / "s3")
