@@ -363,8 +363,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         l_pose = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error).amin(2).sum(1).mean()
         terms["pose_cycle"] = l_pose
         loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
+        # Logged always: the trainer warns when it shows a pose collapse.
+        terms["view_distribution"] = azimuth_moments_term(v0)
         if cfg.w_view_distribution > 0:
-            terms["view_distribution"] = azimuth_moments_term(v0)
             loss_p = loss_p + cfg.w_view_distribution * terms["view_distribution"]
         if m > 1:
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)

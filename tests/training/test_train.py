@@ -669,3 +669,27 @@ def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, ma
     with pytest.raises(ValueError, match="pose-supervised.*self-supervised run"):
         Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "student")),
                 tiny_dataset, "chair", tmp_path / "s3")
+
+
+def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config):
+    """view_distribution is logged in every self-supervised run (as azimuth_moments_term of the
+    chosen views), and the trainer warns once when it says the azimuths have collapsed."""
+    t = Trainer(make_config(steps=1), tiny_dataset, "chair", tmp_path / "a")
+    batch, views, _ = t.sample_step()
+    _, _, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    torch.testing.assert_close(terms["view_distribution"], L.azimuth_moments_term(extras["viewpoint"]))
+
+    t = Trainer(make_config(batch_size=32), tiny_dataset, "chair", tmp_path / "b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t._warn_pose_collapse({"view_distribution": 0.3})  # 32 spread views: about 0.06
+    with pytest.warns(UserWarning, match="pose collapse.*another --seed"):
+        t._warn_pose_collapse({"view_distribution": 1.9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t._warn_pose_collapse({"view_distribution": 1.9})  # once per run
+    # A tiny batch's moments are noisy: no warning at batch 2.
+    small = Trainer(make_config(), tiny_dataset, "chair", tmp_path / "c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small._warn_pose_collapse({"view_distribution": 1.9})
