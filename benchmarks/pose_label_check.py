@@ -1,0 +1,63 @@
+"""How good would a self-supervised run's poses be as training labels (``--pose-labels``)? On the
+training split: the share of images whose predicted view is within 30 deg of the true one, a
+histogram of the errors, and the Chamfer of the clouds of rightly and wrongly labelled images
+(rotation fitted on the validation split, as ``ssl3d evaluate``). Then a check that needs no
+ground truth: is each cloud nearer a medoid cloud of the run (its own frame) as it is or turned
+half a turn about the vertical? Turned clouds there would be frame flips that relabelling could
+undo; the count is printed beside the share nearer the ground truth turned.
+
+    python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]
+"""
+
+import sys
+
+import numpy as np
+import torch
+
+from ssl3d.data.dataset import load_split
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
+from ssl3d.ops import chamfer_distance
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+
+
+def half_turn(clouds: torch.Tensor) -> torch.Tensor:
+    """Turn (..., N, 3) clouds by pi about the vertical y axis."""
+    return clouds * torch.tensor([-1.0, 1.0, -1.0])
+
+
+def medoid(clouds: torch.Tensor) -> torch.Tensor:
+    """The cloud of (M, N, 3) with the least summed Chamfer to the others. Returns (N, 3)."""
+    cost = torch.stack([chamfer_distance(clouds, c.expand_as(clouds), "none").sum() for c in clouds])
+    return clouds[cost.argmin()]
+
+
+def main(data: str, category: str, run: str, n: int | None = None) -> None:
+    path = find_checkpoint(run)
+    recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
+    val = load_split(data, category, "val", cfg.image_size, progress=False)
+    val_xyz, _, _ = predict(recon, pose, val.images)
+    rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
+    train = load_split(data, category, "train", cfg.image_size, progress=False)
+    n = n or len(train)
+    xyz, _, views = predict(recon, pose, train.images[:n])
+    err = M.pose_errors(views, train.viewpoints[:n], rot)
+    right = err <= 30
+    cd = 1000 * M.cloud_metrics(xyz, train.clouds[:n], rot, emd=False)["chamfer"]
+    print(f"{path}, {n} training images: labels within 30 deg {right.mean():.1%}, median error "
+          f"{np.median(err):.1f} deg; errors in 0-30 / 30-60 / 60-120 / 120-150 / 150-180 deg: "
+          f"{np.histogram(err, [0, 30, 60, 120, 150, 181])[0].tolist()}")
+    print(f"  Chamfer x1000 (evaluation protocol): rightly labelled "
+          f"{cd[right].mean():.2f}, wrongly {cd[~right].mean():.2f}")
+    gt_turn = 1000 * M.cloud_metrics(xyz, half_turn(train.clouds[:n]), rot, emd=False)["chamfer"]
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:128]
+    template = medoid(xyz[pick]).expand_as(xyz)
+    turned = chamfer_distance(half_turn(xyz), template, "none") < chamfer_distance(xyz, template, "none")
+    print(f"  nearer the ground truth turned by pi: {(gt_turn < cd).mean():.1%}; nearer the run's "
+          f"medoid cloud turned (no ground truth): {turned.float().mean():.1%}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (4, 5):
+        sys.exit(__doc__)
+    main(*sys.argv[1:4], *(int(a) for a in sys.argv[4:]))
