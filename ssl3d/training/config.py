@@ -38,11 +38,12 @@ class TrainConfig:
     Chamfer to the ground-truth cloud (an upper bound). The pose net is trained on the true pose
     in the last two, so pose metrics stay comparable."""
     pose_labels: str = ""
-    """Self-training (supervision pose only): a run folder or checkpoint of a self-supervised run
-    whose pose net labels every training image once, before the first step; this run then learns
-    from those viewpoints as the pose-supervised baseline learns from the true ones, and never
-    reads the data's. It stays self-supervised: the labels are in the teacher's frame, found
-    without poses. Empty: the data's viewpoints."""
+    """Self-training (supervision pose only): a run folder (its nn.pt, else cc.pt) or checkpoint
+    of a self-supervised run whose pose net labels every training image; the labels are kept in
+    RUN_DIR/pose_labels.pt on first use and reused from there (resume, stage nn). This run then
+    learns from those viewpoints as the pose-supervised baseline learns from the true ones and
+    never reads the data's, so no pose label is used anywhere (evaluation calls it
+    "self-trained"). Empty: the data's viewpoints."""
     # --- schedule ------------------------------------------------------------------------------
     steps: int = 200_000
     """Training iterations (optimiser steps of each network)."""

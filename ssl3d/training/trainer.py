@@ -6,6 +6,7 @@ Run folder (RUN_DIR)::
     <stage>_last.pt         latest checkpoint with optimiser and RNG state (for --resume)
     <stage>.pt              final weights + config (what evaluate / predict / stage nn read)
     neighbours.pt           stage nn: mined neighbour indices (computed once, shared by all ranks)
+    pose_labels.pt          with --pose-labels: the teacher's viewpoint for each training image
     train_<stage>.log       plain-text loss log
     tb/<stage>/             TensorBoard: every loss term, input / projected images
 
@@ -139,7 +140,7 @@ class Trainer:
         self.step = 0
         self.neigh = None
         self.mined_neighbours = False
-        self.warned_collapse = False
+        self.warned_collapse, self.collapse_logs = False, 0
         ckpt = self._resume_state() if resume else None
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
             self._init_weights()
@@ -221,24 +222,40 @@ class Trainer:
     @torch.no_grad()
     def _teacher_viewpoints(self) -> torch.Tensor:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
-        hypothesis) gives each training image. Returns (M, 2) on the training device; every rank
-        computes the same."""
+        hypothesis) gives each training image, computed once and kept in RUN_DIR/pose_labels.pt
+        so that a resumed run, or stage nn, keeps the labels it started with even when the teacher
+        has moved on. Returns (M, 2) on the training device."""
+        saved_path = self.out / "pose_labels.pt"
+        source = str(Path(self.cfg.pose_labels).resolve())
+        if saved_path.is_file():
+            saved = torch.load(saved_path, map_location="cpu", weights_only=True)
+            if saved["models"] != self.data.models or saved["source"] != source:
+                raise ValueError(f"{saved_path} holds labels from {saved['source']} for other "
+                                 f"training data or from another run than --pose-labels {source}; "
+                                 f"delete it to relabel")
+            return saved["viewpoints"].to(self.device)
         path = Path(self.cfg.pose_labels)
-        if path.is_dir():
+        if path.is_dir():  # the run's final checkpoint: nn.pt once stage nn has finished
             path = next((path / n for n in ("nn.pt", "cc.pt") if (path / n).is_file()), path / "nn.pt")
         if not path.is_file():
             raise FileNotFoundError(f"pose_labels: {path} does not exist (a run folder with nn.pt "
                                     f"or cc.pt, or a checkpoint)")
         ckpt = load_checkpoint(path)
-        _, pose, teacher = models_from_checkpoint(ckpt, path, self.device)
+        _, pose, teacher = models_from_checkpoint(ckpt, path)  # on the CPU; only the pose net moves
         if teacher.image_size != self.cfg.image_size or teacher.supervision != "self":
             raise ValueError(f"pose_labels: {path} was trained {teacher.supervision}-supervised "
                              f"at {teacher.image_size} px; the labels need a self-supervised run "
                              f"at this run's image_size {self.cfg.image_size}")
-        pose.eval()
+        if ckpt.get("category") and ckpt["category"] != self.category:
+            raise ValueError(f"pose_labels: {path} was trained on {ckpt['category']!r}, this run "
+                             f"on {self.category!r}")
+        pose = pose.to(self.device).eval()
         images = self.data.images
-        views = [pose(images[i:i + 256]).float() for i in range(0, len(images), 256)]
-        return torch.cat(views)  # (M, 2)
+        views = torch.cat([pose(images[i:i + 256]).float() for i in range(0, len(images), 256)])
+        if self.main:
+            save_atomic({"models": self.data.models, "viewpoints": views.cpu(),
+                         "source": source, "checkpoint": str(path.resolve())}, saved_path)
+        return views  # (M, 2)
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""
@@ -452,16 +469,20 @@ class Trainer:
     def _warn_pose_collapse(self, means: dict) -> None:
         """Warn once when the logged ``view_distribution`` (self-supervision) says the pose net
         puts the images at few azimuths: a pose collapse (README, Results), which the view prior
-        makes rare but has not removed (a chair seed on 6,000 models, session 12)."""
+        makes rare but has not removed (a chair seed on 6,000 models, session 12). Early logs do
+        not count (an untrained pose net gives every image about the same azimuth): only from
+        half the steps on, and only when two logs in a row are high."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
         limit = max(0.5, 8 / b)  # uniform azimuths give about 2 / b, one azimuth 2
-        if not self.main or value is None or value <= limit or self.warned_collapse:
+        high = value is not None and value > limit and 2 * self.step >= self.cfg.steps
+        was_high, self.collapse_logs = self.collapse_logs, (self.collapse_logs + 1 if high else 0)
+        if not self.main or not high or not was_high or self.warned_collapse:
             return
         self.warned_collapse = True
         warnings.warn(f"step {self.step}: the pose net puts the images at few azimuths "
-                      f"(view_distribution {value:.2f} > {limit:.2f}; uniform views give about "
-                      f"{2 / b:.2f}): a pose collapse, after which runs score far worse. Consider "
-                      f"training again with another --seed", stacklevel=2)
+                      f"(view_distribution {value:.2f} > {limit:.2f} in two logs in a row; uniform "
+                      f"views give about {2 / b:.2f}): a pose collapse, after which runs score far "
+                      f"worse. Consider training again with another --seed", stacklevel=2)
 
     def _log_images(self, writer, batch, extras) -> None:
         n = min(4, batch["image"].shape[0])

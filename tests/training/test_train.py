@@ -14,7 +14,7 @@ from ssl3d.cli.main import main as cli
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import load_checkpoint, load_models
 from ssl3d.training.trainer import Trainer, train
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, write_tiny_dataset
 
 
 @pytest.mark.parametrize("supervision", ["self", "pose", "3d"])
@@ -644,52 +644,91 @@ def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_confi
 
 def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, make_config):
     """Self-training: a pose-supervised run with pose_labels learns from the viewpoints a
-    self-supervised teacher's pose net gives each training image, never from the data's."""
-    train(make_config(pose_hypotheses=2), tiny_dataset, "chair", tmp_path / "teacher")
-    _, pose, _ = load_models(tmp_path / "teacher" / "cc.pt")
+    self-supervised teacher's pose net (its final checkpoint, nn.pt) gives each training image,
+    never from the data's, and keeps them when the teacher changes afterwards."""
+    teacher = tmp_path / "teacher"
+    train(make_config(pose_hypotheses=2), tiny_dataset, "chair", teacher)
+    train(make_config(pose_hypotheses=2, stage="nn"), tiny_dataset, "chair", teacher)
+    _, pose, _ = load_models(teacher / "nn.pt")
     pose.eval()
-    cfg = make_config(supervision="pose", pose_labels=str(tmp_path / "teacher"))
+    cfg = make_config(supervision="pose", pose_labels=str(teacher))
     student = Trainer(cfg, tiny_dataset, "chair", tmp_path / "student")
     true_views = Trainer(make_config(supervision="pose"), tiny_dataset, "chair",
                          tmp_path / "plain").data.viewpoints
     with torch.no_grad():  # one image at a time, through the selector
         want = torch.stack([pose(img[None])[0] for img in student.data.images])
     torch.testing.assert_close(student.data.viewpoints, want)
+    assert not student.data.viewpoints.requires_grad
     assert (want - true_views).abs().max() > 0.1
     batch, _, _ = student.sample_step()
     torch.testing.assert_close(batch["viewpoint"], want[batch["index"]])
     assert student.train()["steps"] == 2
-    assert load_models(tmp_path / "student" / "cc.pt")[2].pose_labels == str(tmp_path / "teacher")
+    assert load_models(tmp_path / "student" / "cc.pt")[2].pose_labels == str(teacher)
+    from ssl3d.evaluation.evaluate import evaluate_run
+    entry = evaluate_run(tmp_path / "student", tiny_dataset, emd=False, progress=False)
+    assert entry["method"] == "ssl3d CC (self-trained)"
+
+    # The labels stay those of the first use: the teacher training on does not change them.
+    train(make_config(pose_hypotheses=2, stage="nn", steps=4), tiny_dataset, "chair", teacher)
+    resumed = Trainer(make_config(supervision="pose", pose_labels=str(teacher), steps=3),
+                      tiny_dataset, "chair", tmp_path / "student", resume=True)
+    torch.testing.assert_close(resumed.data.viewpoints, want)
+    with pytest.raises(ValueError, match="another run than --pose-labels"):
+        Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "plain")),
+                tiny_dataset, "chair", tmp_path / "student")
 
     with pytest.raises(ValueError, match="pose_labels needs supervision pose"):
-        make_config(pose_labels=str(tmp_path / "teacher")).validate()
+        make_config(pose_labels=str(teacher)).validate()
     with pytest.raises(FileNotFoundError, match="nowhere"):
         Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "nowhere.pt")),
                 tiny_dataset, "chair", tmp_path / "s2")
     with pytest.raises(ValueError, match="pose-supervised.*self-supervised run"):
         Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "student")),
                 tiny_dataset, "chair", tmp_path / "s3")
+    airplane = write_tiny_dataset(tmp_path / "planes", category="airplane")
+    with pytest.raises(ValueError, match="trained on 'chair', this run on 'airplane'"):
+        Trainer(make_config(supervision="pose", pose_labels=str(teacher)), airplane, "airplane",
+                tmp_path / "s4")
 
 
-def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config):
+def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config,
+                                                   monkeypatch):
     """view_distribution is logged in every self-supervised run (as azimuth_moments_term of the
-    chosen views), and the trainer warns once when it says the azimuths have collapsed."""
+    chosen views); the trainer checks it at every log and warns once, only from half the steps
+    on and when two logs in a row are high."""
     t = Trainer(make_config(steps=1), tiny_dataset, "chair", tmp_path / "a")
     batch, views, _ = t.sample_step()
     _, _, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
     torch.testing.assert_close(terms["view_distribution"], L.azimuth_moments_term(extras["viewpoint"]))
 
-    t = Trainer(make_config(batch_size=32), tiny_dataset, "chair", tmp_path / "b")
+    seen = []
+    monkeypatch.setattr(Trainer, "_warn_pose_collapse", lambda self, means: seen.append(
+        (self.step, means["view_distribution"])))
+    train(make_config(steps=3), tiny_dataset, "chair", tmp_path / "b")
+    assert [step for step, _ in seen] == [1, 2, 3] and all(v >= 0 for _, v in seen)
+    monkeypatch.undo()
+
+    def check(trainer, step, value):
+        trainer.step = step
+        trainer._warn_pose_collapse({"view_distribution": value})
+
+    t = Trainer(make_config(batch_size=32, steps=100), tiny_dataset, "chair", tmp_path / "c")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        t._warn_pose_collapse({"view_distribution": 0.3})  # 32 spread views: about 0.06
+        check(t, 10, 1.9)  # an untrained pose net: too early to tell
+        check(t, 20, 1.9)
+        check(t, 50, 0.3)  # 32 spread views give about 0.06
+        check(t, 60, 0.7)  # one high log alone
+        check(t, 70, 0.3)
+        check(t, 80, 0.7)
     with pytest.warns(UserWarning, match="pose collapse.*another --seed"):
-        t._warn_pose_collapse({"view_distribution": 1.9})
+        check(t, 90, 0.7)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        t._warn_pose_collapse({"view_distribution": 1.9})  # once per run
+        check(t, 100, 1.9)  # once per run
     # A tiny batch's moments are noisy: no warning at batch 2.
-    small = Trainer(make_config(), tiny_dataset, "chair", tmp_path / "c")
+    small = Trainer(make_config(steps=10), tiny_dataset, "chair", tmp_path / "d")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        small._warn_pose_collapse({"view_distribution": 1.9})
+        for step in (6, 8, 10):
+            check(small, step, 1.9)
