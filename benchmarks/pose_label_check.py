@@ -4,7 +4,9 @@ histogram of the errors, and the Chamfer of the clouds of rightly and wrongly la
 (rotation fitted on the validation split, as ``ssl3d evaluate``). Then a check that needs no
 ground truth: is each cloud nearer a medoid cloud of the run (its own frame) as it is or turned
 half a turn about the vertical? Turned clouds there would be frame flips that relabelling could
-undo; the count is printed beside the share nearer the ground truth turned.
+undo; their share is printed beside the share nearer the ground truth turned. Last, the
+``view_distribution`` training logs (the azimuth moments of the predicted views) per batch of 64
+training images, which the trainer's pose-collapse warning reads.
 
     python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]
 """
@@ -19,6 +21,7 @@ from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
 from ssl3d.ops import chamfer_distance
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.losses import azimuth_moments_term
 
 
 def half_turn(clouds: torch.Tensor) -> torch.Tensor:
@@ -55,6 +58,9 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     turned = chamfer_distance(half_turn(xyz), template, "none") < chamfer_distance(xyz, template, "none")
     print(f"  nearer the ground truth turned by pi: {(gt_turn < cd).mean():.1%}; nearer the run's "
           f"medoid cloud turned (no ground truth): {turned.float().mean():.1%}")
+    moments = np.array([float(azimuth_moments_term(views[i:i + 64])) for i in range(0, n - 63, 64)])
+    print(f"  view_distribution per batch of 64 training images: mean {moments.mean():.3f}, max "
+          f"{moments.max():.3f} (uniform azimuths about {2 / 64:.3f}, one azimuth 2)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,21 @@ set -uo pipefail
 data=$1; runs=$2; common=$3
 summary=${SUMMARY_DIR:-$runs}
 mkdir -p "$runs" "$summary"
+resolve() {  # FLAGS with each @@BASE[/FILE] made BASE's run folder (or that file), once BASE has
+  # trained; fails, naming BASE, when BASE's training failed
+  local word base ws out=()
+  read -ra ws <<< "$1"
+  for word in "${ws[@]}"; do
+    if [[ "$word" == @@* ]]; then
+      word=${word#@@}; base=${word%%/*}
+      while [ ! -f "$runs/$base.trained" ]; do sleep 5; done
+      [ -f "$runs/$base.train_failed" ] && { echo "$base"; return 1; }
+      word="$runs/$word"
+    fi
+    out+=("$word")
+  done
+  echo "${out[*]}"
+}
 one() {
   local name=$1 cat=$2; shift 2
   local all="$*"
@@ -27,41 +42,39 @@ one() {
   local out="$runs/$name" sum="$summary/$name.txt" label=$flags
   rm -f "$out.eval.txt" "$out.diag.txt"  # nothing from an earlier sweep
   local init=""
-  if [[ "$flags" == @* ]]; then
+  if [[ "$flags" == @* ]] && [[ "$flags" != @@* ]]; then
     local base=${flags%% *} extra=""
     base=${base#@}
     [[ "$flags" == *" "* ]] && extra=${flags#* }
     while [ ! -f "$runs/$base.cc_done" ] && [ ! -f "$runs/$base.cc_failed" ]; do sleep 5; done
     if [ -f "$runs/$base.cc_failed" ]; then
-      echo "== $name ($cat): stage cc of $base failed" | tee "$sum"; touch "$out.cc_failed"; return
+      echo "== $name ($cat): stage cc of $base failed" | tee "$sum"
+      touch "$out".{cc_failed,trained,train_failed}; return
     fi
     flags="$(cat "$runs/$base.flags")${extra:+ $extra}"  # later flags win
     mkdir -p "$out"
     if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
   fi
-  local word words=""
-  for word in $flags; do  # @@BASE[/FILE]: BASE's run folder, once its training is over
-    if [[ "$word" == @@* ]]; then
-      word=${word#@@}
-      while [ ! -f "$runs/${word%%/*}.trained" ]; do sleep 5; done
-      word="$runs/$word"
-    fi
-    words+="${words:+ }$word"
-  done
-  flags=$words
+  local f2 n2 bad=""  # resolve prints the resolved flags, or the base whose training failed
+  if ! f2=$(resolve "$flags"); then bad=$f2; elif ! n2=$(resolve "$nn"); then bad=$n2; fi
+  if [ -n "$bad" ]; then
+    echo "== $name ($cat): the training of $bad failed" | tee "$sum"
+    touch "$out".{cc_failed,trained,train_failed}; return
+  fi
+  flags=$f2 nn=$n2
   echo "$flags" > "$out.flags"  # what a line built on this one starts from
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
         $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
-      touch "$out.cc_failed"
+      touch "$out".{cc_failed,train_failed}
     fi
   fi
   [ -f "$out.cc_failed" ] || touch "$out.cc_done"
   if [ -n "$nn" ]; then
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
-      --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1
+      --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1 || touch "$out.train_failed"
   fi
-  touch "$out.trained"  # failed or not: lines waiting on it go on (and fail by name if it failed)
+  touch "$out.trained"  # lines waiting on it go on (or stop by name: train_failed)
   report() {  # the summary so far: rewritten after every evaluation, so a cut-off run keeps it
     {
       echo "== $name ($cat) $label${nn:+ -- nn $nn}"
@@ -70,6 +83,7 @@ one() {
         [ -f "$f" ] && printf '%s ' "$s $(grep -ho '"seconds": *[0-9.]*' "$f" | tr -d ' \n')"
       done; echo
       for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
+      grep -h "pose collapse" "$out.train.txt" "$out.train_nn.txt" 2>/dev/null | head -n 1 | cut -c1-300
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
       [ -f "$out.diag.txt" ] && cat "$out.diag.txt"
     } > "$sum"
@@ -102,20 +116,20 @@ mapfile -t lines
 for line in "${lines[@]}"; do
   read -r name _ <<< "$line"
   [ -z "$name" ] && continue
-  rm -f "$runs/$name".{cc_done,cc_failed,trained}  # before any line can wait on them
+  rm -f "$runs/$name".{cc_done,cc_failed,trained,train_failed}  # before any line can wait on them
 done
 started=" "  # a line may build only on one above it: no cycles, no wait on a line never run
 for line in "${lines[@]}"; do
   read -r name cat flags <<< "$line"
   [ -z "$name" ] && continue
   first=${flags%% *} missing=""
-  [[ "$first" == @* ]] && [[ "$started" != *" ${first#@} "* ]] && missing=$first
+  [[ "$first" == @* ]] && [[ "$first" != @@* ]] && [[ "$started" != *" ${first#@} "* ]] && missing=$first
   for word in $flags; do
     [[ "$word" == @@* ]] && word=${word#@@} && [[ "$started" != *" ${word%%/*} "* ]] && missing=@@$word
   done
   if [ -n "$missing" ]; then
     echo "$name: '$missing' must name a line above it in this sweep (one that runs)" >&2
-    touch "$runs/$name".{cc_failed,trained}  # so that lines built on this one stop too
+    touch "$runs/$name".{cc_failed,trained,train_failed}  # so that lines built on this one stop too
     continue
   fi
   started+="$name "
