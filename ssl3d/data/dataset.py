@@ -187,6 +187,12 @@ class ViewSet:
         return ViewSet(self.images.to(device), self.masks.to(device), self.viewpoints.to(device),
                        self.clouds.to(device), self.models, self.views.to(device))
 
+    def subset(self, index: torch.Tensor) -> "ViewSet":
+        """The views at ``index`` (K,), in that order."""
+        keep = index.tolist()
+        return ViewSet(self.images[index], self.masks[index], self.viewpoints[index],
+                       self.clouds[index], [self.models[i] for i in keep], self.views[index])
+
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gather a batch: index (B,) -> dict of (B, ...) tensors."""
         return {"image": self.images[index], "mask": self.masks[index],

@@ -8,6 +8,8 @@ loss sees the predicted pose as an input and the pose loss sees the predicted cl
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 
@@ -197,6 +199,22 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
     imgs, sils = project_views(xyz, rgb, views, cfg)
     best = hypothesis_scores(image, mask, imgs, sils, cfg).argmin(1)
     return views[torch.arange(views.shape[0], device=views.device), best]
+
+
+@torch.no_grad()
+def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: torch.Tensor,
+             mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """How much worse the cloud explains the input seen from the view turned half a turn about
+    the vertical (azimuth + pi) than from ``views``: the ratio of their selection scores
+    (:func:`hypothesis_scores`) minus 1. A small gap marks a view that a mirrored silhouette could
+    have taken. xyz, rgb: (B, N, 3); views: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
+    Returns (B,)."""
+    turn = torch.zeros_like(views)
+    turn[:, 0] = math.pi
+    both = torch.stack([views, views + turn], 1)  # (B, 2, 2)
+    imgs, sils = project_views(xyz, rgb, both, cfg)
+    scores = hypothesis_scores(image, mask, imgs, sils, cfg)  # (B, 2)
+    return scores[:, 1] / scores[:, 0].clamp_min(1e-12) - 1
 
 
 def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:

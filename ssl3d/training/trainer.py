@@ -7,6 +7,7 @@ Run folder (RUN_DIR)::
     <stage>.pt              final weights + config (what evaluate / predict / stage nn read)
     neighbours.pt           stage nn: mined neighbour indices (computed once, shared by all ranks)
     pose_labels.pt          with --pose-labels: the teacher's viewpoint for each training image
+                            and the images kept (--pose-label-keep)
     train_<stage>.log       plain-text loss log
     tb/<stage>/             TensorBoard: every loss term, input / projected images
 
@@ -32,7 +33,7 @@ from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, load_checkpoint,
                                        models_from_checkpoint, save_atomic)
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.losses import critic_loss, mean_over_processes, step_losses
+from ssl3d.training.losses import critic_loss, mean_over_processes, side_gap, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
@@ -126,11 +127,12 @@ class Trainer:
 
         self.data = load_split(data_dir, category, "train", cfg.image_size,
                                progress=cfg.progress and self.main).to(self.device)
+        if cfg.pose_labels:
+            self.data.viewpoints, keep = self._teacher_labels()
+            self.data = self.data.subset(keep)
         if cfg.stage == "nn" and len(self.data) <= cfg.neighbours:
             raise ValueError(f"stage nn needs more than neighbours={cfg.neighbours} training "
                              f"images, found {len(self.data)}")
-        if cfg.pose_labels:
-            self.data.viewpoints = self._teacher_viewpoints()
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.recon = ReconstructionNet(cfg.network_config()).to(self.device)
@@ -220,42 +222,59 @@ class Trainer:
                               stacklevel=2)
 
     @torch.no_grad()
-    def _teacher_viewpoints(self) -> torch.Tensor:
+    def _teacher_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
-        hypothesis) gives each training image, computed once and kept in RUN_DIR/pose_labels.pt
-        so that a resumed run, or stage nn, keeps the labels it started with even when the teacher
-        has moved on. Returns (M, 2) on the training device."""
+        hypothesis) gives each training image, and the indices of the images kept
+        (pose_label_keep; sorted). Computed once and kept in RUN_DIR/pose_labels.pt, so that a
+        resumed run, or stage nn, keeps the labels it started with even when the teacher has moved
+        on. Returns (M, 2) on the training device and (K,) indices."""
+        cfg = self.cfg
         saved_path = self.out / "pose_labels.pt"
-        source = str(Path(self.cfg.pose_labels).resolve())
+        source = str(Path(cfg.pose_labels).resolve())
         if saved_path.is_file():
             saved = torch.load(saved_path, map_location="cpu", weights_only=True)
-            if saved["models"] != self.data.models or saved["source"] != source:
-                raise ValueError(f"{saved_path} holds labels from {saved['source']} for other "
-                                 f"training data or from another run than --pose-labels {source}; "
-                                 f"delete it to relabel")
-            return saved["viewpoints"].to(self.device)
-        path = Path(self.cfg.pose_labels)
+            if (saved["models"] != self.data.models or saved["source"] != source
+                    or saved["keep_share"] != cfg.pose_label_keep):
+                raise ValueError(f"{saved_path} holds labels from {saved['source']} (keeping "
+                                 f"{saved['keep_share']}) for other training data or from another "
+                                 f"run or share than --pose-labels {source} --pose-label-keep "
+                                 f"{cfg.pose_label_keep}; delete it to relabel")
+            return saved["viewpoints"].to(self.device), saved["keep"].to(self.device)
+        path = Path(cfg.pose_labels)
         if path.is_dir():  # the run's final checkpoint: nn.pt once stage nn has finished
             path = next((path / n for n in ("nn.pt", "cc.pt") if (path / n).is_file()), path / "nn.pt")
         if not path.is_file():
             raise FileNotFoundError(f"pose_labels: {path} does not exist (a run folder with nn.pt "
                                     f"or cc.pt, or a checkpoint)")
         ckpt = load_checkpoint(path)
-        _, pose, teacher = models_from_checkpoint(ckpt, path)  # on the CPU; only the pose net moves
-        if teacher.image_size != self.cfg.image_size or teacher.supervision != "self":
+        recon, pose, teacher = models_from_checkpoint(ckpt, path, self.device)
+        if teacher.image_size != cfg.image_size or teacher.supervision != "self":
             raise ValueError(f"pose_labels: {path} was trained {teacher.supervision}-supervised "
                              f"at {teacher.image_size} px; the labels need a self-supervised run "
-                             f"at this run's image_size {self.cfg.image_size}")
+                             f"at this run's image_size {cfg.image_size}")
         if ckpt.get("category") and ckpt["category"] != self.category:
             raise ValueError(f"pose_labels: {path} was trained on {ckpt['category']!r}, this run "
                              f"on {self.category!r}")
-        pose = pose.to(self.device).eval()
-        images = self.data.images
-        views = torch.cat([pose(images[i:i + 256]).float() for i in range(0, len(images), 256)])
+        recon.eval()
+        pose.eval()
+        views, gaps = [], []
+        for i in range(0, len(self.data), 256):
+            image, mask = self.data.images[i:i + 256], self.data.masks[i:i + 256]
+            v = pose(image).float()  # (b, 2)
+            views.append(v)
+            if cfg.pose_label_keep < 1:
+                xyz, rgb = recon(image)
+                gaps.append(side_gap(xyz.float(), rgb.float(), v, image, mask, teacher))
+        views = torch.cat(views)  # (M, 2)
+        keep = torch.arange(len(views), device=views.device)
+        if gaps:  # the images whose turned view the teacher's cloud explains worst
+            k = max(1, round(cfg.pose_label_keep * len(views)))
+            keep = torch.cat(gaps).topk(k).indices.sort().values
         if self.main:
-            save_atomic({"models": self.data.models, "viewpoints": views.cpu(),
-                         "source": source, "checkpoint": str(path.resolve())}, saved_path)
-        return views  # (M, 2)
+            save_atomic({"models": self.data.models, "viewpoints": views.cpu(), "keep": keep.cpu(),
+                         "keep_share": cfg.pose_label_keep, "source": source,
+                         "checkpoint": str(path.resolve())}, saved_path)
+        return views, keep
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

@@ -673,7 +673,7 @@ def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, ma
     resumed = Trainer(make_config(supervision="pose", pose_labels=str(teacher), steps=3),
                       tiny_dataset, "chair", tmp_path / "student", resume=True)
     torch.testing.assert_close(resumed.data.viewpoints, want)
-    with pytest.raises(ValueError, match="another run than --pose-labels"):
+    with pytest.raises(ValueError, match="another run or share than --pose-labels"):
         Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "plain")),
                 tiny_dataset, "chair", tmp_path / "student")
 
@@ -689,6 +689,56 @@ def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, ma
     with pytest.raises(ValueError, match="trained on 'chair', this run on 'airplane'"):
         Trainer(make_config(supervision="pose", pose_labels=str(teacher)), airplane, "airplane",
                 tmp_path / "s4")
+
+
+def test_side_gap_against_a_loop(make_config):
+    """side_gap: the selection score at azimuth + pi over the score at the view, minus 1, each
+    candidate projected on its own."""
+    cfg = make_config(image_size=16)
+    g = torch.Generator().manual_seed(1)
+    xyz, rgb = 0.3 * torch.rand(3, 40, 3, generator=g) - 0.15, torch.rand(3, 40, 3, generator=g)
+    views = torch.tensor([[0.3, 0.2], [2.5, -0.1], [-1.2, 0.4]])
+    # The input: the cloud itself seen from the view, so that the turned view explains it worse.
+    imgs, sils = L.project_views(xyz, rgb, views[:, None], cfg)
+    image, mask = imgs[:, 0], (sils[:, 0] > 0.5).float()
+    got = L.side_gap(xyz, rgb, views, image, mask, cfg)
+    assert (got > 0.1).all()
+    for b in range(3):
+        score = []
+        for az in (views[b, 0], views[b, 0] + math.pi):
+            v = torch.stack([az, views[b, 1]]).view(1, 1, 2)
+            imgs, sils = L.project_views(xyz[b:b + 1], rgb[b:b + 1], v, cfg)
+            score.append(float(L.hypothesis_scores(image[b:b + 1], mask[b:b + 1], imgs, sils, cfg)))
+        assert got[b].item() + 1 == pytest.approx(score[1] / score[0], rel=1e-5)
+
+
+def test_pose_label_keep_trains_on_the_surest_labels(tiny_dataset, tmp_path, make_config):
+    """pose_label_keep < 1 keeps the share of training images with the largest side gap under
+    the teacher's cloud and label, in data order, with their labels."""
+    teacher = tmp_path / "teacher"
+    train(make_config(pose_hypotheses=2), tiny_dataset, "chair", teacher)
+    recon, pose, tcfg = load_models(teacher / "cc.pt")
+    recon.eval(), pose.eval()
+    cfg = make_config(supervision="pose", pose_labels=str(teacher), pose_label_keep=0.5)
+    student = Trainer(cfg, tiny_dataset, "chair", tmp_path / "student")
+    full = Trainer(make_config(supervision="pose"), tiny_dataset, "chair", tmp_path / "plain").data
+    with torch.no_grad():
+        views = torch.stack([pose(img[None])[0] for img in full.images])
+        xyz, rgb = recon(full.images)
+        gaps = L.side_gap(xyz, rgb, views, full.images, full.masks, tcfg)
+    k = round(0.5 * len(full))
+    want = sorted(gaps.argsort(descending=True)[:k].tolist())
+    assert student.data.models == [full.models[i] for i in want] and len(student.data) == k
+    torch.testing.assert_close(student.data.viewpoints, views[want])
+    torch.testing.assert_close(student.data.images, full.images[want])
+    assert student.train()["steps"] == 2
+    with pytest.raises(ValueError, match="another run or share"):  # the stored labels keep 0.5
+        Trainer(make_config(supervision="pose", pose_labels=str(teacher)), tiny_dataset, "chair",
+                tmp_path / "student")
+    with pytest.raises(ValueError, match="pose_label_keep must be in"):
+        make_config(pose_label_keep=0.5).validate()
+    with pytest.raises(ValueError, match="pose_label_keep must be in"):
+        make_config(supervision="pose", pose_labels=str(teacher), pose_label_keep=0).validate()
 
 
 def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config,
