@@ -6,7 +6,11 @@ ground truth: is each cloud nearer a medoid cloud of the run (its own frame) as 
 half a turn about the vertical? Turned clouds there would be frame flips that relabelling could
 undo; their share is printed beside the share nearer the ground truth turned. Last, the
 ``view_distribution`` training logs (the azimuth moments of the predicted views) per batch of 64
-training images, which the trainer's pose-collapse warning reads.
+training images, which the trainer's pose-collapse warning reads. And two signals that could pick
+out the wrong labels without ground truth, with the label accuracy among the images each keeps:
+the selector's confidence (softmax of its logits) and the side gap (how much worse the cloud
+explains the image seen from the view turned half a turn: the training selection score there
+over the predicted view's, minus 1; what --pose-label-keep ranks by).
 
     python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]
 """
@@ -21,7 +25,7 @@ from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
 from ssl3d.ops import chamfer_distance
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
-from ssl3d.training.losses import azimuth_moments_term
+from ssl3d.training.losses import azimuth_moments_term, side_gap
 
 
 def half_turn(clouds: torch.Tensor) -> torch.Tensor:
@@ -43,7 +47,7 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
     train = load_split(data, category, "train", cfg.image_size, progress=False)
     n = n or len(train)
-    xyz, _, views = predict(recon, pose, train.images[:n])
+    xyz, rgb, views = predict(recon, pose, train.images[:n])
     err = M.pose_errors(views, train.viewpoints[:n], rot)
     right = err <= 30
     cd = 1000 * M.cloud_metrics(xyz, train.clouds[:n], rot, emd=False)["chamfer"]
@@ -61,6 +65,18 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     moments = np.array([float(azimuth_moments_term(views[i:i + 64])) for i in range(0, n - 63, 64)])
     print(f"  view_distribution per batch of 64 training images: mean {moments.mean():.3f}, max "
           f"{moments.max():.3f} (uniform azimuths about {2 / 64:.3f}, one azimuth 2)")
+    with torch.no_grad():
+        confidence = torch.cat([pose(train.images[:n][i:i + 256], all_hypotheses=True)[1]
+                                .softmax(1).amax(1) for i in range(0, n, 256)]).numpy()
+        gap = torch.cat([side_gap(xyz[i:i + 128], rgb[i:i + 128], views[i:i + 128],
+                                  train.images[:n][i:i + 128], train.masks[:n][i:i + 128], cfg)
+                         for i in range(0, n, 128)]).numpy()
+    for name, signal in (("selector confidence", confidence), ("side gap", gap)):
+        cells = []
+        for keep in (1.0, 0.8, 0.6, 0.4):
+            kept = signal >= np.quantile(signal, 1 - keep)
+            cells.append(f"top {keep:.0%}: {right[kept].mean():.1%}")
+        print(f"  labels within 30 deg among the images with the highest {name}: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ class TrainConfig:
     """With pose_labels: the share of training images kept, those whose label the teacher is
     surest of by the side gap (how much worse its cloud explains the image from the view turned
     half a turn; ssl3d.training.losses.side_gap); the others are left out of training. 1: all.
-    On one airplane run the top 40% held 91.9% labels within 30 deg, all images 77.2%
-    (benchmarks/pose_label_check.py, session 12)."""
+    On one airplane run the top 40% held 90.3% labels within 30 deg, all images 77.2%; on one
+    chair run 93.1% against 79.9% (benchmarks/pose_label_check.py, session 12)."""
     # --- schedule ------------------------------------------------------------------------------
     steps: int = 200_000
     """Training iterations (optimiser steps of each network)."""
