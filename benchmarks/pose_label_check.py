@@ -62,7 +62,7 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     turned = chamfer_distance(half_turn(xyz), template, "none") < chamfer_distance(xyz, template, "none")
     print(f"  nearer the ground truth turned by pi: {(gt_turn < cd).mean():.1%}; nearer the run's "
           f"medoid cloud turned (no ground truth): {turned.float().mean():.1%}")
-    moments = np.array([float(azimuth_moments_term(views[i:i + 64])) for i in range(0, n - 63, 64)])
+    moments = np.array([float(azimuth_moments_term(views[i:i + 64])) for i in range(0, max(n - 63, 1), 64)])
     print(f"  view_distribution per batch of 64 training images: mean {moments.mean():.3f}, max "
           f"{moments.max():.3f} (uniform azimuths about {2 / 64:.3f}, one azimuth 2)")
     with torch.no_grad():

@@ -53,7 +53,12 @@ one() {
     fi
     flags="$(cat "$runs/$base.flags")${extra:+ $extra}"  # later flags win
     mkdir -p "$out"
-    if [ -z "$extra" ]; then cp "$runs/$base/cc.pt" "$out/cc.pt"; else init="$runs/$base/cc.pt"; fi
+    if [ -z "$extra" ]; then  # stage nn goes on from BASE's cc.pt (and its self-training labels)
+      cp "$runs/$base/cc.pt" "$out/cc.pt"
+      [ -f "$runs/$base/pose_labels.pt" ] && cp "$runs/$base/pose_labels.pt" "$out/"
+    else
+      init="$runs/$base/cc.pt"
+    fi
   fi
   local f2 n2 bad=""  # resolve prints the resolved flags, or the base whose training failed
   if ! f2=$(resolve "$flags"); then bad=$f2; elif ! n2=$(resolve "$nn"); then bad=$n2; fi

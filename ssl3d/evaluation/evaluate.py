@@ -174,7 +174,9 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     mean_data = trained_on if trained_on and Path(trained_on).is_dir() else data_dir
     base = mean_shape_baseline(mean_data, category, test.clouds, dev, emd=emd, workers=workers,
                                progress=progress, image_size=cfg.image_size)
-    kind = "self-trained" if cfg.pose_labels else f"{cfg.supervision}-supervised"
+    kind = f"{cfg.supervision}-supervised"
+    if cfg.pose_labels:
+        kind = "self-trained" + (f", keeping {cfg.pose_label_keep:g}" if cfg.pose_label_keep < 1 else "")
     method = f"ssl3d {cfg.stage.upper()}" + ("" if cfg.supervision == "self" else f" ({kind})")
     if refine_steps:
         method += f" + refine {refine_steps}"

@@ -128,8 +128,9 @@ class Trainer:
         self.data = load_split(data_dir, category, "train", cfg.image_size,
                                progress=cfg.progress and self.main).to(self.device)
         if cfg.pose_labels:
-            self.data.viewpoints, keep = self._teacher_labels()
-            self.data = self.data.subset(keep)
+            self.data.viewpoints, keep = self._teacher_labels(reuse=resume or cfg.stage == "nn")
+            if len(keep) < len(self.data):
+                self.data = self.data.subset(keep)
         if cfg.stage == "nn" and len(self.data) <= cfg.neighbours:
             raise ValueError(f"stage nn needs more than neighbours={cfg.neighbours} training "
                              f"images, found {len(self.data)}")
@@ -222,24 +223,38 @@ class Trainer:
                               stacklevel=2)
 
     @torch.no_grad()
-    def _teacher_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _teacher_labels(self, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
         hypothesis) gives each training image, and the indices of the images kept
-        (pose_label_keep; sorted). Computed once and kept in RUN_DIR/pose_labels.pt, so that a
-        resumed run, or stage nn, keeps the labels it started with even when the teacher has moved
-        on. Returns (M, 2) on the training device and (K,) indices."""
+        (pose_label_keep; sorted). Rank 0 computes them into RUN_DIR/pose_labels.pt and every
+        rank reads that file; with ``reuse`` (a resumed run, stage nn) an existing file is read
+        as it is, so the run keeps the labels it started with even when the teacher has moved on.
+        Returns (M, 2) on the training device and (K,) indices."""
         cfg = self.cfg
         saved_path = self.out / "pose_labels.pt"
         source = str(Path(cfg.pose_labels).resolve())
-        if saved_path.is_file():
-            saved = torch.load(saved_path, map_location="cpu", weights_only=True)
-            if (saved["models"] != self.data.models or saved["source"] != source
-                    or saved["keep_share"] != cfg.pose_label_keep):
-                raise ValueError(f"{saved_path} holds labels from {saved['source']} (keeping "
-                                 f"{saved['keep_share']}) for other training data or from another "
-                                 f"run or share than --pose-labels {source} --pose-label-keep "
-                                 f"{cfg.pose_label_keep}; delete it to relabel")
-            return saved["viewpoints"].to(self.device), saved["keep"].to(self.device)
+        if self.main and not (reuse and saved_path.is_file()):
+            views, keep, checkpoint = self._label_with_teacher()
+            save_atomic({"models": self.data.models, "views": self.data.views.cpu(),
+                         "viewpoints": views.cpu(), "keep": keep.cpu(),
+                         "keep_share": cfg.pose_label_keep, "source": source,
+                         "checkpoint": checkpoint}, saved_path)
+        if self.world > 1:
+            dist.barrier()
+        saved = torch.load(saved_path, map_location="cpu", weights_only=True)
+        if (saved["models"] != self.data.models or not torch.equal(saved["views"], self.data.views.cpu())
+                or saved["source"] != source or saved["keep_share"] != cfg.pose_label_keep):
+            raise ValueError(f"{saved_path} holds labels from {saved['source']} (keeping "
+                             f"{saved['keep_share']}) for other training data or from another "
+                             f"run or share than --pose-labels {source} --pose-label-keep "
+                             f"{cfg.pose_label_keep}; delete it to relabel")
+        return saved["viewpoints"].to(self.device), saved["keep"].to(self.device)
+
+    @torch.no_grad()
+    def _label_with_teacher(self) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """(viewpoints (M, 2), kept indices (K,), the teacher checkpoint's path) for
+        :meth:`_teacher_labels`."""
+        cfg = self.cfg
         path = Path(cfg.pose_labels)
         if path.is_dir():  # the run's final checkpoint: nn.pt once stage nn has finished
             path = next((path / n for n in ("nn.pt", "cc.pt") if (path / n).is_file()), path / "nn.pt")
@@ -266,15 +281,18 @@ class Trainer:
                 xyz, rgb = recon(image)
                 gaps.append(side_gap(xyz.float(), rgb.float(), v, image, mask, teacher))
         views = torch.cat(views)  # (M, 2)
+        gap = torch.cat(gaps) if gaps else torch.zeros(len(views), device=views.device)
+        if not (views.isfinite().all() and gap.isfinite().all()):
+            raise ValueError(f"pose_labels: {path} gives non-finite viewpoints or clouds")
         keep = torch.arange(len(views), device=views.device)
         if gaps:  # the images whose turned view the teacher's cloud explains worst
-            k = max(1, round(cfg.pose_label_keep * len(views)))
-            keep = torch.cat(gaps).topk(k).indices.sort().values
-        if self.main:
-            save_atomic({"models": self.data.models, "viewpoints": views.cpu(), "keep": keep.cpu(),
-                         "keep_share": cfg.pose_label_keep, "source": source,
-                         "checkpoint": str(path.resolve())}, saved_path)
-        return views, keep
+            k = round(cfg.pose_label_keep * len(views))
+            if k < cfg.batch_size:
+                raise ValueError(f"pose_label_keep {cfg.pose_label_keep} keeps {k} of "
+                                 f"{len(views)} training images, fewer than batch_size "
+                                 f"{cfg.batch_size}")
+            keep = gap.topk(k).indices.sort().values
+        return views, keep, str(path.resolve())
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

@@ -658,7 +658,6 @@ def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, ma
     with torch.no_grad():  # one image at a time, through the selector
         want = torch.stack([pose(img[None])[0] for img in student.data.images])
     torch.testing.assert_close(student.data.viewpoints, want)
-    assert not student.data.viewpoints.requires_grad
     assert (want - true_views).abs().max() > 0.1
     batch, _, _ = student.sample_step()
     torch.testing.assert_close(batch["viewpoint"], want[batch["index"]])
@@ -675,7 +674,14 @@ def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, ma
     torch.testing.assert_close(resumed.data.viewpoints, want)
     with pytest.raises(ValueError, match="another run or share than --pose-labels"):
         Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "plain")),
-                tiny_dataset, "chair", tmp_path / "student")
+                tiny_dataset, "chair", tmp_path / "student", resume=True)
+    # A fresh run in the same folder labels again, from the teacher as it is now.
+    _, pose_now, _ = load_models(teacher / "nn.pt")
+    pose_now.eval()
+    fresh = Trainer(cfg, tiny_dataset, "chair", tmp_path / "student")
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.data.viewpoints, pose_now(fresh.data.images))
+    assert (fresh.data.viewpoints - want).abs().max() > 1e-4
 
     with pytest.raises(ValueError, match="pose_labels needs supervision pose"):
         make_config(pose_labels=str(teacher)).validate()
@@ -734,7 +740,13 @@ def test_pose_label_keep_trains_on_the_surest_labels(tiny_dataset, tmp_path, mak
     assert student.train()["steps"] == 2
     with pytest.raises(ValueError, match="another run or share"):  # the stored labels keep 0.5
         Trainer(make_config(supervision="pose", pose_labels=str(teacher)), tiny_dataset, "chair",
-                tmp_path / "student")
+                tmp_path / "student", resume=True)
+    from ssl3d.evaluation.evaluate import evaluate_run
+    entry = evaluate_run(tmp_path / "student", tiny_dataset, emd=False, progress=False)
+    assert entry["method"] == "ssl3d CC (self-trained, keeping 0.5)"
+    with pytest.raises(ValueError, match=r"pose_label_keep 0.1 keeps 0 of 4 training images, fewer than batch_size 4"):
+        Trainer(make_config(supervision="pose", pose_labels=str(teacher), pose_label_keep=0.1,
+                            batch_size=4), tiny_dataset, "chair", tmp_path / "s5")
     with pytest.raises(ValueError, match="pose_label_keep must be in"):
         make_config(pose_label_keep=0.5).validate()
     with pytest.raises(ValueError, match="pose_label_keep must be in"):
