@@ -39,8 +39,9 @@ class TrainConfig:
     in the last two, so pose metrics stay comparable."""
     pose_labels: str = ""
     """Self-training (supervision pose only): a run folder (its nn.pt, else cc.pt) or checkpoint
-    of a self-supervised run whose pose net labels every training image; the labels are kept in
-    RUN_DIR/pose_labels.pt on first use and reused from there (resume, stage nn). This run then
+    of a self-supervised run whose pose net labels every training image; the labels are written
+    to RUN_DIR/pose_labels.pt and read from there by a resumed run and by stage nn (a fresh stage
+    cc labels again). This run then
     learns from those viewpoints as the pose-supervised baseline learns from the true ones and
     never reads the data's, so no pose label is used anywhere (evaluation calls it
     "self-trained"). Empty: the data's viewpoints."""
