@@ -16,6 +16,7 @@ over the predicted view's, minus 1; what --pose-label-keep ranks by).
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,10 +28,8 @@ from ssl3d.ops import chamfer_distance
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
 from ssl3d.training.losses import azimuth_moments_term, side_gap
 
-
-def half_turn(clouds: torch.Tensor) -> torch.Tensor:
-    """Turn (..., N, 3) clouds by pi about the vertical y axis."""
-    return clouds * torch.tensor([-1.0, 1.0, -1.0])
+sys.path.insert(0, str(Path(__file__).parent))
+from diagnose_run import half_turn  # noqa: E402
 
 
 def medoid(clouds: torch.Tensor) -> torch.Tensor:
@@ -47,7 +46,8 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
     train = load_split(data, category, "train", cfg.image_size, progress=False)
     n = n or len(train)
-    xyz, rgb, views = predict(recon, pose, train.images[:n])
+    images, masks = train.images[:n], train.masks[:n]
+    xyz, rgb, views = predict(recon, pose, images)
     err = M.pose_errors(views, train.viewpoints[:n], rot)
     right = err <= 30
     cd = 1000 * M.cloud_metrics(xyz, train.clouds[:n], rot, emd=False)["chamfer"]
@@ -66,10 +66,10 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     print(f"  view_distribution per batch of 64 training images: mean {moments.mean():.3f}, max "
           f"{moments.max():.3f} (uniform azimuths about {2 / 64:.3f}, one azimuth 2)")
     with torch.no_grad():
-        confidence = torch.cat([pose(train.images[:n][i:i + 256], all_hypotheses=True)[1]
-                                .softmax(1).amax(1) for i in range(0, n, 256)]).numpy()
+        confidence = torch.cat([pose(images[i:i + 256], all_hypotheses=True)[1].softmax(1).amax(1)
+                                for i in range(0, n, 256)]).numpy()
         gap = torch.cat([side_gap(xyz[i:i + 128], rgb[i:i + 128], views[i:i + 128],
-                                  train.images[:n][i:i + 128], train.masks[:n][i:i + 128], cfg)
+                                  images[i:i + 128], masks[i:i + 128], cfg)
                          for i in range(0, n, 128)]).numpy()
     for name, signal in (("selector confidence", confidence), ("side gap", gap)):
         cells = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 
 from ssl3d.data.dataset import ViewSet, load_split, resolve_paths, save_npz_atomic
 from ssl3d.evaluation import metrics as M
-from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint, models_from_checkpoint
 
 
 @torch.no_grad()
@@ -49,17 +48,6 @@ def predict(recon, pose, images: torch.Tensor, batch_size: int = 256,
         rgb.append(c.float().cpu())
         vps.append(v.float().cpu())
     return torch.cat(xyz), torch.cat(rgb), torch.cat(vps)
-
-
-def find_checkpoint(run: str | os.PathLike) -> Path:
-    """A checkpoint file, or the best final checkpoint of a run folder (nn.pt, then cc.pt)."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    for name in ("nn.pt", "cc.pt"):
-        if (run / name).is_file():
-            return run / name
-    raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt; train first)")
 
 
 def alignment_settings(device: torch.device) -> dict:

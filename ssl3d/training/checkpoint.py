@@ -118,3 +118,14 @@ def models_from_checkpoint(ckpt: dict, path, device="cpu", cfg: TrainConfig | No
     except (RuntimeError, KeyError) as exc:
         raise ValueError(f"checkpoint {path} does not match its own config: {exc}") from exc
     return recon.to(device), pose.to(device), saved
+
+
+def find_checkpoint(run: str | os.PathLike) -> Path:
+    """A checkpoint file, or the best final checkpoint of a run folder (nn.pt, then cc.pt)."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    for name in ("nn.pt", "cc.pt"):
+        if (run / name).is_file():
+            return run / name
+    raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt; train first)")

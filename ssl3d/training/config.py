@@ -41,10 +41,9 @@ class TrainConfig:
     """Self-training (supervision pose only): a run folder (its nn.pt, else cc.pt) or checkpoint
     of a self-supervised run whose pose net labels every training image; the labels are written
     to RUN_DIR/pose_labels.pt and read from there by a resumed run and by stage nn (a fresh stage
-    cc labels again). This run then
-    learns from those viewpoints as the pose-supervised baseline learns from the true ones and
-    never reads the data's, so no pose label is used anywhere (evaluation calls it
-    "self-trained"). Empty: the data's viewpoints."""
+    cc labels again). This run then learns from those viewpoints as the pose-supervised baseline
+    learns from the true ones and never reads the data's, so no pose label is used anywhere
+    (evaluation calls it "self-trained"). Empty: the data's viewpoints."""
     pose_label_keep: float = 1.0
     """With pose_labels: the share of training images kept, those whose label the teacher is
     surest of by the side gap (how much worse its cloud explains the image from the view turned
@@ -273,7 +272,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
-        for name in ("cycle_start", "cycle_warmup"):
+        for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
+                     "w_view_distribution"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",
@@ -289,8 +289,6 @@ class TrainConfig:
                              f"{self.outlier_threshold}")
         if self.w_outlier > 0 and self.outlier_k >= self.n_points:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
-        if self.hypothesis_temperature < 0:
-            raise ValueError(f"hypothesis_temperature must be >= 0, got {self.hypothesis_temperature}")
         if self.hypothesis_temperature > 0 and (self.pose_hypotheses < 2 or self.supervision != "self"):
             raise ValueError("hypothesis_temperature > 0 needs pose_hypotheses > 1 and supervision "
                              f"self (got {self.pose_hypotheses} and {self.supervision!r})")
@@ -300,13 +298,9 @@ class TrainConfig:
         if not 0 < self.pose_label_keep <= 1 or (self.pose_label_keep < 1 and not self.pose_labels):
             raise ValueError(f"pose_label_keep must be in (0, 1], and below 1 only with "
                              f"pose_labels; got {self.pose_label_keep}")
-        if self.w_transport < 0:
-            raise ValueError(f"w_transport must be >= 0, got {self.w_transport}")
         if self.cuda_graph and (self.cycle_start or self.cycle_warmup):
             raise ValueError("cuda_graph needs a constant cycle weight: set cycle_start and "
                              "cycle_warmup to 0")
-        if self.w_view_distribution < 0:
-            raise ValueError(f"w_view_distribution must be >= 0, got {self.w_view_distribution}")
         if self.w_view_prior < 0 or self.critic_lr <= 0 or self.critic_r1 < 0:
             raise ValueError(f"w_view_prior and critic_r1 must be >= 0 and critic_lr positive, "
                              f"got {self.w_view_prior}, {self.critic_r1}, {self.critic_lr}")

@@ -191,17 +191,23 @@ def hypothesis_weights(scores: torch.Tensor, temperature: float) -> torch.Tensor
 
 
 @torch.no_grad()
+def reprojection_scores(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor,
+                        image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """:func:`hypothesis_scores` of the cloud projected at each candidate viewpoint. xyz, rgb:
+    (B, N, 3); views: (B, M, 2); image: (B, 3, S, S); mask: (B, S, S). Returns (B, M)."""
+    imgs, sils = project_views(xyz, rgb, views, cfg)
+    return hypothesis_scores(image, mask, imgs, sils, cfg)
+
+
 def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor,
                            image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The candidate viewpoint whose projection of the cloud best explains image and mask (the
     criterion training uses to pick a pose hypothesis). xyz, rgb: (B, N, 3); views: (B, M, 2);
     image: (B, 3, S, S); mask: (B, S, S). Returns (B, 2)."""
-    imgs, sils = project_views(xyz, rgb, views, cfg)
-    best = hypothesis_scores(image, mask, imgs, sils, cfg).argmin(1)
+    best = reprojection_scores(xyz, rgb, views, image, mask, cfg).argmin(1)
     return views[torch.arange(views.shape[0], device=views.device), best]
 
 
-@torch.no_grad()
 def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: torch.Tensor,
              mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """How much worse the cloud explains the input seen from the view turned half a turn about
@@ -211,10 +217,8 @@ def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: t
     Returns (B,)."""
     turn = torch.zeros_like(views)
     turn[:, 0] = math.pi
-    both = torch.stack([views, views + turn], 1)  # (B, 2, 2)
-    imgs, sils = project_views(xyz, rgb, both, cfg)
-    scores = hypothesis_scores(image, mask, imgs, sils, cfg)  # (B, 2)
-    return scores[:, 1] / scores[:, 0].clamp_min(1e-12) - 1
+    scores = reprojection_scores(xyz, rgb, torch.stack([views, views + turn], 1), image, mask, cfg)
+    return scores[:, 1] / scores[:, 0].clamp_min(1e-12) - 1  # (B,)
 
 
 def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
-from ssl3d.training.checkpoint import (FORMAT, config_differences, load_checkpoint,
-                                       models_from_checkpoint, save_atomic)
+from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
+                                       load_checkpoint, models_from_checkpoint, save_atomic)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import critic_loss, mean_over_processes, side_gap, step_losses
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
@@ -222,7 +222,6 @@ class Trainer:
                               f"({detail}); repeat stage cc's flags unless this is intended",
                               stacklevel=2)
 
-    @torch.no_grad()
     def _teacher_labels(self, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
         hypothesis) gives each training image, and the indices of the images kept
@@ -255,12 +254,10 @@ class Trainer:
         """(viewpoints (M, 2), kept indices (K,), the teacher checkpoint's path) for
         :meth:`_teacher_labels`."""
         cfg = self.cfg
-        path = Path(cfg.pose_labels)
-        if path.is_dir():  # the run's final checkpoint: nn.pt once stage nn has finished
-            path = next((path / n for n in ("nn.pt", "cc.pt") if (path / n).is_file()), path / "nn.pt")
-        if not path.is_file():
-            raise FileNotFoundError(f"pose_labels: {path} does not exist (a run folder with nn.pt "
-                                    f"or cc.pt, or a checkpoint)")
+        try:  # a run folder's final checkpoint: nn.pt once stage nn has finished
+            path = find_checkpoint(cfg.pose_labels)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"pose_labels: {exc}") from exc
         ckpt = load_checkpoint(path)
         recon, pose, teacher = models_from_checkpoint(ckpt, path, self.device)
         if teacher.image_size != cfg.image_size or teacher.supervision != "self":

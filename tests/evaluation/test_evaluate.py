@@ -75,9 +75,13 @@ def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
     assert (tmp_path / "run" / "predictions_test.npz").is_file()
 
 
-def test_mean_shape_baseline_is_cached_per_data_set(tiny_dataset, monkeypatch):
+def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch):
     from ssl3d.data.dataset import load_split, resolve_paths
     from ssl3d.evaluation import evaluate as E
+    from tests.conftest import write_tiny_dataset
+
+    # Its own data: the shared tiny set may already hold caches other tests' evaluations wrote.
+    tiny_dataset = write_tiny_dataset(tmp_path / "tiny")
 
     test = load_split(tiny_dataset, "chair", "test", 32, progress=False)
     first = E.mean_shape_baseline(tiny_dataset, "chair", test.clouds, torch.device("cpu"),
