@@ -89,6 +89,10 @@ one() {
       done; echo
       for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
       grep -h "pose collapse" "$out.train.txt" "$out.train_nn.txt" 2>/dev/null | head -n 1 | cut -c1-300
+      for s in cc nn; do  # the collapse statistic at every log: how a collapse shows over time
+        v=$(grep -ho 'view_distribution=[0-9.e+-]*' "$out/train_$s.log" 2>/dev/null | cut -d= -f2)
+        [ -n "$v" ] && echo "view_distribution by log ($s):" $(printf '%.2f ' $v) | cut -c1-500
+      done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
       [ -f "$out.diag.txt" ] && cat "$out.diag.txt"
     } > "$sum"
