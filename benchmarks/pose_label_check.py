@@ -10,7 +10,8 @@ training images, which the trainer's pose-collapse warning reads. And two signal
 out the wrong labels without ground truth, with the label accuracy among the images each keeps:
 the selector's confidence (softmax of its logits) and the side gap (how much worse the cloud
 explains the image seen from the view turned half a turn: the training selection score there
-over the predicted view's, minus 1; what --pose-label-keep ranks by).
+over the predicted view's, minus 1; what --pose-label-keep ranks by); for the side gap's top 60%
+and 40%, the share kept per true azimuth and elevation, and the run's Chamfer on the kept images.
 
     python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]
 """
@@ -77,6 +78,17 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
             kept = signal >= np.quantile(signal, 1 - keep)
             cells.append(f"top {keep:.0%}: {right[kept].mean():.1%}")
         print(f"  labels within 30 deg among the images with the highest {name}: " + ", ".join(cells))
+    # What a kept share teaches: which true views and which shapes it leaves out.
+    azimuth = np.degrees(train.viewpoints[:n, 0].numpy()) % 360
+    elevation = np.degrees(train.viewpoints[:n, 1].numpy())
+    for keep in (0.6, 0.4):
+        kept = gap >= np.quantile(gap, 1 - keep)
+        rate = lambda values, edges: [f"{kept[(values >= a) & (values < b)].mean():.0%}"  # noqa: E731
+                                      for a, b in zip(edges[:-1], edges[1:])]
+        print(f"  side gap top {keep:.0%}: share kept per true azimuth 0-45, ..., 315-360 deg: "
+              f"{' '.join(rate(azimuth, range(0, 361, 45)))}; per elevation -20-0 / 0-20 / 20-40 deg: "
+              f"{' '.join(rate(elevation, [-20, 0, 20, 40.01]))}; the run's Chamfer x1000 on the "
+              f"kept images {cd[kept].mean():.2f}, on the others {cd[~kept].mean():.2f}")
 
 
 if __name__ == "__main__":
