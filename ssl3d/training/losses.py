@@ -208,6 +208,19 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
     return views[torch.arange(views.shape[0], device=views.device), best]
 
 
+def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, image: torch.Tensor,
+                  mask: torch.Tensor, degrees: float, cfg: TrainConfig) -> torch.Tensor:
+    """The best of ``view`` and its neighbours (azimuth +-D and +-2D, elevation +-D, D =
+    ``degrees``) by :func:`select_by_reprojection`: a local search that corrects a predicted
+    view a few degrees off. xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
+    Returns (B, 2), without gradient."""
+    d = math.radians(degrees)
+    steps = view.new_tensor([[0, 0], [d, 0], [-d, 0], [2 * d, 0], [-2 * d, 0], [0, d], [0, -d]])
+    with torch.no_grad():
+        return select_by_reprojection(xyz.detach(), rgb.detach(), view.detach().unsqueeze(1) + steps,
+                                      image, mask, cfg)  # candidates: (B, 7, 2)
+
+
 def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: torch.Tensor,
              mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """How much worse the cloud explains the input seen from the view turned half a turn about
@@ -300,6 +313,16 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # What the reconstruction learns from: the best hypothesis's projection, or with a
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
+    v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
+    if cfg.view_search_deg > 0:
+        v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
+        img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
+        img_r, sil_r = img_r[:, 0], sil_r[:, 0]
+        r_img = image_errors(image, img_r.unsqueeze(1)).mean()
+        r_mask, r_f, r_b = silhouette_terms(sil_r, mask, cfg)
+        # Logged beside "mask" (at the pose net's view): what the search gained.
+        terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
+                     view_search_mask=r_mask)
     if m > 1 and cfg.hypothesis_temperature > 0:
         wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)
         per_img = image_errors(image, imgs[:, :m])  # (B, M)
@@ -332,14 +355,14 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
             loss_r = loss_r + w_cycle * l_cycle
 
     if cfg.w_point_silhouette > 0:
-        l_pts = point_silhouette_term(xyz, v0, mask, s)
+        l_pts = point_silhouette_term(xyz, v_r, mask, s)
         if neighbour is not None:
             l_pts = l_pts + point_silhouette_term(xyz, views[:, nb], neighbour["mask"], s)
         terms["point_silhouette"] = l_pts
         loss_r = loss_r + cfg.w_point_silhouette * l_pts
 
     if cfg.w_transport > 0:
-        l_tr = transport_term(xyz, v0, mask, s, cfg.transport_directions)
+        l_tr = transport_term(xyz, v_r, mask, s, cfg.transport_directions)
         if neighbour is not None:
             l_tr = l_tr + transport_term(xyz, views[:, nb], neighbour["mask"], s, cfg.transport_directions)
         terms["transport"] = l_tr
@@ -360,7 +383,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         fake = sils[:, m:m + k - 1].reshape(-1, s, s)  # (B * (K - 1), S, S)
         terms["view_prior"] = torch.nn.functional.softplus(-critic(fake)).mean()
         loss_r = loss_r + cfg.w_view_prior * terms["view_prior"]
-        real = sil0.detach() if cfg.critic_real == "input_view" else mask
+        real = sil_r.detach() if cfg.critic_real == "input_view" else mask
         critic_in = {"critic_real": real, "critic_fake": fake.detach()}
 
     if cfg.w_symmetry > 0:

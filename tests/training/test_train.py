@@ -361,7 +361,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
-          "hypothesis_temperature": 0.3 if form == "max" else 0.0}
+          "hypothesis_temperature": 0.3 if form == "max" else 0.0,
+          "view_search_deg": 0.0 if form == "max" else 5.0}  # the search needs temperature 0
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -794,3 +795,73 @@ def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_
         warnings.simplefilter("error")
         for step in (6, 8, 10):
             check(small, step, 1.9)
+
+
+def test_searched_view_against_a_loop_and_it_undoes_a_small_error(make_config):
+    """searched_view: the best of the view and its six neighbours by the selection score, each
+    candidate projected on its own; given the cloud's own projection at a true view and a view
+    one or two steps off, it returns the true view."""
+    cfg = make_config(image_size=32)
+    d = math.radians(6.0)
+    g = torch.Generator().manual_seed(2)
+    xyz = (torch.rand(3, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    rgb = torch.rand(3, 200, 3, generator=g)
+    truth = torch.tensor([[0.5, 0.3], [-1.9, 0.1], [2.8, 0.4]])
+    imgs, sils = L.project_views(xyz, rgb, truth[:, None], cfg)
+    image, mask = imgs[:, 0], (sils[:, 0] > 0.5).float()
+    off = truth + torch.tensor([[d, 0.0], [-2 * d, 0.0], [0.0, d]])
+    got = L.searched_view(xyz, rgb, off, image, mask, 6.0, cfg)
+    torch.testing.assert_close(got, truth, atol=1e-6, rtol=0)
+    steps = [(0, 0), (d, 0), (-d, 0), (2 * d, 0), (-2 * d, 0), (0, d), (0, -d)]
+    for b in range(3):
+        cands = [off[b] + torch.tensor(st) for st in steps]
+        scores = []
+        for v in cands:
+            im, si = L.project_views(xyz[b:b + 1], rgb[b:b + 1], v.view(1, 1, 2), cfg)
+            scores.append(float(L.hypothesis_scores(image[b:b + 1], mask[b:b + 1], im, si, cfg)))
+        torch.testing.assert_close(got[b], cands[scores.index(min(scores))])
+    assert not L.searched_view(xyz.requires_grad_(), rgb, off, image, mask, 6.0, cfg).requires_grad
+
+
+def test_view_search_trains_the_shape_at_the_searched_view(make_config):
+    """With a pose net 6 deg off, the reconstruction's mask term is taken at the searched view
+    (better than at the pose net's view), while the pose net keeps its own view's terms."""
+    cfg = make_config(image_size=32, n_points=200, view_search_deg=6.0, w_symmetry=0.0)
+    g = torch.Generator().manual_seed(4)
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    colour = torch.rand(1, 200, 3, generator=g)
+    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
+
+    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
+        def __init__(self):
+            super().__init__()
+            self.xyz = torch.nn.Parameter(cloud.clone())
+            self.v = torch.nn.Parameter(truth + torch.tensor([math.radians(6.0), 0.0]))
+
+        def recon(self, image):
+            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
+
+        def pose(self, image, all_hypotheses=False):  # the inputs' views; any for the cycle's
+            v = self.v if len(image) == len(self.v) else torch.zeros(len(image), 2)
+            return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+    nets = Fixed()
+    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(2, -1, -1)}
+    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
+    loss_r, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg)
+    assert terms["view_search_moved"] == 1.0
+    at_truth = L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0]  # the search finds the truth
+    torch.testing.assert_close(terms["view_search_mask"], at_truth)
+    assert terms["view_search_mask"] < terms["mask"]
+    loss_r.backward()
+    assert nets.v.grad is None  # the searched view carries no gradient to the pose net
+    _, loss_p, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views,
+                                            make_config(image_size=32, n_points=200, w_symmetry=0.0))
+    assert "view_search_mask" not in terms_off
+    torch.testing.assert_close(terms_off["mask"], terms["mask"])
+    with pytest.raises(ValueError, match="view_search_deg > 0 needs supervision self"):
+        make_config(view_search_deg=5.0, supervision="pose").validate()
+    with pytest.raises(ValueError, match="view_search_deg must be >= 0"):
+        make_config(view_search_deg=-1.0).validate()
