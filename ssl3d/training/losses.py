@@ -215,7 +215,11 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
     view a few degrees off. xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
     Returns (B, 2), without gradient."""
     d = math.radians(degrees)
-    steps = view.new_tensor([[0, 0], [d, 0], [-d, 0], [2 * d, 0], [-2 * d, 0], [0, d], [0, -d]])
+    # Filled in place on the device: a CUDA graph being captured allows no copy from the host.
+    steps = torch.zeros(7, 2, device=view.device, dtype=view.dtype)
+    for i, (a, e) in enumerate(((1, 0), (-1, 0), (2, 0), (-2, 0), (0, 1), (0, -1)), 1):
+        steps[i, 0].fill_(a * d)
+        steps[i, 1].fill_(e * d)
     with torch.no_grad():
         return select_by_reprojection(xyz.detach(), rgb.detach(), view.detach().unsqueeze(1) + steps,
                                       image, mask, cfg)  # candidates: (B, 7, 2)
