@@ -89,9 +89,16 @@ one() {
       done; echo
       for s in cc nn; do [ -f "$out/train_$s.log" ] && tail -n 1 "$out/train_$s.log" | cut -c1-300; done
       grep -h "pose collapse" "$out.train.txt" "$out.train_nn.txt" 2>/dev/null | head -n 1 | cut -c1-300
-      for s in cc nn; do  # the collapse statistic at every log: how a collapse shows over time
-        v=$(grep -ho 'view_distribution=[0-9.e+-]*' "$out/train_$s.log" 2>/dev/null | cut -d= -f2)
-        [ -n "$v" ] && echo "view_distribution by log ($s):" $(printf '%.2f ' $v) | cut -c1-500
+      for s in cc nn; do  # the collapse statistic at every log (the first 10 and last 50 of a
+        # longer list): how a collapse shows over time; and how often a view search moved the view
+        v=$(grep -ho 'view_distribution=[^ ]*' "$out/train_$s.log" 2>/dev/null | cut -d= -f2)
+        [ -n "$v" ] && echo "view_distribution by log ($s):" $(printf '%s\n' $v | awk '
+          { x[NR] = $1 }
+          END { for (i = 1; i <= NR; i++) {
+                  if (NR > 60 && i > 10 && i <= NR - 50) { if (i == 11) printf "... "; continue }
+                  if (x[i] ~ /^[-+]?[0-9]/) printf "%.2f ", x[i]; else printf "%s ", x[i] } }')
+        v=$(grep -ho 'view_search_moved=[^ ]*' "$out/train_$s.log" 2>/dev/null | tail -n 1)
+        [ -n "$v" ] && echo "last log ($s): $v $(grep -ho 'view_search_mask=[^ ]*' "$out/train_$s.log" | tail -n 1)"
       done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
       [ -f "$out.diag.txt" ] && cat "$out.diag.txt"

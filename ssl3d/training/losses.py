@@ -213,7 +213,8 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
     """The best of ``view`` and its neighbours (azimuth +-D and +-2D, elevation +-D, D =
     ``degrees``) by :func:`select_by_reprojection`: a local search that corrects a predicted
     view a few degrees off. xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
-    Returns (B, 2), without gradient."""
+    Returns (B, 2), without gradient. Scored with the fast projection even under
+    ``reference_ops``: only the choice is used, and both projections agree to rounding."""
     d = math.radians(degrees)
     # Filled in place on the device: a CUDA graph being captured allows no copy from the host.
     steps = torch.zeros(7, 2, device=view.device, dtype=view.dtype)
@@ -326,7 +327,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         r_mask, r_f, r_b = silhouette_terms(sil_r, mask, cfg)
         # Logged beside "mask" (at the pose net's view): what the search gained.
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
-                     view_search_mask=r_mask)
+                     view_search_image=r_img, view_search_mask=r_mask)
     if m > 1 and cfg.hypothesis_temperature > 0:
         wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)
         per_img = image_errors(image, imgs[:, :m])  # (B, M)

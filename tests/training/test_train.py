@@ -826,7 +826,8 @@ def test_searched_view_against_a_loop_and_it_undoes_a_small_error(make_config):
 def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     """With a pose net 6 deg off, the reconstruction's mask term is taken at the searched view
     (better than at the pose net's view), while the pose net keeps its own view's terms."""
-    cfg = make_config(image_size=32, n_points=200, view_search_deg=6.0, w_symmetry=0.0)
+    kw = dict(image_size=32, n_points=200, w_symmetry=0.0, w_point_silhouette=0.1, w_transport=0.1)
+    cfg = make_config(view_search_deg=6.0, **kw)
     g = torch.Generator().manual_seed(4)
     cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
     colour = torch.rand(1, 200, 3, generator=g)
@@ -857,11 +858,16 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     assert terms["view_search_mask"] < terms["mask"]
     loss_r.backward()
     assert nets.v.grad is None  # the searched view carries no gradient to the pose net
-    _, loss_p, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views,
-                                            make_config(image_size=32, n_points=200, w_symmetry=0.0))
+    # The pose net's loss is the same with the search off: it keeps learning from its own view.
+    _, loss_p_off, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views,
+                                                make_config(**kw))
     assert "view_search_mask" not in terms_off
     torch.testing.assert_close(terms_off["mask"], terms["mask"])
+    torch.testing.assert_close(loss_p_off, loss_p)
     with pytest.raises(ValueError, match="view_search_deg > 0 needs supervision self"):
         make_config(view_search_deg=5.0, supervision="pose").validate()
-    with pytest.raises(ValueError, match="view_search_deg must be >= 0"):
-        make_config(view_search_deg=-1.0).validate()
+    with pytest.raises(ValueError, match="hypothesis_temperature 0"):
+        make_config(view_search_deg=5.0, pose_hypotheses=3, hypothesis_temperature=0.1).validate()
+    for bad in (-1.0, 45.0, float("nan")):
+        with pytest.raises(ValueError, match=r"view_search_deg must be in \[0, 30\]"):
+            make_config(view_search_deg=bad).validate()
