@@ -112,7 +112,10 @@ def main() -> None:
     sd = lambda c: " ".join(f"{v:.3f}" for v in c.std(1).mean(0).tolist())  # noqa: E731
     print(f"  Chamfer x1000 halves: prediction -> truth {to_gt:.2f}, truth -> prediction "
           f"{to_pred:.2f}; point spread (sd, unit box) x/y/z predicted {sd(pn)}, ground truth {sd(gn)}")
-    print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}")
+    right = pred["pose_error_deg"] <= 30  # does the shape lag even where the pose is right?
+    print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}; Chamfer x1000 with the "
+          f"pose within 30 deg {cd[right].mean():.2f} ({right.mean():.1%}), the others "
+          f"{cd[~right].mean() if (~right).any() else float('nan'):.2f}")
     inside = (test.masks > 0.5).unsqueeze(1).float()  # (M, 1, S, S)
     area = inside.sum((2, 3)).clamp(min=1)
     px_mean = (test.images * inside).sum((2, 3)) / area  # (M, 3)
