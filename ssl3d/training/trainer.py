@@ -321,6 +321,10 @@ class Trainer:
         part = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
         batch = self.data.batch(idx[part])
         neighbour = self.data.batch(nb_idx[part]) if nb_idx is not None else None
+        if cfg.pose_label_noise_deg > 0:  # noisy labels (an ablation): the same draws on every rank
+            for d in (batch, neighbour) if neighbour is not None else (batch,):
+                noise = torch.randn(b, 2, generator=g, device=dev) * math.radians(cfg.pose_label_noise_deg)
+                d["viewpoint"] = d["viewpoint"] + noise[part].to(d["viewpoint"])
         return batch, views[part], neighbour
 
     def train(self) -> dict:

@@ -871,3 +871,30 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     for bad in (-1.0, 45.0, float("nan")):
         with pytest.raises(ValueError, match=r"view_search_deg must be in \[0, 30\]"):
             make_config(view_search_deg=bad).validate()
+
+
+def test_pose_label_noise_perturbs_the_labels_only(tiny_dataset, tmp_path, make_config):
+    """Same seed, same draws: with the noise on, each label differs from the clean run's by a
+    fresh Gaussian of the given sd (in radians), and nothing else in the batch changes."""
+    kw = dict(supervision="pose", batch_size=400)
+    clean = Trainer(make_config(**kw), tiny_dataset, "chair", tmp_path / "a")
+    noisy = Trainer(make_config(pose_label_noise_deg=10.0, **kw), tiny_dataset, "chair", tmp_path / "b")
+    (ba, va, _), (bb, vb, _) = clean.sample_step(), noisy.sample_step()
+    torch.testing.assert_close(va, vb)
+    torch.testing.assert_close(ba["image"], bb["image"])
+    diff = bb["viewpoint"] - ba["viewpoint"]  # (400, 2)
+    assert abs(float(diff.std()) - math.radians(10.0)) < 0.1 * math.radians(10.0)
+    assert abs(float(diff.mean())) < 0.2 * math.radians(10.0)
+    assert (diff != 0).all()
+    # The noise is drawn afresh: the same image's label differs from step to step.
+    first = {}
+    for _ in range(5):
+        batch, _, _ = noisy.sample_step()
+        for img, v in zip(batch["image"], batch["viewpoint"]):
+            key = float(img.sum())
+            assert key not in first or not torch.equal(first[key], v)
+            first.setdefault(key, v)
+    with pytest.raises(ValueError, match="pose_label_noise_deg needs supervision pose"):
+        make_config(pose_label_noise_deg=5.0).validate()
+    with pytest.raises(ValueError, match=r"pose_label_noise_deg must be in \[0, 90\]"):
+        make_config(pose_label_noise_deg=float("nan"), supervision="pose").validate()
