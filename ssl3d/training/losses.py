@@ -322,8 +322,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     if cfg.view_search_deg > 0:
         v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
-        img_r, sil_r = img_r[:, 0], sil_r[:, 0]
-        r_img = image_errors(image, img_r.unsqueeze(1)).mean()
+        sil_r = sil_r[:, 0]  # (B, S, S); img_r stays (B, 1, 3, S, S), as image_errors takes it
+        r_img = image_errors(image, img_r).mean()
         r_mask, r_f, r_b = silhouette_terms(sil_r, mask, cfg)
         # Logged beside "mask" (at the pose net's view): what the search gained.
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),

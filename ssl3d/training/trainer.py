@@ -322,9 +322,9 @@ class Trainer:
         batch = self.data.batch(idx[part])
         neighbour = self.data.batch(nb_idx[part]) if nb_idx is not None else None
         if cfg.pose_label_noise_deg > 0:  # noisy labels (an ablation): the same draws on every rank
-            for d in (batch, neighbour) if neighbour is not None else (batch,):
+            for d in filter(None, (batch, neighbour)):
                 noise = torch.randn(b, 2, generator=g, device=dev) * math.radians(cfg.pose_label_noise_deg)
-                d["viewpoint"] = d["viewpoint"] + noise[part].to(d["viewpoint"])
+                d["viewpoint"] = d["viewpoint"] + noise[part]
         return batch, views[part], neighbour
 
     def train(self) -> dict:
