@@ -62,6 +62,11 @@ class TrainConfig:
     """Images per step (the global batch when training on several GPUs)."""
     lr: float = 5e-4
     """Adam learning rate of both optimisers."""
+    lr_decay_steps: int = 0
+    """Cosine decay of both networks' learning rate from ``lr`` to zero over the last this many
+    steps of this stage (0 = constant, as in the paper; the critic keeps its rate). A pose net
+    still moving at a high rate gives the shapes a pose that jitters from step to step, which
+    costs them like noisy labels do (see pose_label_noise_deg)."""
     beta1: float = 0.9
     """Adam beta1 of both optimisers."""
     seed: int = 0
@@ -330,6 +335,8 @@ class TrainConfig:
                              f"got {self.w_view_prior}, {self.critic_r1}, {self.critic_lr}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.lr_decay_steps <= self.steps:
+            raise ValueError(f"lr_decay_steps must be in [0, steps = {self.steps}], got {self.lr_decay_steps}")
         for name, hint in typing.get_type_hints(type(self)).items():
             value = getattr(self, name)
             if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):

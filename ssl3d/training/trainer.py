@@ -47,6 +47,15 @@ def average_gradients(params: list[torch.Tensor]) -> None:
     mean_over_processes([p.grad for p in params if p.grad is not None])
 
 
+def scheduled_lr(lr: float, step: int, steps: int, decay_steps: int) -> float:
+    """The learning rate of (0-based) ``step`` of ``steps``: ``lr`` until the last
+    ``decay_steps`` steps, then a half cosine from ``lr`` towards zero (never reaching it)."""
+    start = steps - decay_steps
+    if decay_steps == 0 or step < start:
+        return lr
+    return lr * 0.5 * (1 + math.cos(math.pi * (step - start) / decay_steps))
+
+
 def read_log(path) -> dict[int, dict[str, float]]:
     """A ``train_<stage>.log`` as {step: {term: value}} (the lines :meth:`Trainer._log` writes)."""
     out = {}
@@ -169,6 +178,13 @@ class Trainer:
                 for st in opt.state.values():
                     if "step" in st:
                         st["step"] = st["step"].to(self.device if cfg.cuda_graph else "cpu")
+        if cfg.lr_decay_steps:
+            # A captured step reads the rate from GPU memory, so it changes without a new capture
+            # (capturable Adam takes a tensor rate); eager Adam takes a number.
+            for opt in (self.opt_r, self.opt_p):
+                for group in opt.param_groups:
+                    rate = float(group["lr"])
+                    group["lr"] = torch.tensor(rate, device=self.device) if cfg.cuda_graph else rate
         self.last_good = str(self.last_path) if ckpt is not None else None
         # Several processes: eager steps use DDP, which overlaps the gradient all-reduce with the
         # backward pass. A captured step cannot hold DDP's host-side bookkeeping, so it averages
@@ -343,6 +359,8 @@ class Trainer:
         try:
             while self.step < cfg.steps:
                 batch, views, neighbour = self.sample_step()
+                if cfg.lr_decay_steps:
+                    self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
                 if cfg.cuda_graph and run_step == self.optimise:
                     run_step = self._captured(batch, views, neighbour)
                 terms, extras = run_step(batch, views, neighbour)
@@ -383,6 +401,14 @@ class Trainer:
             summary["steady_samples_per_second"] = ((done - warm) * cfg.batch_size
                                                     / max(end - warm_time, 1e-9))
         return summary
+
+    def _set_lr(self, rate: float) -> None:
+        for opt in (self.opt_r, self.opt_p):
+            for group in opt.param_groups:
+                if torch.is_tensor(group["lr"]):
+                    group["lr"].fill_(rate)
+                else:
+                    group["lr"] = rate
 
     def _synchronized_time(self) -> float:
         if self.device.type == "cuda":

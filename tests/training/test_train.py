@@ -13,7 +13,7 @@ from ssl3d import camera
 from ssl3d.cli.main import main as cli
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import load_checkpoint, load_models
-from ssl3d.training.trainer import Trainer, train
+from ssl3d.training.trainer import Trainer, scheduled_lr, train
 from tests.conftest import tiny_config, write_tiny_dataset
 
 
@@ -362,7 +362,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
-          "view_search_deg": 0.0 if form == "max" else 5.0}  # the search needs temperature 0
+          "view_search_deg": 0.0 if form == "max" else 5.0,  # the search needs temperature 0
+          "lr_decay_steps": 4 if stage_nn else 0}  # a graph that kept its first rate would differ
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -898,3 +899,62 @@ def test_pose_label_noise_perturbs_the_labels_only(tiny_dataset, tmp_path, make_
         make_config(pose_label_noise_deg=5.0).validate()
     with pytest.raises(ValueError, match=r"pose_label_noise_deg must be in \[0, 90\]"):
         make_config(pose_label_noise_deg=float("nan"), supervision="pose").validate()
+
+
+def test_resume_with_a_decaying_rate_is_exact(tiny_dataset, tmp_path, make_config, monkeypatch):
+    """A run stopped after its step-2 checkpoint and resumed takes each later step at that
+    step's rate: its weights equal those of the run that went straight through."""
+    cfg = make_config(steps=4, checkpoint_every=2, lr_decay_steps=3)
+    train(cfg, tiny_dataset, "chair", tmp_path / "a")
+    save = Trainer.save
+
+    def save_then_stop(self, path, training_state):
+        save(self, path, training_state)
+        if self.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_dataset, "chair", tmp_path / "b")
+    monkeypatch.undo()
+    train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
+    for net in ("recon", "pose"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0)
+
+
+def test_scheduled_lr_against_a_loop():
+    """Reference: the rate written out step by step, a half cosine over the last D steps."""
+    for steps, decay in ((10, 0), (10, 4), (10, 10), (1, 1)):
+        for step in range(steps):
+            if step < steps - decay:
+                want = 0.01
+            else:
+                done = step - (steps - decay)  # steps of the decay already taken: 0 .. decay - 1
+                want = 0.01 * (1 + math.cos(math.pi * done / decay)) / 2
+            assert scheduled_lr(0.01, step, steps, decay) == pytest.approx(want, rel=1e-12)
+    rates = [scheduled_lr(1.0, s, 100, 50) for s in range(100)]
+    assert rates[:51] == [1.0] * 51 and all(a > b > 0 for a, b in zip(rates[50:], rates[51:]))
+    assert sum(rates[50:]) == pytest.approx(25.0, abs=0.6)  # a half cosine averages half the rate
+
+
+def test_lr_decay_reaches_both_networks_and_shortens_their_steps(tiny_dataset, tmp_path, make_config):
+    """The last step runs at the scheduled rate in both optimisers, the critic's rate is left
+    alone, and the decayed run moves the weights less than the constant-rate one."""
+    moved = {}
+    for decay in (0, 4):
+        cfg = make_config(steps=4, lr_decay_steps=decay, w_view_prior=1.0)
+        t = Trainer(cfg, tiny_dataset, "chair", tmp_path / f"d{decay}")
+        start = [p.detach().clone() for p in (*t.recon.parameters(), *t.pose.parameters())]
+        t.train()
+        now = [p.detach() for p in (*t.recon.parameters(), *t.pose.parameters())]
+        moved[decay] = sum(float((p - q).norm()) for p, q in zip(now, start))
+        want = scheduled_lr(cfg.lr, 3, 4, decay)
+        for opt in (t.opt_r, t.opt_p):
+            assert float(opt.param_groups[0]["lr"]) == pytest.approx(want)
+        assert t.opt_c.param_groups[0]["lr"] == cfg.critic_lr
+    assert moved[4] < 0.8 * moved[0], moved
+    for bad in (-1, 5):
+        with pytest.raises(ValueError, match=r"lr_decay_steps must be in \[0, steps = 4\]"):
+            make_config(steps=4, lr_decay_steps=bad).validate()
