@@ -7,7 +7,9 @@
 # also runs the CUDA-graph tests; REAL_MESHES=DIR renders those meshes into data/real first;
 # COUNT, SIZE and VIEWS (default 2,000 models, 64 px, 4 views per model) go to
 # benchmarks/make_procedural.sh (SIZE to make_real.sh too).
-# The sweep is cut off SECONDS (default 540) after the start; the summaries are written then.
+# The sweep is cut off SECONDS (default 540) less RESCUE (default 60) after the start; runs that
+# trained but were not yet scored then get a Chamfer-only evaluation in the last RESCUE seconds
+# (benchmarks/rescue_evaluations.sh); the summaries are written then.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
@@ -31,7 +33,8 @@ made="${COUNT:-2000} models, ${VIEWS:-4} views, ${SIZE:-64} px"
 bash benchmarks/make_procedural.sh data/proc "${COUNT:-2000}" 16 "${VIEWS:-4}" $cats || exit 1
 echo "$made" > data/proc/made.txt
 [ -n "${REAL_MESHES:-}" ] && bash benchmarks/make_real.sh data/real "$REAL_MESHES" $cats
-left=$(( limit - ($(date +%s) - start) ))
+rescue=${RESCUE:-60}
+left=$(( limit - rescue - ($(date +%s) - start) ))
 echo "data ready after $(( $(date +%s) - start )) s; ${left} s left for the sweep"
 multi=""; [ "${#sweeps[@]}" -gt 1 ] && multi=1  # one sweep keeps the GPU mask it was given
 for i in "${!sweeps[@]}"; do
@@ -41,6 +44,8 @@ for i in "${!sweeps[@]}"; do
   sweep_pids+=($!)
 done
 wait "${sweep_pids[@]}"
+[ "$rescue" -gt 0 ] && bash benchmarks/rescue_evaluations.sh runs /tmp/summary \
+  $(( rescue - 5 > 1 ? rescue - 5 : 1 ))
 { cat /tmp/summary/*.txt; echo "total $(( $(date +%s) - start )) s"; } > "$OUT/$name.txt"
 if ls /tmp/summary/*.png >/dev/null 2>&1; then
   (cd /tmp/summary && tar -cf "$OUT/pictures_$name.tar" ./*.png)

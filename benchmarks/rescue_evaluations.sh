@@ -1,0 +1,28 @@
+# Runs of a sweep that finished training but whose evaluation a time limit cut off (session 14
+# lost five of twelve that way): score each with a quick Chamfer-only evaluation (no EMD), side
+# by side, and add its test rows to the run's summary, marked as such.
+#   bash benchmarks/rescue_evaluations.sh RUNS_DIR SUMMARY_DIR SECONDS [DEVICE]
+# A run is NAME/ beside NAME.trained (benchmarks/sweep_multi.sh's marks) in RUNS_DIR or one
+# folder below it (device_sweep.sh's runs/GPU/NAME); runs whose training failed are skipped.
+set -uo pipefail
+runs=$1; summary=$2; limit=$3; device=${4:-cuda}
+scored() { [ -f "$1/results.md" ] && grep "| test |" "$1/results.md" | grep -qv "mean shape"; }
+pids=()
+for mark in "$runs"/*.trained "$runs"/*/*.trained; do
+  [ -f "$mark" ] || continue
+  out=${mark%.trained}; name=$(basename "$out")
+  [ -f "$out.train_failed" ] && continue
+  scored "$out" && continue
+  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation (at most $limit s)"
+  (
+    timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$device" --no-emd \
+      > "$out.rescue.txt" 2>&1 || { echo "rescue: $name failed, see $out.rescue.txt"; tail -n 3 "$out.rescue.txt"; }
+    if scored "$out"; then
+      { echo "rows of a Chamfer-only evaluation after the time limit (EMD not computed):"
+        grep "| test |" "$out/results.md" | sort -u; } >> "$summary/$name.txt"
+    fi
+  ) &
+  pids+=($!)
+done
+[ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
+exit 0
