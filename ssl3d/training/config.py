@@ -67,6 +67,9 @@ class TrainConfig:
     steps of this stage (0 = constant, as in the paper; the critic keeps its rate). A pose net
     still moving at a high rate gives the shapes a pose that jitters from step to step, which
     costs them like noisy labels do (see pose_label_noise_deg)."""
+    lr_decay_nets: Literal["both", "pose", "recon"] = "both"
+    """Which networks' rate lr_decay_steps lowers; the other keeps ``lr``. "pose" steadies the
+    viewpoints the shapes learn from while leaving the shape network free to move."""
     beta1: float = 0.9
     """Adam beta1 of both optimisers."""
     seed: int = 0

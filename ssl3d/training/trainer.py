@@ -403,12 +403,15 @@ class Trainer:
         return summary
 
     def _set_lr(self, rate: float) -> None:
-        for opt in (self.opt_r, self.opt_p):
+        """Set the decaying networks' rate (cfg.lr_decay_nets); the others keep cfg.lr."""
+        nets = self.cfg.lr_decay_nets
+        for opt, decays in ((self.opt_r, nets != "pose"), (self.opt_p, nets != "recon")):
             for group in opt.param_groups:
+                value = rate if decays else self.cfg.lr
                 if torch.is_tensor(group["lr"]):
-                    group["lr"].fill_(rate)
+                    group["lr"].fill_(value)
                 else:
-                    group["lr"] = rate
+                    group["lr"] = value
 
     def _synchronized_time(self) -> float:
         if self.device.type == "cuda":

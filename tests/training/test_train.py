@@ -940,8 +940,9 @@ def test_scheduled_lr_against_a_loop():
 
 
 def test_lr_decay_reaches_both_networks_and_shortens_their_steps(tiny_dataset, tmp_path, make_config):
-    """The last step runs at the scheduled rate in both optimisers, the critic's rate is left
-    alone, and the decayed run moves the weights less than the constant-rate one."""
+    """The last step runs at the scheduled rate in both optimisers (or only the chosen one's),
+    the critic's rate is left alone, and the decayed run moves the weights less than the
+    constant-rate one."""
     moved = {}
     for decay in (0, 4):
         cfg = make_config(steps=4, lr_decay_steps=decay, w_view_prior=1.0)
@@ -955,6 +956,13 @@ def test_lr_decay_reaches_both_networks_and_shortens_their_steps(tiny_dataset, t
             assert float(opt.param_groups[0]["lr"]) == pytest.approx(want)
         assert t.opt_c.param_groups[0]["lr"] == cfg.critic_lr
     assert moved[4] < 0.8 * moved[0], moved
+    for nets, decaying in (("pose", "opt_p"), ("recon", "opt_r")):
+        t = Trainer(make_config(steps=4, lr_decay_steps=4, lr_decay_nets=nets), tiny_dataset, "chair",
+                    tmp_path / nets)
+        t.train()
+        for name in ("opt_r", "opt_p"):
+            want = scheduled_lr(cfg.lr, 3, 4, 4) if name == decaying else cfg.lr
+            assert getattr(t, name).param_groups[0]["lr"] == pytest.approx(want), (nets, name)
     for bad in (-1, 5):
         with pytest.raises(ValueError, match=r"lr_decay_steps must be in \[0, steps = 4\]"):
             make_config(steps=4, lr_decay_steps=bad).validate()
