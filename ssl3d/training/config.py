@@ -63,8 +63,9 @@ class TrainConfig:
     lr: float = 5e-4
     """Adam learning rate of both optimisers."""
     lr_decay_steps: int = 0
-    """Cosine decay of both networks' learning rate from ``lr`` to zero over the last this many
-    steps of this stage (0 = constant, as in the paper; the critic keeps its rate). A pose net
+    """Cosine decay of both networks' learning rate over the last this many steps of this stage:
+    the first of them runs at ``lr``, the later ones ever lower towards zero (0 = constant, as in
+    the paper; the critic keeps its rate). A pose net
     still moving at a high rate gives the shapes a pose that jitters from step to step, which
     costs them like noisy labels do (see pose_label_noise_deg)."""
     lr_decay_nets: Literal["both", "pose", "recon"] = "both"

@@ -39,6 +39,8 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 # Fields a resumed run may change (they do not alter what has been computed so far).
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
                      "cuda_graph"}
+# A stage's own schedule: stage nn may differ from stage cc here without a warning.
+STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets"}
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -207,6 +209,11 @@ class Trainer:
         if changed:
             raise ValueError(f"cannot resume {self.last_path}: config differs in "
                              f"{sorted(changed)} (only {sorted(RESUMABLE_CHANGES)} may change)")
+        if self.cfg.lr_decay_steps and ckpt["config"]["steps"] != self.cfg.steps:
+            # The decay covers the last lr_decay_steps of steps: a new total would move it.
+            raise ValueError(f"cannot resume {self.last_path} with steps {self.cfg.steps}: it was "
+                             f"trained towards {ckpt['config']['steps']} with lr_decay_steps "
+                             f"{self.cfg.lr_decay_steps}, and a new total moves the decay")
         self.recon.load_state_dict(ckpt["recon"])
         self.pose.load_state_dict(ckpt["pose"])
         self.step = int(ckpt["step"])
@@ -230,7 +237,7 @@ class Trainer:
             # Stage nn takes its settings from the command line, not from cc.pt: a flag given to
             # stage cc and not repeated here silently changes the method halfway.
             changed = {k: ab for k, ab in config_differences(ckpt["config"], self.cfg).items()
-                       if k not in RESUMABLE_CHANGES | {"stage", "init"}}
+                       if k not in RESUMABLE_CHANGES | STAGE_SCHEDULE | {"stage", "init"}}
             if changed:
                 detail = ", ".join(f"{k}: cc {a!r} -> nn {b!r}"
                                    for k, (a, b) in sorted(changed.items()))

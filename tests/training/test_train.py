@@ -51,8 +51,10 @@ def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_p
     with pytest.warns(UserWarning, match="silhouette_form: cc 'max' -> nn 'tanh_sum'"):
         train(make_config(stage="nn"), tiny_dataset, "chair", out)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # and says nothing when the flags are repeated
-        train(make_config(silhouette_form="max", stage="nn", steps=3), tiny_dataset, "chair", out)
+        warnings.simplefilter("error")  # and says nothing when the flags are repeated, nor
+        # for a schedule of stage nn's own
+        train(make_config(silhouette_form="max", stage="nn", steps=3, lr_decay_steps=3,
+                          lr_decay_nets="pose"), tiny_dataset, "chair", out)
     assert load_models(out / "nn.pt")[2].silhouette_form == "max"
 
 
@@ -917,6 +919,9 @@ def test_resume_with_a_decaying_rate_is_exact(tiny_dataset, tmp_path, make_confi
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tiny_dataset, "chair", tmp_path / "b")
     monkeypatch.undo()
+    with pytest.raises(ValueError, match="a new total moves the decay"):
+        train(make_config(steps=6, checkpoint_every=2, lr_decay_steps=3), tiny_dataset, "chair",
+              tmp_path / "b", resume=True)
     train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
     a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
     for net in ("recon", "pose"):
