@@ -63,11 +63,11 @@ class TrainConfig:
     lr: float = 5e-4
     """Adam learning rate of both optimisers."""
     lr_decay_steps: int = 0
-    """Cosine decay of both networks' learning rate over the last this many steps of this stage:
-    the first of them runs at ``lr``, the later ones ever lower towards zero (0 = constant, as in
-    the paper; the critic keeps its rate). A pose net
-    still moving at a high rate gives the shapes a pose that jitters from step to step, which
-    costs them like noisy labels do (see pose_label_noise_deg)."""
+    """Cosine decay of the learning rate (of the networks lr_decay_nets names) over the last this
+    many steps of this stage: the first of them runs at ``lr``, the later ones ever lower towards
+    zero (0 = constant, as in the paper; the critic keeps its rate). A pose net still moving at
+    a high rate gives the shapes a pose that jitters from step to step, which costs them like
+    noisy labels do (see pose_label_noise_deg)."""
     lr_decay_nets: Literal["both", "pose", "recon"] = "both"
     """Which networks' rate lr_decay_steps lowers; the other keeps ``lr``. "pose" steadies the
     viewpoints the shapes learn from while leaving the shape network free to move."""
