@@ -71,6 +71,12 @@ class TrainConfig:
     lr_decay_nets: Literal["both", "pose", "recon"] = "both"
     """Which networks' rate lr_decay_steps lowers; the other keeps ``lr``. "pose" steadies the
     viewpoints the shapes learn from while leaving the shape network free to move."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of both networks' weights (this factor per step; 0 =
+    off, as in the paper) and write it, not the last weights, into the stage's final checkpoint,
+    which evaluation, prediction and stage nn use (the training-state checkpoint keeps both, so a
+    resumed run is exact). It averages out the networks' step-to-step jitter without lowering the
+    rate, over about 1 / (1 - ema_decay) steps. Training itself is unchanged."""
     beta1: float = 0.9
     """Adam beta1 of both optimisers."""
     seed: int = 0
@@ -339,6 +345,8 @@ class TrainConfig:
                              f"got {self.w_view_prior}, {self.critic_r1}, {self.critic_lr}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.lr_decay_steps <= self.steps:
             raise ValueError(f"lr_decay_steps must be in [0, steps = {self.steps}], got {self.lr_decay_steps}")
         for name, hint in typing.get_type_hints(type(self)).items():

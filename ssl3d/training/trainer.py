@@ -16,6 +16,7 @@ Data are decoded once and held as tensors on the training device; a batch is an 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -40,7 +41,7 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
                      "cuda_graph"}
 # A stage's own schedule: stage nn may differ from stage cc here without a warning.
-STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets"}
+STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay"}
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -180,6 +181,14 @@ class Trainer:
                 for st in opt.state.values():
                     if "step" in st:
                         st["step"] = st["step"].to(self.device if cfg.cuda_graph else "cpu")
+        # The weight average starts from the weights the stage starts from (or resumes its own).
+        self.ema = None
+        if cfg.ema_decay:  # copies, not new networks: a new one would draw from the global RNG
+            self.ema = {"recon": copy.deepcopy(self.recon), "pose": copy.deepcopy(self.pose)}
+            for key, net in self.ema.items():
+                if ckpt is not None:
+                    net.load_state_dict(ckpt[f"ema_{key}"])
+                net.requires_grad_(False)
         if cfg.lr_decay_steps:
             # A captured step reads the rate from GPU memory, so it changes without a new capture
             # (capturable Adam takes a tensor rate); eager Adam takes a number.
@@ -371,6 +380,8 @@ class Trainer:
                 if cfg.cuda_graph and run_step == self.optimise:
                     run_step = self._captured(batch, views, neighbour)
                 terms, extras = run_step(batch, views, neighbour)
+                if self.ema is not None:
+                    self._update_ema()
                 self.step += 1
                 bar.update(1)
                 last = self.step == cfg.steps
@@ -408,6 +419,15 @@ class Trainer:
             summary["steady_samples_per_second"] = ((done - warm) * cfg.batch_size
                                                     / max(end - warm_time, 1e-9))
         return summary
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """average <- decay * average + (1 - decay) * weights, for both networks (one fused
+        kernel per network; outside a captured step, after it has updated the weights)."""
+        unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
+        for key, net in (("recon", self.recon), ("pose", self.pose)):
+            torch._foreach_lerp_(list(self.ema[key].parameters()), list(unwrap(net).parameters()),
+                                 1 - self.cfg.ema_decay)
 
     def _set_lr(self, rate: float) -> None:
         """Set the decaying networks' rate (cfg.lr_decay_nets); the others keep cfg.lr."""
@@ -488,12 +508,17 @@ class Trainer:
     # ---------------------------------------------------------------------------- outputs
     def state(self, training_state: bool) -> dict:
         unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
+        # The final file holds the weight average when there is one: it is the model to use.
+        nets = self.ema if self.ema is not None and not training_state else {
+            "recon": unwrap(self.recon), "pose": unwrap(self.pose)}
         out = {"format": FORMAT, "config": self.cfg.to_dict(), "stage": self.cfg.stage,
                "category": self.category, "data_dir": self.data_dir, "step": self.step,
-               "recon": unwrap(self.recon).state_dict(), "pose": unwrap(self.pose).state_dict()}
+               "recon": nets["recon"].state_dict(), "pose": nets["pose"].state_dict()}
         if training_state:
             out.update(opt_recon=self.opt_r.state_dict(), opt_pose=self.opt_p.state_dict(),
                        rng={"batch": self.gen.get_state(), "torch": torch.get_rng_state()})
+            if self.ema is not None:
+                out.update(ema_recon=self.ema["recon"].state_dict(), ema_pose=self.ema["pose"].state_dict())
         if self.critic is not None:  # also in the final file: stage nn goes on with it
             out["critic"] = self.critic.state_dict()
             if training_state:

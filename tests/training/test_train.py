@@ -365,7 +365,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
           "view_search_deg": 0.0 if form == "max" else 5.0,  # the search needs temperature 0
-          "lr_decay_steps": 4 if stage_nn else 0}  # a graph that kept its first rate would differ
+          "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
+          "ema_decay": 0.5 if form == "max" else 0.0}  # the final file then holds the average
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -971,3 +972,57 @@ def test_lr_decay_reaches_both_networks_and_shortens_their_steps(tiny_dataset, t
     for bad in (-1, 5):
         with pytest.raises(ValueError, match=r"lr_decay_steps must be in \[0, steps = 4\]"):
             make_config(steps=4, lr_decay_steps=bad).validate()
+
+
+def test_weight_average_against_a_loop_and_training_unchanged(tiny_dataset, tmp_path, make_config):
+    """Reference: runs of 1..4 steps without the average give the weights after each step (the
+    same batches: the sampler does not depend on the total), averaged by hand. The averaged run
+    trains exactly as the plain one (its training-state file holds the live weights) and writes
+    the average into its final checkpoint."""
+    decay = 0.6
+    start = Trainer(make_config(), tiny_dataset, "chair", tmp_path / "init")
+    ema = {k: {n: v.clone() for n, v in getattr(start, k).state_dict().items()} for k in ("recon", "pose")}
+    for steps in range(1, 5):
+        train(make_config(steps=steps), tiny_dataset, "chair", tmp_path / f"plain{steps}")
+        live = load_checkpoint(tmp_path / f"plain{steps}" / "cc.pt")
+        for k in ema:
+            for n in ema[k]:
+                ema[k][n] = decay * ema[k][n] + (1 - decay) * live[k][n]
+    train(make_config(steps=4, ema_decay=decay), tiny_dataset, "chair", tmp_path / "avg")
+    final, last = (load_checkpoint(tmp_path / "avg" / f) for f in ("cc.pt", "cc_last.pt"))
+    for k in ema:
+        for n in ema[k]:
+            torch.testing.assert_close(final[k][n], ema[k][n], rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(last[k][n], live[k][n], rtol=0, atol=0)
+            torch.testing.assert_close(last[f"ema_{k}"][n], final[k][n], rtol=0, atol=0)
+    assert any(not torch.equal(final["recon"][n], live["recon"][n]) for n in live["recon"])
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+            make_config(ema_decay=bad).validate()
+
+
+def test_weight_average_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_path, make_config,
+                                                           monkeypatch):
+    cfg = make_config(steps=4, checkpoint_every=2, ema_decay=0.5)
+    train(cfg, tiny_dataset, "chair", tmp_path / "a")
+    save = Trainer.save
+
+    def save_then_stop(self, path, training_state):
+        save(self, path, training_state)
+        if self.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_dataset, "chair", tmp_path / "b")
+    monkeypatch.undo()
+    train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
+    for net in ("recon", "pose"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0)
+    # Stage nn starts from cc.pt, i.e. from the average, and averages from there.
+    t = Trainer(make_config(stage="nn", ema_decay=0.5), tiny_dataset, "chair", tmp_path / "a")
+    for k, v in t.recon.state_dict().items():
+        torch.testing.assert_close(v, a["recon"][k], rtol=0, atol=0)
+        torch.testing.assert_close(t.ema["recon"].state_dict()[k], v, rtol=0, atol=0)
