@@ -904,22 +904,27 @@ def test_pose_label_noise_perturbs_the_labels_only(tiny_dataset, tmp_path, make_
         make_config(pose_label_noise_deg=float("nan"), supervision="pose").validate()
 
 
+def train_interrupted(cfg, data, out, monkeypatch, after_step: int) -> None:
+    """Train until the checkpoint written after ``after_step``, then stop as an interrupt would."""
+    save = Trainer.save
+
+    def save_then_stop(self, path, training_state):
+        save(self, path, training_state)
+        if self.step == after_step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data, "chair", out)
+    monkeypatch.undo()
+
+
 def test_resume_with_a_decaying_rate_is_exact(tiny_dataset, tmp_path, make_config, monkeypatch):
     """A run stopped after its step-2 checkpoint and resumed takes each later step at that
     step's rate: its weights equal those of the run that went straight through."""
     cfg = make_config(steps=4, checkpoint_every=2, lr_decay_steps=3)
     train(cfg, tiny_dataset, "chair", tmp_path / "a")
-    save = Trainer.save
-
-    def save_then_stop(self, path, training_state):
-        save(self, path, training_state)
-        if self.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tiny_dataset, "chair", tmp_path / "b")
-    monkeypatch.undo()
+    train_interrupted(cfg, tiny_dataset, tmp_path / "b", monkeypatch, after_step=2)
     with pytest.raises(ValueError, match="a new total moves the decay"):
         train(make_config(steps=6, checkpoint_every=2, lr_decay_steps=3), tiny_dataset, "chair",
               tmp_path / "b", resume=True)
@@ -1005,17 +1010,7 @@ def test_weight_average_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_pa
                                                            monkeypatch):
     cfg = make_config(steps=4, checkpoint_every=2, ema_decay=0.5)
     train(cfg, tiny_dataset, "chair", tmp_path / "a")
-    save = Trainer.save
-
-    def save_then_stop(self, path, training_state):
-        save(self, path, training_state)
-        if self.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tiny_dataset, "chair", tmp_path / "b")
-    monkeypatch.undo()
+    train_interrupted(cfg, tiny_dataset, tmp_path / "b", monkeypatch, after_step=2)
     train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
     a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
     for net in ("recon", "pose"):
