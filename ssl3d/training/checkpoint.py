@@ -6,7 +6,10 @@ A checkpoint is a plain dict of tensors and primitives::
      "recon": state_dict, "pose": state_dict,
      "critic": state_dict,  # only with the view prior (w_view_prior > 0)
      # training state, absent from exported models:
-     "opt_recon": ..., "opt_pose": ..., "opt_critic": ..., "rng": {...}}
+     "opt_recon": ..., "opt_pose": ..., "opt_critic": ..., "rng": {...},
+     "ema_recon": ..., "ema_pose": ...}  # with ema_decay: the weight average ("recon" and
+                                         # "pose" are then the live weights; a final file holds
+                                         # the average under "recon" and "pose")
 
 so ``torch.load(path, weights_only=True)`` reads it and :func:`load_models` rebuilds the networks
 from the file alone. A shipped model may store a weight ``w`` as int8 ``w.q8`` plus a per-row

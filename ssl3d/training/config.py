@@ -75,8 +75,10 @@ class TrainConfig:
     """Keep an exponential moving average of both networks' weights (this factor per step; 0 =
     off, as in the paper) and write it, not the last weights, into the stage's final checkpoint,
     which evaluation, prediction and stage nn use (the training-state checkpoint keeps both, so a
-    resumed run is exact). It averages out the networks' step-to-step jitter without lowering the
-    rate, over about 1 / (1 - ema_decay) steps. Training itself is unchanged."""
+    resumed run is exact). It is meant to average out the networks' step-to-step jitter without
+    lowering the rate, over about 1 / (1 - ema_decay) steps; the factor ramps up over the stage's
+    first steps (trainer.ema_decay_at). The stage's training is unchanged; a stage that starts
+    from its checkpoint (stage nn, --init) starts from the average."""
     beta1: float = 0.9
     """Adam beta1 of both optimisers."""
     seed: int = 0

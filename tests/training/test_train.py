@@ -981,7 +981,8 @@ def test_lr_decay_reaches_both_networks_and_shortens_their_steps(tiny_dataset, t
 
 def test_weight_average_against_a_loop_and_training_unchanged(tiny_dataset, tmp_path, make_config):
     """Reference: runs of 1..4 steps without the average give the weights after each step (the
-    same batches: the sampler does not depend on the total), averaged by hand. The averaged run
+    same batches: the sampler does not depend on the total), averaged by hand with the factor
+    ramped up as min(B, (1 + t) / (10 + t)) after step t. The averaged run
     trains exactly as the plain one (its training-state file holds the live weights) and writes
     the average into its final checkpoint."""
     decay = 0.6
@@ -990,9 +991,10 @@ def test_weight_average_against_a_loop_and_training_unchanged(tiny_dataset, tmp_
     for steps in range(1, 5):
         train(make_config(steps=steps), tiny_dataset, "chair", tmp_path / f"plain{steps}")
         live = load_checkpoint(tmp_path / f"plain{steps}" / "cc.pt")
+        d = min(decay, steps / (9 + steps))  # after step t = steps - 1
         for k in ema:
             for n in ema[k]:
-                ema[k][n] = decay * ema[k][n] + (1 - decay) * live[k][n]
+                ema[k][n] = d * ema[k][n] + (1 - d) * live[k][n]
     train(make_config(steps=4, ema_decay=decay), tiny_dataset, "chair", tmp_path / "avg")
     final, last = (load_checkpoint(tmp_path / "avg" / f) for f in ("cc.pt", "cc_last.pt"))
     for k in ema:
