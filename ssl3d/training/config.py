@@ -245,6 +245,12 @@ class TrainConfig:
     predicted azimuths, which are 0 for the uniform azimuths of the training views. It penalises
     a pose net that puts every image at one azimuth (a viewer-centred solution), or at two
     opposite ones. Computed over each process's share of the batch."""
+    view_distribution_steps: int = 0
+    """Apply w_view_distribution only in stage cc's first this many steps, never in stage nn (0 =
+    in every step of both stages). Meant against the pose collapse, which sets in early: an
+    untrained pose net gives every image about the same azimuth, and a collapsed run never leaves
+    that. Switched off later, the prior cannot cost the trained model as it did when run in every
+    step (README Results). Under cuda_graph the step is captured again when it switches off."""
     # --- stage NN ------------------------------------------------------------------------------
     neighbours: int = 5
     """k: neighbours kept per training image (the authors sampled 5 of the 6 closest)."""
@@ -305,7 +311,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
-                     "w_view_distribution"):
+                     "w_view_distribution", "view_distribution_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",

@@ -53,6 +53,14 @@ def silhouette_terms(pred: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     return tuple(t.mean() for t in silhouette_losses(pred, gt, cfg))
 
 
+def view_distribution_weight(cfg: TrainConfig, step: int) -> float:
+    """Weight of the viewpoint-distribution prior at (0-based) ``step``: ``w_view_distribution``;
+    with ``view_distribution_steps`` set, only in stage cc before that step."""
+    if cfg.view_distribution_steps and (cfg.stage == "nn" or step >= cfg.view_distribution_steps):
+        return 0.0
+    return cfg.w_view_distribution
+
+
 def cycle_weight(cfg: TrainConfig, step: int) -> float:
     """Weight of the geometric cycle at (0-based) ``step``: 0 before ``cycle_start``, then a
     linear ramp over ``cycle_warmup`` steps up to ``w_cycle_3d``."""
@@ -415,8 +423,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
         # Logged always: the trainer warns when it shows a pose collapse.
         terms["view_distribution"] = azimuth_moments_term(v0)
-        if cfg.w_view_distribution > 0:
-            loss_p = loss_p + cfg.w_view_distribution * terms["view_distribution"]
+        w_dist = view_distribution_weight(cfg, step)
+        if w_dist > 0:
+            loss_p = loss_p + w_dist * terms["view_distribution"]
         if m > 1:
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
             loss_p = loss_p + terms["pose_select"]

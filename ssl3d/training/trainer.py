@@ -384,6 +384,9 @@ class Trainer:
                 batch, views, neighbour = self.sample_step()
                 if cfg.lr_decay_steps:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
+                if (cfg.stage == "cc" and cfg.w_view_distribution
+                        and self.step == cfg.view_distribution_steps):
+                    run_step = self.optimise  # the captured step holds the prior: capture anew
                 if cfg.cuda_graph and run_step == self.optimise:
                     run_step = self._captured(batch, views, neighbour)
                 terms, extras = run_step(batch, views, neighbour)

@@ -1,6 +1,7 @@
 """End-to-end training on tiny data: every stage and supervision mode, optimiser separation,
 exact resume, bad input."""
 
+import dataclasses
 import json
 import math
 import shutil
@@ -366,7 +367,9 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
           "view_search_deg": 0.0 if form == "max" else 5.0,  # the search needs temperature 0
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
-          "ema_decay": 0.5 if form == "max" else 0.0}  # the final file then holds the average
+          "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
+          # a prior that switches off after step 2: a graph kept from before would differ
+          "w_view_distribution": 0.0 if stage_nn else 10.0, "view_distribution_steps": 2}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -591,6 +594,16 @@ def test_view_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_path,
     torch.testing.assert_close(loss_r, loss_r0)
     grads = torch.autograd.grad(loss_p - loss_p0, list(t.pose.parameters()), allow_unused=True)
     assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    # With view_distribution_steps N, the prior counts in stage cc's steps before N only.
+    early = make_config(steps=10, w_view_distribution=1.0, view_distribution_steps=3)
+    for stage, step, on in (("cc", 0, True), ("cc", 2, True), ("cc", 3, False), ("cc", 9, False),
+                            ("nn", 0, False)):
+        cfg = dataclasses.replace(early, stage=stage)
+        torch.manual_seed(3)
+        _, loss_p1, _, _ = L.step_losses(t.recon, t.pose, batch, views, cfg, step=step)
+        torch.testing.assert_close(loss_p1 - loss_p0, terms["view_distribution"] * on)
+    with pytest.raises(ValueError, match="view_distribution_steps must be >= 0"):
+        make_config(view_distribution_steps=-1).validate()
 
 
 def test_pixel_distance_terms_do_not_depend_on_the_image_size():
