@@ -353,6 +353,9 @@ class TrainConfig:
                              f"got {self.w_view_prior}, {self.critic_r1}, {self.critic_lr}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.view_distribution_steps and not self.w_view_distribution:
+            raise ValueError("view_distribution_steps needs w_view_distribution > 0 (it says when "
+                             "that prior stops)")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.lr_decay_steps <= self.steps:

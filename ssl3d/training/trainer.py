@@ -34,7 +34,8 @@ from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
                                        load_checkpoint, models_from_checkpoint, save_atomic)
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.losses import critic_loss, mean_over_processes, side_gap, step_losses
+from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
+                                   view_distribution_weight)
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
@@ -384,9 +385,9 @@ class Trainer:
                 batch, views, neighbour = self.sample_step()
                 if cfg.lr_decay_steps:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
-                if (cfg.stage == "cc" and cfg.w_view_distribution
-                        and self.step == cfg.view_distribution_steps):
-                    run_step = self.optimise  # the captured step holds the prior: capture anew
+                w_dist = view_distribution_weight(cfg, self.step)
+                if w_dist != view_distribution_weight(cfg, self.step - 1):
+                    run_step = self.optimise  # a captured step holds the prior's weight: capture anew
                 if cfg.cuda_graph and run_step == self.optimise:
                     run_step = self._captured(batch, views, neighbour)
                 terms, extras = run_step(batch, views, neighbour)
