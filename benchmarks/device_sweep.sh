@@ -9,7 +9,9 @@
 # benchmarks/make_procedural.sh (SIZE to make_real.sh too).
 # The sweep is cut off SECONDS (default 540) less RESCUE (default 60) after the start; runs that
 # trained but were not yet scored then get a Chamfer-only evaluation in the last RESCUE seconds
-# (benchmarks/rescue_evaluations.sh); the summaries are written then.
+# (benchmarks/rescue_evaluations.sh); the summaries are written then. EXPORT="NAME ..." also
+# returns those runs' final models in half precision as $OUT/NAME.pt (benchmarks/export_model.py;
+# about 7 MB each; at most five, as the tool returns at most 8 files), for analysis on a CPU.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
@@ -46,6 +48,10 @@ done
 wait "${sweep_pids[@]}"
 [ "$rescue" -gt 0 ] && bash benchmarks/rescue_evaluations.sh runs /tmp/summary \
   $(( rescue - 5 > 1 ? rescue - 5 : 1 ))
+for n in ${EXPORT:-}; do
+  run=$(ls -d runs/*/"$n" 2>/dev/null | head -n 1)
+  if [ -n "$run" ]; then python3 benchmarks/export_model.py "$run" "$OUT/$n.pt"; else echo "export: no run $n"; fi
+done
 { cat /tmp/summary/*.txt; echo "total $(( $(date +%s) - start )) s"; } > "$OUT/$name.txt"
 if ls /tmp/summary/*.png >/dev/null 2>&1; then
   (cd /tmp/summary && tar -cf "$OUT/pictures_$name.tar" ./*.png)
