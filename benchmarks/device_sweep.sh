@@ -11,7 +11,7 @@
 # trained but were not yet scored then get a Chamfer-only evaluation in the last RESCUE seconds
 # (benchmarks/rescue_evaluations.sh); the summaries are written then. EXPORT="NAME ..." also
 # returns those runs' final models in half precision as $OUT/NAME.pt (benchmarks/export_model.py;
-# about 7 MB each; at most five, as the tool returns at most 8 files), for analysis on a CPU.
+# about 12 MB each; at most four, as the tool returns at most 8 files and 64 MiB), for analysis on a CPU.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
