@@ -192,7 +192,7 @@ class Trainer:
         # The weight average starts from the weights the stage starts from (or resumes its own).
         self.ema = None
         if cfg.ema_decay:  # copies, not new networks: a new one would draw from the global RNG
-            self.ema = {"recon": copy.deepcopy(self.recon), "pose": copy.deepcopy(self.pose)}
+            self.ema = {key: copy.deepcopy(net) for key, net in self._networks().items()}
             for key, net in self.ema.items():
                 if ckpt is not None:
                     net.load_state_dict(ckpt[f"ema_{key}"])
@@ -385,8 +385,7 @@ class Trainer:
                 batch, views, neighbour = self.sample_step()
                 if cfg.lr_decay_steps:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
-                w_dist = view_distribution_weight(cfg, self.step)
-                if w_dist != view_distribution_weight(cfg, self.step - 1):
+                if view_distribution_weight(cfg, self.step) != view_distribution_weight(cfg, self.step - 1):
                     run_step = self.optimise  # a captured step holds the prior's weight: capture anew
                 if cfg.cuda_graph and run_step == self.optimise:
                     run_step = self._captured(batch, views, neighbour)
@@ -436,10 +435,13 @@ class Trainer:
         """average <- d * average + (1 - d) * weights for both networks, after step t (0-based)
         of the stage, with d = ema_decay_at(ema_decay, t) (one fused kernel per network;
         outside a captured step, after it has updated the weights)."""
-        unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
         d = ema_decay_at(self.cfg.ema_decay, self.step)
-        for key, net in (("recon", self.recon), ("pose", self.pose)):
-            torch._foreach_lerp_(list(self.ema[key].parameters()), list(unwrap(net).parameters()), 1 - d)
+        for key, net in self._networks().items():
+            torch._foreach_lerp_(list(self.ema[key].parameters()), list(net.parameters()), 1 - d)
+
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        """The live networks by checkpoint key, unwrapped from DistributedDataParallel."""
+        return {key: getattr(net, "module", net) for key, net in (("recon", self.recon), ("pose", self.pose))}
 
     def _set_lr(self, rate: float) -> None:
         """Set the decaying networks' rate (cfg.lr_decay_nets); the others keep cfg.lr."""
@@ -519,10 +521,8 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- outputs
     def state(self, training_state: bool) -> dict:
-        unwrap = lambda m: getattr(m, "module", m)  # noqa: E731
         # The final file holds the weight average when there is one: it is the model to use.
-        nets = self.ema if self.ema is not None and not training_state else {
-            "recon": unwrap(self.recon), "pose": unwrap(self.pose)}
+        nets = self.ema if self.ema is not None and not training_state else self._networks()
         out = {"format": FORMAT, "config": self.cfg.to_dict(), "stage": self.cfg.stage,
                "category": self.category, "data_dir": self.data_dir, "step": self.step,
                "recon": nets["recon"].state_dict(), "pose": nets["pose"].state_dict()}
