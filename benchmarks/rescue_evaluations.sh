@@ -4,19 +4,30 @@
 #   bash benchmarks/rescue_evaluations.sh RUNS_DIR SUMMARY_DIR SECONDS [DEVICE]
 # A run is NAME/ beside NAME.trained (benchmarks/sweep_multi.sh's marks) in RUNS_DIR or one
 # folder below it (device_sweep.sh's runs/GPU/NAME); runs whose training failed are skipped.
+# The CPU cores are shared out between the evaluations: in session 15 twelve of them (on 4 GPUs,
+# 64 cores) all ran out of their 55 s; each had started a thread per core, one likely cause.
 set -uo pipefail
 runs=$1; summary=$2; limit=$3; device=${4:-cuda}
 scored() { [ -f "$1/results.md" ] && grep "| test |" "$1/results.md" | grep -qv "mean shape"; }
-pids=()
+todo=()
 for mark in "$runs"/*.trained "$runs"/*/*.trained; do
   [ -f "$mark" ] || continue
-  out=${mark%.trained}; name=$(basename "$out")
+  out=${mark%.trained}
   [ -f "$out.train_failed" ] && continue
-  scored "$out" && continue
-  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation (at most $limit s)"
+  scored "$out" || todo+=("$out")
+done
+[ "${#todo[@]}" -eq 0 ] && exit 0
+threads=$(( $(nproc) / ${#todo[@]} )); [ "$threads" -lt 1 ] && threads=1
+pids=()
+for out in "${todo[@]}"; do
+  name=$(basename "$out")
+  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation (at most $limit s, $threads threads)"
   (
-    timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$device" --no-emd \
-      > "$out.rescue.txt" 2>&1 || { echo "rescue: $name failed, see $out.rescue.txt"; tail -n 3 "$out.rescue.txt"; }
+    OMP_NUM_THREADS=$threads timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$device" \
+      --no-emd --no-progress > "$out.rescue.txt" 2>&1
+    rc=$?
+    if [ "$rc" = 124 ]; then echo "rescue: $name ran out of its $limit s"
+    elif [ "$rc" != 0 ]; then echo "rescue: $name failed, see $out.rescue.txt"; tail -n 3 "$out.rescue.txt"; fi
     if scored "$out"; then
       { echo "rows of a Chamfer-only evaluation after the time limit (EMD not computed):"
         grep "| test |" "$out/results.md" | sort -u; } >> "$summary/$name.txt"
@@ -24,5 +35,5 @@ for mark in "$runs"/*.trained "$runs"/*/*.trained; do
   ) &
   pids+=($!)
 done
-[ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
+wait "${pids[@]}"
 exit 0

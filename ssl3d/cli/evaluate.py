@@ -16,6 +16,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="test-time optimisation steps per image (0 = off)")
     parser.add_argument("--workers", type=int, default=2, help="processes for the exact EMD")
     parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (for logs)")
     parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
                         help="models with several pose hypotheses: pick one with the selector "
                              "from the image alone (net, default) or by how well its projection "
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
                  workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
-                 tag=args.tag, rotation_from=args.rotation_from)
+                 tag=args.tag, rotation_from=args.rotation_from,
+                 progress=not args.no_progress)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")

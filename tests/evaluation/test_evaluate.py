@@ -137,6 +137,16 @@ def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
     assert metrics["chair"]["test_maskpose"]["method"].endswith("mask-selected pose")
 
 
+def test_evaluate_no_progress_hides_the_bars(tiny_dataset, tmp_path, make_config, capsys):
+    import shutil
+    train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "run")
+    for flags, bars in (([], True), (["--no-progress"], False)):
+        shutil.rmtree(tiny_dataset / "cache", ignore_errors=True)  # so the splits decode again
+        capsys.readouterr()
+        assert cli(["evaluate", str(tmp_path / "run"), "--no-emd", *flags]) == 0
+        assert ("decoding chair/test" in capsys.readouterr().err) == bars
+
+
 def test_evaluate_another_data_set_with_a_stored_rotation(tiny_dataset, tmp_path, make_config,
                                                           capsys):
     run = tmp_path / "run"
