@@ -801,12 +801,12 @@ def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_
         warnings.simplefilter("error")
         check(t, 10, 1.9)  # an untrained pose net: too early to tell
         check(t, 20, 1.9)
-        check(t, 50, 0.3)  # 32 spread views give about 0.06
-        check(t, 60, 0.7)  # one high log alone
-        check(t, 70, 0.3)
-        check(t, 80, 0.7)
+        check(t, 50, 0.2)  # 32 spread views give about 0.06; the limit is 8 / 32
+        check(t, 60, 0.3)  # one high log alone
+        check(t, 70, 0.2)
+        check(t, 80, 0.3)
     with pytest.warns(UserWarning, match="pose collapse.*another --seed"):
-        check(t, 90, 0.7)
+        check(t, 90, 0.3)  # two in a row: a partial collapse (0.37-0.47 scored 10.77 on chairs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check(t, 100, 1.9)  # once per run
