@@ -12,6 +12,9 @@
 # (benchmarks/rescue_evaluations.sh); the summaries are written then. EXPORT="NAME ..." also
 # returns those runs' final models in half precision as $OUT/NAME.pt (benchmarks/export_model.py;
 # about 12 MB each; at most four, as the tool returns at most 8 files and 64 MiB), for analysis on a CPU.
+# Sizing (4 x H200, 6,000 models, 4,500 CC + 1,500 NN steps): two runs per GPU train in about
+# 185 + 70 s and were scored within a 470-540 s call (diagnostics and real-mesh rows cut off);
+# three per GPU train in about 270 + 100 s, and a 560 s call scored none of them (session 15).
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
