@@ -4,8 +4,9 @@
 #   bash benchmarks/rescue_evaluations.sh RUNS_DIR SUMMARY_DIR SECONDS [DEVICE]
 # A run is NAME/ beside NAME.trained (benchmarks/sweep_multi.sh's marks) in RUNS_DIR or one
 # folder below it (device_sweep.sh's runs/GPU/NAME); runs whose training failed are skipped.
-# The CPU cores are shared out between the evaluations: in session 15 twelve of them (on 4 GPUs,
-# 64 cores) all ran out of their 55 s; each had started a thread per core, one likely cause.
+# In session 15 twelve of them (4 GPUs, 64 cores) all ran out of their 55 s: each had started a
+# thread per core, and all ran on the first GPU. So the CPU cores are shared out between them,
+# and with DEVICE cuda (the default) a run in runs/N/ is scored on GPU N.
 set -uo pipefail
 runs=$1; summary=$2; limit=$3; device=${4:-cuda}
 scored() { [ -f "$1/results.md" ] && grep "| test |" "$1/results.md" | grep -qv "mean shape"; }
@@ -17,13 +18,14 @@ for mark in "$runs"/*.trained "$runs"/*/*.trained; do
   scored "$out" || todo+=("$out")
 done
 [ "${#todo[@]}" -eq 0 ] && exit 0
-threads=$(( $(nproc) / ${#todo[@]} )); [ "$threads" -lt 1 ] && threads=1
+threads=$(( $(env -u OMP_NUM_THREADS nproc) / ${#todo[@]} )); [ "$threads" -lt 1 ] && threads=1
 pids=()
 for out in "${todo[@]}"; do
-  name=$(basename "$out")
-  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation (at most $limit s, $threads threads)"
+  name=$(basename "$out") gpu=$(basename "$(dirname "$out")") dev=$device
+  [ "$device" = cuda ] && [[ "$gpu" =~ ^[0-9]+$ ]] && dev=cuda:$gpu
+  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation on $dev (at most $limit s, $threads threads)"
   (
-    OMP_NUM_THREADS=$threads timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$device" \
+    OMP_NUM_THREADS=$threads timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$dev" \
       --no-emd --no-progress > "$out.rescue.txt" 2>&1
     rc=$?
     if [ "$rc" = 124 ]; then echo "rescue: $name ran out of its $limit s"

@@ -583,8 +583,9 @@ class Trainer:
         makes rare but has not removed (a chair seed on 6,000 models, session 12). Early logs do
         not count (an untrained pose net gives every image about the same azimuth): only from
         half the steps on, and only when two logs in a row are high. The limit, 0.25 at batch 64,
-        also catches a partial collapse: a chair run that stayed at 0.37-0.47 scored 10.77
-        against 3.9-5.9 for runs at or below 0.27 (session 15)."""
+        also catches a partial collapse: a chair run that stayed at 0.37-0.48 scored 10.77,
+        against 3.9-5.9 for the preset's recipes whose second-half logs stayed at or below 0.27
+        (session 15; logs every 500 steps)."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
         limit = max(0.25, 8 / b)  # uniform azimuths give about 2 / b, one azimuth 2
         high = value is not None and value > limit and 2 * self.step >= self.cfg.steps
