@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -138,7 +139,6 @@ def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
 
 
 def test_evaluate_no_progress_hides_the_bars(tiny_dataset, tmp_path, make_config, capsys):
-    import shutil
     train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "run")
     for flags, bars in (([], True), (["--no-progress"], False)):
         shutil.rmtree(tiny_dataset / "cache", ignore_errors=True)  # so the splits decode again
