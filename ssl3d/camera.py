@@ -160,6 +160,13 @@ def wrap_angle(angle: torch.Tensor) -> torch.Tensor:
     return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
 
 
+def mirror_viewpoint(viewpoint: torch.Tensor) -> torch.Tensor:
+    """The viewpoint from which the scene mirrored across the plane x = 0 looks like the
+    horizontally flipped image of the original scene seen from ``viewpoint``: (pi - azimuth,
+    elevation), azimuth wrapped to [-pi, pi). viewpoint: (..., 2). Returns (..., 2)."""
+    return torch.stack([wrap_angle(math.pi - viewpoint[..., 0]), viewpoint[..., 1]], -1)
+
+
 def viewing_direction(viewpoint: torch.Tensor) -> torch.Tensor:
     """Unit vector from the origin to the camera. viewpoint: (..., 2). Returns (..., 3)."""
     return camera_position(viewpoint[..., 0], viewpoint[..., 1], 1.0)

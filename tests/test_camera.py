@@ -95,3 +95,22 @@ def test_bad_shapes():
         camera.project(torch.zeros(2, 4, 3), torch.zeros(3, 2), 64)
     with pytest.raises(ValueError, match="image_size"):
         camera.focal_length(0)
+
+
+def test_mirror_viewpoint_sees_the_mirrored_scene_as_the_flipped_image():
+    """Projecting the cloud mirrored across x = 0 from mirror_viewpoint(v) lands every point at
+    the left-right mirrored pixel position (u -> S - u, v unchanged), at every image size; and
+    mirroring twice is the identity up to the wrap."""
+    g = torch.Generator().manual_seed(3)
+    pts = torch.randn(8, 50, 3, generator=g, dtype=torch.float64) * 0.2
+    vp = camera.sample_viewpoints(8, generator=g, dtype=torch.float64)
+    mirrored = pts * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    for size in (32, 64, 137):
+        uv, depth = camera.project(pts, vp, size)
+        uv_m, depth_m = camera.project(mirrored, camera.mirror_viewpoint(vp), size)
+        torch.testing.assert_close(uv_m[..., 0], size - uv[..., 0])
+        torch.testing.assert_close(uv_m[..., 1], uv[..., 1])
+        torch.testing.assert_close(depth_m, depth)
+    twice = camera.mirror_viewpoint(camera.mirror_viewpoint(vp))
+    torch.testing.assert_close(camera.wrap_angle(twice - vp), torch.zeros_like(vp), atol=1e-12, rtol=0)
+    assert camera.mirror_viewpoint(vp)[:, 0].abs().max() <= math.pi

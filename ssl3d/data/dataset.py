@@ -199,6 +199,23 @@ class ViewSet:
                 "viewpoint": self.viewpoints[index], "cloud": self.clouds[index], "index": index}
 
 
+def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the chosen samples of a batch (data augmentation): image (B, 3, S, S) and mask
+    (B, S, S) flipped left to right, cloud (B, P, 3) mirrored across x = 0 and viewpoint (B, 2)
+    moved to :func:`ssl3d.camera.mirror_viewpoint`, so each flipped sample is an exact view of the
+    mirrored object. flip: (B,) bool. Other entries are kept. Returns a new dict."""
+    if flip.shape != batch["image"].shape[:1]:
+        raise ValueError(f"flip must be ({batch['image'].shape[0]},), got {tuple(flip.shape)}")
+    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=batch["cloud"].dtype, device=flip.device)
+    f = flip.view(-1, 1, 1)
+    return {**batch,
+            "image": torch.where(f.unsqueeze(1), batch["image"].flip(-1), batch["image"]),
+            "mask": torch.where(f, batch["mask"].flip(-1), batch["mask"]),
+            "cloud": torch.where(f, batch["cloud"] * mirror, batch["cloud"]),
+            "viewpoint": torch.where(flip.view(-1, 1), camera.mirror_viewpoint(batch["viewpoint"]),
+                                     batch["viewpoint"])}
+
+
 class ViewDataset(torch.utils.data.Dataset):
     """A map-style dataset over a :class:`ViewSet` for code that wants a DataLoader."""
 

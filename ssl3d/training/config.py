@@ -55,6 +55,12 @@ class TrainConfig:
     training viewpoint label, azimuth and elevation, drawn afresh every step (0 = off; an
     ablation, not in the paper). It asks what a pose a few degrees off costs the shapes: the
     self-supervised pose nets' median test error is 7-12 deg."""
+    flip_augment: bool = False
+    """Show each training sample flipped left to right with probability 1/2: the image and mask
+    flipped, the ground-truth cloud mirrored across x = 0 and the viewpoint label moved to
+    (pi - azimuth, elevation) (ssl3d.data.dataset.flip_batch), so a flipped sample is an exact view
+    of the mirrored object, a new training shape for any method. Stage nn flips an input and its
+    neighbour together. Not in the paper."""
     # --- schedule ------------------------------------------------------------------------------
     steps: int = 200_000
     """Training iterations (optimiser steps of each network)."""

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ssl3d import camera
-from ssl3d.data.dataset import load_split
+from ssl3d.data.dataset import flip_batch, load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
                                        load_checkpoint, models_from_checkpoint, save_atomic)
@@ -361,6 +361,10 @@ class Trainer:
         part = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
         batch = self.data.batch(idx[part])
         neighbour = self.data.batch(nb_idx[part]) if nb_idx is not None else None
+        if cfg.flip_augment:  # an input and its neighbour flip together: both mirrored objects
+            flip = (torch.rand(b, generator=g, device=dev) < 0.5)[part]
+            batch = flip_batch(batch, flip)
+            neighbour = flip_batch(neighbour, flip) if neighbour is not None else None
         if cfg.pose_label_noise_deg > 0:  # noisy labels (an ablation): the same draws on every rank
             for d in filter(None, (batch, neighbour)):
                 noise = torch.randn(b, 2, generator=g, device=dev) * math.radians(cfg.pose_label_noise_deg)

@@ -1049,3 +1049,28 @@ def test_weight_average_resumes_exactly_and_carries_into_nn(tiny_dataset, tmp_pa
     for k, v in t.recon.state_dict().items():
         torch.testing.assert_close(v, a["recon"][k], rtol=0, atol=0)
         torch.testing.assert_close(t.ema["recon"].state_dict()[k], v, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:stage nn runs with other settings")
+def test_flip_augment_mirrors_half_the_samples_with_their_neighbours(tiny_dataset, tmp_path,
+                                                                     make_config):
+    """With flip_augment the sampled indices, random views and neighbours are the same draws as
+    without it; about half the samples come flipped (flip_batch), an input and its neighbour
+    together; and both stages train end to end with it."""
+    from ssl3d.data.dataset import flip_batch
+
+    out = tmp_path / "run"
+    train(make_config(flip_augment=True), tiny_dataset, "chair", out)
+    kw = dict(stage="nn", batch_size=400)
+    plain = Trainer(make_config(**kw), tiny_dataset, "chair", out)
+    flipped = Trainer(make_config(flip_augment=True, **kw), tiny_dataset, "chair", out)
+    (ba, va, na), (bb, vb, nb) = plain.sample_step(), flipped.sample_step()
+    torch.testing.assert_close(va, vb)
+    assert torch.equal(ba["index"], bb["index"])
+    flip = (bb["image"] != ba["image"]).flatten(1).any(1)  # (400,) the samples shown flipped
+    assert 0.4 < float(flip.float().mean()) < 0.6
+    for got, want in ((bb, flip_batch(ba, flip)), (nb, flip_batch(na, flip))):
+        for k in ("image", "mask", "cloud", "viewpoint"):
+            assert torch.equal(got[k], want[k]), k
+    summary = train(make_config(stage="nn", flip_augment=True), tiny_dataset, "chair", out)
+    assert summary["steps"] == 2 and (out / "nn.pt").is_file()
