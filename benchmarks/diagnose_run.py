@@ -15,19 +15,26 @@
 - the vertical plane the predictions are most symmetric about, in the network's own frame
   (where the symmetry term's fixed plane x = 0 lies relative to the shapes);
 - front/back flips: the share of clouds that match the ground truth better once turned half a
-  turn about the vertical axis, and the Chamfer if they were turned.
+  turn about the vertical axis, and the Chamfer if they were turned;
+- wrong poses: pose accuracy by predicted azimuth, and the share of views more than 30 deg off
+  whose azimuth is within 20 deg of minus the true one (seen mirrored front to back);
+- with --turns, an oracle: each cloud turned about the network's vertical axis by the angle (5 deg
+  steps) that brings it nearest its ground truth. If that barely lowers the Chamfer, the clouds
+  are wrong in shape, not right shapes turned, and no per-image re-orientation can help.
 
 With --picture PATH it also writes a grid of the 4 best and 4 worst test clouds.
 
-    python benchmarks/diagnose_run.py DATA_DIR CATEGORY RUN_DIR [--picture PATH]
+    python benchmarks/diagnose_run.py DATA_DIR CATEGORY RUN_DIR [--picture PATH] [--turns]
 """
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ssl3d import camera
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint
@@ -70,6 +77,37 @@ def chamfer_turned(xyz: torch.Tensor, gt: torch.Tensor):
     return cd, cd_turn, cd_turn < 0.9 * cd
 
 
+def azimuth_in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Azimuths (radians) of predicted viewpoints (M, 2) once their viewing directions are taken
+    into the ground-truth frame by ``rot`` (3, 3), in the camera module's convention."""
+    d = camera.viewing_direction(views.float()) @ rot.T  # (M, 3) = (cos az cos el, ., -sin az cos el)
+    return torch.atan2(-d[:, 2], d[:, 0])
+
+
+def turn_y(deg: float) -> torch.Tensor:
+    """Rotation (3, 3) by ``deg`` degrees about the y (vertical) axis."""
+    c, t = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    return torch.tensor([[c, 0.0, t], [0.0, 1.0, 0.0], [-t, 0.0, c]])
+
+
+def best_turns(raw: torch.Tensor, rot: torch.Tensor, gt: torch.Tensor, step_deg: int = 5,
+               points: int = 256) -> torch.Tensor:
+    """Oracle: per cloud, the turn (degrees, in [-180, 180)) about the network frame's vertical
+    axis that brings it nearest its ground truth, searched on ``points`` seeded points of each.
+    raw: (M, N, 3) in the network's frame; rot: (3, 3) into the ground-truth frame; gt: (M, P, 3).
+    Returns (M,)."""
+    g = torch.Generator().manual_seed(0)
+    p = raw[:, torch.randperm(raw.shape[1], generator=g)[:points]]
+    t = normalize_unit_box(gt)[:, torch.randperm(gt.shape[1], generator=g)[:points]]
+    best = torch.full((len(p),), float("inf"))
+    arg = torch.zeros(len(p))
+    for deg in range(-180, 180, step_deg):
+        d = chamfer_distance(normalize_unit_box(M.rotate(M.rotate(p, turn_y(deg)), rot)), t, "none")
+        better = d < best
+        best, arg = torch.where(better, d, best), torch.where(better, float(deg), arg)
+    return arg
+
+
 def reversal_groups(flipped: np.ndarray, pose_error_deg: np.ndarray) -> tuple:
     """(name, boolean mask) of the kept clouds, the reversed ones seen from more than 90 deg off
     (the wrong side) and the reversed ones seen from the right view (a wrong shape)."""
@@ -84,6 +122,7 @@ def main() -> None:
     ap.add_argument("category")
     ap.add_argument("run")
     ap.add_argument("--picture", default="")
+    ap.add_argument("--turns", action="store_true", help="also the oracle best-turn Chamfer (slow)")
     a = ap.parse_args()
     pred, test, raw, xyz, gt = load_run(a.data, a.category, a.run)
     q = lambda v: " ".join(f"{x:.2f}" for x in np.quantile(v, [0.1, 0.5, 0.9, 1.0]))  # noqa: E731
@@ -116,6 +155,27 @@ def main() -> None:
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}; Chamfer x1000 with the "
           f"pose within 30 deg {cd[right].mean():.2f} ({right.mean():.1%}), the others "
           f"{cd[~right].mean() if (~right).any() else float('nan'):.2f}")
+    rot = torch.from_numpy(pred["rotation"]).float()
+    az_p = azimuth_in_frame(torch.from_numpy(pred["viewpoints"]), rot).numpy()
+    az_t = test.viewpoints[:, 0].numpy()
+    wrap = lambda v: (v + math.pi) % (2 * math.pi) - math.pi  # noqa: E731
+    mirrored = np.abs(wrap(az_p + az_t)) < math.radians(20)
+    deg = np.degrees(az_p)
+    bins = [(deg >= lo) & (deg < lo + 60) for lo in range(-180, 180, 60)]
+    by_bin = " ".join(f"{right[b].mean():.0%}" if b.any() else "-" for b in bins)
+    print(f"  views > 30 deg off seen mirrored front to back (azimuth within 20 deg of minus the "
+          f"true one): {mirrored[~right].mean() if (~right).any() else 0:.1%}; pose accuracy by "
+          f"predicted azimuth (ground-truth frame, 60 deg bins from -180): {by_bin}")
+    if a.turns:
+        turn = best_turns(raw, rot, gt)
+        turned = torch.stack([c @ turn_y(float(d)).T for c, d in zip(raw, turn)])
+        cd_best = 1000 * chamfer_distance(normalize_unit_box(M.rotate(turned, rot)),
+                                          normalize_unit_box(gt), "none").numpy()
+        print(f"  oracle best turn about the vertical: Chamfer x1000 {cd.mean():.2f} -> "
+              f"{cd_best.mean():.2f} (pose within 30 deg {cd[right].mean():.2f} -> "
+              f"{cd_best[right].mean():.2f}, the others {cd[~right].mean() if (~right).any() else 0:.2f} -> "
+              f"{cd_best[~right].mean() if (~right).any() else 0:.2f}); clouds turned more than 30 deg "
+              f"{(turn.abs() > 30).float().mean():.1%}, median |turn| {float(turn.abs().median()):.0f} deg")
     inside = (test.masks > 0.5).unsqueeze(1).float()  # (M, 1, S, S)
     area = inside.sum((2, 3)).clamp(min=1)
     px_mean = (test.images * inside).sum((2, 3)) / area  # (M, 3)

@@ -1,0 +1,88 @@
+"""Which pose hypothesis should a self-supervised chair take? For a run with several pose
+hypotheses, on its test split, prints the pose accuracy at 30 deg of:
+
+- the selector (what ``ssl3d evaluate`` reports; the rotation into the ground-truth frame is the
+  one it saved in RUN_DIR/predictions_test.npz, else fitted here on the validation split), and the best hypothesis in hindsight (an
+  oracle: how often one of them is right at all);
+- the hypothesis chosen by the reprojection score ``w_image * image error + w_mask * mask BCE``
+  (``losses.hypothesis_scores``, the criterion training picks its hypothesis by) for several
+  weightings, from the silhouette alone to colour alone.
+
+The silhouettes of a left-right symmetric object seen from the front and from the back are the
+same, so only the colour term can tell those two views apart; a higher colour weight tests
+whether it does.
+
+    python benchmarks/hypothesis_select.py DATA_DIR CATEGORY RUN_DIR_OR_CKPT [--weights 1,1 10,1 ...]
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d.data.dataset import load_split
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import find_checkpoint
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.losses import reprojection_scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("category")
+    ap.add_argument("run")
+    ap.add_argument("--weights", nargs="+", default=["0,1", "1,1", "3,1", "10,1", "30,1", "1,0"],
+                    help="w_image,w_mask pairs")
+    ap.add_argument("--batch-size", type=int, default=100)
+    a = ap.parse_args()
+    path = find_checkpoint(a.run)
+    ckpt = load_checkpoint(path)
+    recon, pose, cfg = models_from_checkpoint(ckpt, path)
+    recon.float().eval()
+    pose.float().eval()
+    if cfg.pose_hypotheses < 2:
+        raise SystemExit(f"{path}: one pose hypothesis, nothing to choose from")
+    test = load_split(a.data, a.category, "test", cfg.image_size, progress=False)
+    pairs = [tuple(float(x) for x in w.split(",")) for w in a.weights]
+
+    def run(views):
+        """Per image: the selector's view (M, 2), every hypothesis (M, H, 2), each weighting's
+        choice (W, M, 2), and the clouds (M, N, 3)."""
+        sel, hyps, chosen, clouds = [], [], [], []
+        with torch.no_grad():
+            for i in range(0, len(views), a.batch_size):
+                x, m = views.images[i:i + a.batch_size], views.masks[i:i + a.batch_size]
+                xyz, rgb = recon(x)
+                h, _ = pose(x, all_hypotheses=True)  # (B, H, 2)
+                sel.append(pose(x))
+                hyps.append(h)
+                clouds.append(xyz)
+                # Each term once (weights 1, 0 and 0, 1), then any weighting is a sum.
+                img, bce = (reprojection_scores(xyz, rgb, h, x, m, dataclasses.replace(
+                    cfg, w_pose_image=wi, w_pose_mask=1.0 - wi)) for wi in (1.0, 0.0))
+                pick = torch.stack([(wi * img + wm * bce).argmin(1) for wi, wm in pairs])  # (W, B)
+                chosen.append(torch.gather(h.unsqueeze(0).expand(len(pairs), -1, -1, -1), 2,
+                                           pick[..., None, None].expand(-1, -1, 1, 2)).squeeze(2))
+        return torch.cat(sel), torch.cat(hyps), torch.cat(chosen, 1), torch.cat(clouds)
+
+    saved = Path(a.run) / "predictions_test.npz"
+    if saved.is_file():  # the rotation ssl3d evaluate fitted for this run
+        rot = torch.from_numpy(np.load(saved)["rotation"]).float()
+    else:  # fitted as evaluate does, with fewer steps
+        val = load_split(a.data, a.category, "val", cfg.image_size, progress=False)
+        xyz_v = run(val)[3]
+        rot = M.fit_global_rotation(xyz_v, val.clouds.float(), steps=300).matrix()
+    sel, hyps, chosen, _ = run(test)
+    acc = lambda v: float((M.pose_errors(v, test.viewpoints, rot) <= 30).mean())  # noqa: E731
+    err_all = np.stack([M.pose_errors(hyps[:, j], test.viewpoints, rot) for j in range(hyps.shape[1])], 1)
+    print(f"{a.run}: {len(test)} test images, {hyps.shape[1]} hypotheses")
+    print(f"  selector {acc(sel):.1%}; best hypothesis in hindsight {(err_all.min(1) <= 30).mean():.1%}")
+    for (wi, wm), v in zip(pairs, chosen):
+        print(f"  reprojection score, image x {wi:g} + mask x {wm:g}: {acc(v):.1%}")
+
+
+if __name__ == "__main__":
+    main()
