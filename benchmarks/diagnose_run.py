@@ -17,7 +17,9 @@
 - front/back flips: the share of clouds that match the ground truth better once turned half a
   turn about the vertical axis, and the Chamfer if they were turned;
 - wrong poses: pose accuracy by predicted azimuth, and the share of views more than 30 deg off
-  whose azimuth is within 20 deg of minus the true one (seen mirrored front to back);
+  whose azimuth is within 20 deg of minus the true one (seen mirrored front to back); by the
+  true view (along z, along x, between), the pose accuracy, the Chamfer where the pose is right
+  and where it is wrong, and how far the wrong azimuths are off (a quarter turn or a half);
 - with --turns, an oracle: each cloud turned about the network's vertical axis by the angle (5 deg
   steps) that brings it nearest its ground truth. If that barely lowers the Chamfer, the clouds
   are wrong in shape, not right shapes turned, and no per-image re-orientation can help.
@@ -166,6 +168,19 @@ def main() -> None:
     print(f"  views > 30 deg off seen mirrored front to back (azimuth within 20 deg of minus the "
           f"true one): {mirrored[~right].mean() if (~right).any() else 0:.1%}; pose accuracy by "
           f"predicted azimuth (ground-truth frame, 60 deg bins from -180): {by_bin}")
+    # By the true view: along z (the front or back of a procedural chair, which faces +z), along
+    # x (a side), or between; with how far the wrong ones' azimuths are off.
+    along_z = np.abs(np.sin(az_t)) > math.sin(math.radians(60))
+    along_x = np.abs(np.cos(az_t)) > math.cos(math.radians(30))
+    off = np.degrees(np.abs(wrap(az_p - az_t)))
+    for name, g in (("along z +-30 deg", along_z), ("along x +-30 deg", along_x),
+                    ("between", ~along_z & ~along_x)):
+        w = g & ~right
+        mean = lambda sel: f"{cd[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
+        print(f"  true view {name} ({g.sum()} images): pose accuracy {right[g].mean():.1%}, "
+              f"Chamfer x1000 pose right {mean(g & right)}, wrong {mean(w)}; the wrong ones' azimuth "
+              f"off by 60-120 deg {(np.abs(off[w] - 90) <= 30).mean() if w.any() else 0:.0%}, "
+              f"by over 150 deg {(off[w] > 150).mean() if w.any() else 0:.0%}")
     if a.turns:
         turn = best_turns(raw, rot, gt)
         turned = torch.stack([c @ turn_y(float(d)).T for c, d in zip(raw, turn)])
