@@ -2,8 +2,11 @@
 hypotheses, on its test split, prints the pose accuracy at 30 deg of:
 
 - the selector (what ``ssl3d evaluate`` reports; the rotation into the ground-truth frame is the
-  one it saved in RUN_DIR/predictions_test.npz, else fitted here on the validation split), and the best hypothesis in hindsight (an
-  oracle: how often one of them is right at all);
+  one it saved in RUN_DIR/predictions_test.npz, else fitted here on the validation split), and
+  the best hypothesis in hindsight (an oracle: how often one of them is right at all);
+- how the hypotheses cover the circle: each one's mean azimuth over the images, the median
+  largest gap between one image's hypotheses, and by true view (along z: a procedural chair's
+  front or back; along x: a side) the selector's accuracy and the best hypothesis's;
 - the hypothesis chosen by the reprojection score ``w_image * image error + w_mask * mask BCE``
   (``losses.hypothesis_scores``, the criterion training picks its hypothesis by) for several
   weightings, from the silhouette alone to colour alone.
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diagnose_run import azimuth_in_frame
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint
@@ -80,6 +84,18 @@ def main() -> None:
     err_all = np.stack([M.pose_errors(hyps[:, j], test.viewpoints, rot) for j in range(hyps.shape[1])], 1)
     print(f"{a.run}: {len(test)} test images, {hyps.shape[1]} hypotheses")
     print(f"  selector {acc(sel):.1%}; best hypothesis in hindsight {(err_all.min(1) <= 30).mean():.1%}")
+    az = np.degrees(np.stack([azimuth_in_frame(hyps[:, j], rot).numpy() for j in range(hyps.shape[1])], 1))
+    circ = np.degrees(np.angle(np.exp(1j * np.radians(az)).mean(0)))  # each hypothesis's mean azimuth
+    srt = np.sort(az, 1)
+    gap = np.diff(np.concatenate([srt, srt[:, :1] + 360], 1), axis=1).max(1)
+    print("  hypotheses' mean azimuths (ground-truth frame, deg): " + " ".join(f"{v:.0f}" for v in circ)
+          + f"; largest gap between one image's hypotheses, median {np.median(gap):.0f} deg")
+    taz = test.viewpoints[:, 0].numpy()
+    sel_ok = M.pose_errors(sel, test.viewpoints, rot) <= 30
+    for name, g in (("along z", np.abs(np.sin(taz)) > np.sin(np.radians(60))),
+                    ("along x", np.abs(np.cos(taz)) > np.cos(np.radians(30)))):
+        print(f"  true view {name} +-30 deg ({g.sum()} images): selector {sel_ok[g].mean():.1%}, best "
+              f"hypothesis in hindsight {(err_all[g].min(1) <= 30).mean():.1%}")
     for (wi, wm), v in zip(pairs, chosen):
         print(f"  reprojection score, image x {wi:g} + mask x {wm:g}: {acc(v):.1%}")
 

@@ -38,6 +38,11 @@ class NetworkConfig:
     pose_hypotheses: int = 1
     """Viewpoints the pose net proposes per image (1 = the paper). With more, a selector head
     picks one at inference."""
+    pose_sectors: bool = False
+    """With several hypotheses: hypothesis j keeps its azimuth inside the j-th of M equal sectors
+    of the circle (its centre plus pi / M * tanh(.)), so every image always has a candidate in
+    every direction; the elevation stays free. False: each hypothesis ranges over the whole
+    circle. No parameter depends on it."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder. 0 gives every image the same
     cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
@@ -52,6 +57,8 @@ class NetworkConfig:
             raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
         if self.pose_hypotheses < 1:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
+        if self.pose_sectors and self.pose_hypotheses < 2:
+            raise ValueError("pose_sectors needs pose_hypotheses > 1")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 
@@ -129,11 +136,14 @@ class PoseNet(nn.Module):
         h, m = cfg.hidden, cfg.pose_hypotheses
         self.head = mlp([width, h, h, h], cfg.activation)
         self.out = nn.Linear(h, 2 * m)
+        # Sector centres -pi + (2j + 1) pi / M; a buffer (not saved) so a captured step copies nothing.
+        centres = torch.tensor([-math.pi + (2 * j + 1) * math.pi / m for j in range(m)])
+        self.register_buffer("sector_centres", centres, persistent=False)
         if m > 1:
             self.select = nn.Linear(h, m)
-            with torch.no_grad():  # azimuth biases at -pi + (2j + 1) pi / M (tanh space)
-                spread = torch.tensor([-1 + (2 * j + 1) / m for j in range(m)])
-                self.out.bias.view(m, 2)[:, 0] = torch.atanh(spread)
+            if not cfg.pose_sectors:
+                with torch.no_grad():  # azimuth biases at the sector centres (tanh space)
+                    self.out.bias.view(m, 2)[:, 0] = torch.atanh(centres / math.pi)
 
     def forward(self, image: torch.Tensor, all_hypotheses: bool = False):
         """image: (B, 3, H, W). Returns (B, 2) = pi * tanh(.), the selected hypothesis; with
@@ -143,6 +153,9 @@ class PoseNet(nn.Module):
         f = self.head(self.encoder(image))
         views = math.pi * torch.tanh(self.out(f)).view(image.shape[0], -1, 2)  # (B, M, 2)
         m = views.shape[1]
+        if self.cfg.pose_sectors:  # azimuth j in [centre_j - pi / M, centre_j + pi / M]
+            views = torch.stack([self.sector_centres.to(views.dtype) + views[..., 0] / m,
+                                 views[..., 1]], -1)
         logits = self.select(f) if m > 1 else views.new_zeros(views.shape[0], 1)
         if all_hypotheses:
             return views, logits

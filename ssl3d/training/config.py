@@ -105,6 +105,12 @@ class TrainConfig:
     pose optimiser), trains only that one (winner takes all, also in the pose cycle) and trains a
     selector to pick it; inference uses the selector. Meant against the symmetric-pose local
     minima of self-supervision; the supervised baselines use hypothesis 0."""
+    pose_sectors: bool = False
+    """With pose_hypotheses M > 1 (self-supervision): hypothesis j keeps its azimuth inside the
+    j-th of M equal sectors of the circle, so every image has a candidate in every direction and
+    the selector learns which sector the view is in. Without it the hypotheses of trained chair
+    models gathered around the front and the back (two clusters of four), leaving no candidate
+    near the side for 18% of side views (benchmarks/results/session16_cpu_hypotheses.txt)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -308,7 +314,7 @@ class TrainConfig:
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
                              activation=self.activation, pose_hypotheses=self.pose_hypotheses,
-                             shape_code_scale=self.shape_code_scale)
+                             pose_sectors=self.pose_sectors, shape_code_scale=self.shape_code_scale)
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""
@@ -333,6 +339,10 @@ class TrainConfig:
                              f"{self.outlier_threshold}")
         if self.w_outlier > 0 and self.outlier_k >= self.n_points:
             raise ValueError(f"outlier_k must be below n_points ({self.n_points}), got {self.outlier_k}")
+        if self.pose_sectors and (self.pose_hypotheses < 2 or self.supervision != "self"):
+            # The supervised baselines train hypothesis 0, which sectors would confine.
+            raise ValueError("pose_sectors needs pose_hypotheses > 1 and supervision self (got "
+                             f"{self.pose_hypotheses} and {self.supervision!r})")
         if self.hypothesis_temperature > 0 and (self.pose_hypotheses < 2 or self.supervision != "self"):
             raise ValueError("hypothesis_temperature > 0 needs pose_hypotheses > 1 and supervision "
                              f"self (got {self.pose_hypotheses} and {self.supervision!r})")
@@ -401,4 +411,5 @@ PRESETS: dict[str, dict] = {
 """Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
 
 # Fields that change the networks' shapes: a checkpoint must agree on them to be loaded.
-ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation", "pose_hypotheses")
+ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation", "pose_hypotheses",
+                       "pose_sectors")

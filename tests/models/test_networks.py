@@ -172,3 +172,37 @@ def test_shape_code_scale_zero_shares_one_template():
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="shape_code_scale"):
             NetworkConfig(shape_code_scale=bad)
+
+
+def test_pose_sectors_against_a_loop_keep_each_hypothesis_in_its_sector():
+    """With pose_sectors, hypothesis j's azimuth is its sector's centre plus pi / M * tanh of the
+    head's output (a loop over j computes it from the raw output), stays inside that sector
+    however large the output, and leaves the elevation as without sectors; the same weights
+    load either way (no parameter depends on it), and gradients reach the head in float64."""
+    m = 6
+    torch.manual_seed(0)
+    net = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=m, pose_sectors=True))
+    free = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=m))
+    free.load_state_dict(net.state_dict())
+    x = torch.rand(4, 3, 32, 32)
+    raw = net.out(net.head(net.encoder(x))).view(4, m, 2)
+    views, _ = net(x, all_hypotheses=True)
+    for j in range(m):
+        centre = -math.pi + (2 * j + 1) * math.pi / m
+        torch.testing.assert_close(views[:, j, 0], centre + math.pi / m * torch.tanh(raw[:, j, 0]))
+    torch.testing.assert_close(views[..., 1], free(x, all_hypotheses=True)[0][..., 1])
+    with torch.no_grad():
+        net.out.weight.mul_(1e4)  # saturate every tanh
+    views, _ = net(x, all_hypotheses=True)
+    lo = torch.tensor([-math.pi + 2 * math.pi * j / m for j in range(m)])
+    assert (views[..., 0] >= lo - 1e-5).all() and (views[..., 0] <= lo + 2 * math.pi / m + 1e-5).all()
+    net = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=3, pose_sectors=True)).double()
+    xd = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    bias = net.out.bias.detach().clone().requires_grad_(True)
+
+    def views_of(b):  # the hypotheses as a function of the head's output bias
+        return torch.func.functional_call(net, {"out.bias": b}, (xd,), {"all_hypotheses": True})[0]
+
+    assert torch.autograd.gradcheck(views_of, (bias,))
+    with pytest.raises(ValueError, match="pose_sectors needs pose_hypotheses > 1"):
+        NetworkConfig(pose_sectors=True)

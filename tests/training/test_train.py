@@ -371,7 +371,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           # a prior that switches off after step 2, strong enough that a graph kept from before
           # would differ (CPU: diff / moved 0.22-0.25 at 1000, 0.01-0.02 at 10)
           "w_view_distribution": 0.0 if stage_nn else 1000.0,
-          "view_distribution_steps": 0 if stage_nn else 2}
+          "view_distribution_steps": 0 if stage_nn else 2,
+          "pose_sectors": stage_nn, "flip_augment": form == "max"}
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
@@ -1074,3 +1075,23 @@ def test_flip_augment_mirrors_half_the_samples_with_their_neighbours(tiny_datase
             assert torch.equal(got[k], want[k]), k
     summary = train(make_config(stage="nn", flip_augment=True), tiny_dataset, "chair", out)
     assert summary["steps"] == 2 and (out / "nn.pt").is_file()
+
+
+def test_pose_sectors_train_both_stages_and_guard_their_checkpoints(tiny_dataset, tmp_path,
+                                                                    make_config):
+    """Self-supervised training with sector-bound hypotheses runs both stages; the trained
+    hypotheses stay in their sectors; the supervised baselines refuse sectors (they train
+    hypothesis 0); and a checkpoint with sectors will not load into a config without them."""
+    kw = dict(pose_hypotheses=4, pose_sectors=True)
+    out = tmp_path / "run"
+    train(make_config(**kw), tiny_dataset, "chair", out)
+    train(make_config(stage="nn", **kw), tiny_dataset, "chair", out)
+    recon, pose, cfg = load_models(out / "nn.pt")
+    assert cfg.pose_sectors and pose.cfg.pose_sectors
+    views, _ = pose(torch.rand(8, 3, 32, 32), all_hypotheses=True)
+    lo = torch.tensor([-math.pi + math.pi / 2 * j for j in range(4)])
+    assert ((views[..., 0] >= lo) & (views[..., 0] <= lo + math.pi / 2)).all()
+    with pytest.raises(ValueError, match="pose_sectors needs pose_hypotheses > 1 and supervision self"):
+        make_config(supervision="pose", **kw).validate()
+    with pytest.raises(ValueError, match="another architecture.*pose_sectors"):
+        load_models(out / "nn.pt", cfg=make_config(pose_hypotheses=4))
