@@ -202,11 +202,14 @@ class ViewSet:
 def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mirror the chosen samples of a batch (data augmentation): image (B, 3, S, S) and mask
     (B, S, S) flipped left to right, cloud (B, P, 3) mirrored across x = 0 and viewpoint (B, 2)
-    moved to :func:`ssl3d.camera.mirror_viewpoint`, so each flipped sample is an exact view of the
-    mirrored object. flip: (B,) bool. Other entries are kept. Returns a new dict."""
+    moved to :func:`ssl3d.camera.mirror_viewpoint`, so each flipped sample is a geometrically exact
+    view of the mirrored object (a rendered image's shading is mirrored too, so its light comes
+    from the other side). flip: (B,) bool. Other entries are kept. Returns a new dict."""
     if flip.shape != batch["image"].shape[:1]:
         raise ValueError(f"flip must be ({batch['image'].shape[0]},), got {tuple(flip.shape)}")
-    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=batch["cloud"].dtype, device=flip.device)
+    dev = batch["image"].device
+    mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=batch["cloud"].dtype, device=dev)
+    flip = flip.to(dev)
     f = flip.view(-1, 1, 1)
     return {**batch,
             "image": torch.where(f.unsqueeze(1), batch["image"].flip(-1), batch["image"]),

@@ -39,10 +39,12 @@ class NetworkConfig:
     """Viewpoints the pose net proposes per image (1 = the paper). With more, a selector head
     picks one at inference."""
     pose_sectors: bool = False
-    """With several hypotheses: hypothesis j keeps its azimuth inside the j-th of M equal sectors
-    of the circle (its centre plus pi / M * tanh(.)), so every image always has a candidate in
-    every direction; the elevation stays free. False: each hypothesis ranges over the whole
-    circle. No parameter depends on it."""
+    """With several hypotheses: hypothesis j keeps its azimuth within 1.5 pi / M of 2 pi j / M
+    (centre plus 1.5 pi / M * tanh(.), wrapped to [-pi, pi)), so every image always has a
+    candidate in every direction; neighbouring sectors overlap by half, so no azimuth needs a
+    saturated tanh, and with M a multiple of 4 the axes (0, +-90, 180 deg: a symmetric object's
+    front, back and sides in the network's frame) are sector centres. The elevation stays free.
+    False: each hypothesis ranges over the whole circle. No parameter depends on it."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder. 0 gives every image the same
     cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
@@ -58,7 +60,7 @@ class NetworkConfig:
         if self.pose_hypotheses < 1:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
         if self.pose_sectors and self.pose_hypotheses < 2:
-            raise ValueError("pose_sectors needs pose_hypotheses > 1")
+            raise ValueError(f"pose_sectors needs pose_hypotheses > 1, got {self.pose_hypotheses}")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 
@@ -136,14 +138,15 @@ class PoseNet(nn.Module):
         h, m = cfg.hidden, cfg.pose_hypotheses
         self.head = mlp([width, h, h, h], cfg.activation)
         self.out = nn.Linear(h, 2 * m)
-        # Sector centres -pi + (2j + 1) pi / M; a buffer (not saved) so a captured step copies nothing.
-        centres = torch.tensor([-math.pi + (2 * j + 1) * math.pi / m for j in range(m)])
+        # pose_sectors: centres 2 pi j / M; a buffer (not saved) so a captured step copies nothing.
+        centres = torch.tensor([2 * math.pi * j / m for j in range(m)])
         self.register_buffer("sector_centres", centres, persistent=False)
         if m > 1:
             self.select = nn.Linear(h, m)
             if not cfg.pose_sectors:
-                with torch.no_grad():  # azimuth biases at the sector centres (tanh space)
-                    self.out.bias.view(m, 2)[:, 0] = torch.atanh(centres / math.pi)
+                with torch.no_grad():  # azimuth biases at -pi + (2j + 1) pi / M (tanh space)
+                    spread = torch.tensor([-1 + (2 * j + 1) / m for j in range(m)])
+                    self.out.bias.view(m, 2)[:, 0] = torch.atanh(spread)
 
     def forward(self, image: torch.Tensor, all_hypotheses: bool = False):
         """image: (B, 3, H, W). Returns (B, 2) = pi * tanh(.), the selected hypothesis; with
@@ -153,8 +156,9 @@ class PoseNet(nn.Module):
         f = self.head(self.encoder(image))
         views = math.pi * torch.tanh(self.out(f)).view(image.shape[0], -1, 2)  # (B, M, 2)
         m = views.shape[1]
-        if self.cfg.pose_sectors:  # azimuth j in [centre_j - pi / M, centre_j + pi / M]
-            views = torch.stack([self.sector_centres.to(views.dtype) + views[..., 0] / m,
+        if self.cfg.pose_sectors:  # azimuth j within 1.5 pi / M of its centre, then wrapped
+            az = self.sector_centres.to(views.dtype) + 1.5 * views[..., 0] / m
+            views = torch.stack([torch.remainder(az + math.pi, 2 * math.pi) - math.pi,
                                  views[..., 1]], -1)
         logits = self.select(f) if m > 1 else views.new_zeros(views.shape[0], 1)
         if all_hypotheses:

@@ -58,9 +58,10 @@ class TrainConfig:
     flip_augment: bool = False
     """Show each training sample flipped left to right with probability 1/2: the image and mask
     flipped, the ground-truth cloud mirrored across x = 0 and the viewpoint label moved to
-    (pi - azimuth, elevation) (ssl3d.data.dataset.flip_batch), so a flipped sample is an exact view
-    of the mirrored object, a new training shape for any method. Stage nn flips an input and its
-    neighbour together. Not in the paper."""
+    (pi - azimuth, elevation) (ssl3d.data.dataset.flip_batch), so a flipped sample is a
+    geometrically exact view of the mirrored object, a new training shape for any method (only
+    the shading differs: the renders' light, fixed in the camera frame, then comes from the other
+    side). Stage nn flips an input and its neighbour together. Not in the paper."""
     # --- schedule ------------------------------------------------------------------------------
     steps: int = 200_000
     """Training iterations (optimiser steps of each network)."""
@@ -106,11 +107,12 @@ class TrainConfig:
     selector to pick it; inference uses the selector. Meant against the symmetric-pose local
     minima of self-supervision; the supervised baselines use hypothesis 0."""
     pose_sectors: bool = False
-    """With pose_hypotheses M > 1 (self-supervision): hypothesis j keeps its azimuth inside the
-    j-th of M equal sectors of the circle, so every image has a candidate in every direction and
-    the selector learns which sector the view is in. Without it the hypotheses of trained chair
+    """With pose_hypotheses M > 1 (self-supervision): hypothesis j keeps its azimuth within
+    1.5 pi / M of 2 pi j / M (overlapping sectors; ssl3d.models.NetworkConfig.pose_sectors), so
+    every image has a candidate in every direction and the selector learns which sector the view
+    is in. Without it the hypotheses of trained chair
     models gathered around the front and the back (two clusters of four), leaving no candidate
-    near the side for 18% of side views (benchmarks/results/session16_cpu_hypotheses.txt)."""
+    within 30 deg for 14-18% of side views (benchmarks/results/session16_cpu_hypotheses.txt)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).

@@ -175,9 +175,10 @@ def test_shape_code_scale_zero_shares_one_template():
 
 
 def test_pose_sectors_against_a_loop_keep_each_hypothesis_in_its_sector():
-    """With pose_sectors, hypothesis j's azimuth is its sector's centre plus pi / M * tanh of the
-    head's output (a loop over j computes it from the raw output), stays inside that sector
-    however large the output, and leaves the elevation as without sectors; the same weights
+    """With pose_sectors, hypothesis j's azimuth is 2 pi j / M plus 1.5 pi / M * tanh of the
+    head's output, wrapped (a loop over j computes it from the raw output); it stays within
+    1.5 pi / M of its centre however large the output; a zero output puts the hypotheses on the
+    centres (0, 45, 90, ... deg for M = 8); the elevation is as without sectors; the same weights
     load either way (no parameter depends on it), and gradients reach the head in float64."""
     m = 6
     torch.manual_seed(0)
@@ -187,15 +188,23 @@ def test_pose_sectors_against_a_loop_keep_each_hypothesis_in_its_sector():
     x = torch.rand(4, 3, 32, 32)
     raw = net.out(net.head(net.encoder(x))).view(4, m, 2)
     views, _ = net(x, all_hypotheses=True)
+    wrap = lambda a: (a + math.pi) % (2 * math.pi) - math.pi  # noqa: E731
     for j in range(m):
-        centre = -math.pi + (2 * j + 1) * math.pi / m
-        torch.testing.assert_close(views[:, j, 0], centre + math.pi / m * torch.tanh(raw[:, j, 0]))
+        want = wrap(2 * math.pi * j / m + 1.5 * math.pi / m * torch.tanh(raw[:, j, 0]))
+        torch.testing.assert_close(views[:, j, 0], want)
+    assert (views[..., 0] >= -math.pi).all() and (views[..., 0] < math.pi).all()
     torch.testing.assert_close(views[..., 1], free(x, all_hypotheses=True)[0][..., 1])
     with torch.no_grad():
         net.out.weight.mul_(1e4)  # saturate every tanh
     views, _ = net(x, all_hypotheses=True)
-    lo = torch.tensor([-math.pi + 2 * math.pi * j / m for j in range(m)])
-    assert (views[..., 0] >= lo - 1e-5).all() and (views[..., 0] <= lo + 2 * math.pi / m + 1e-5).all()
+    centres = torch.tensor([2 * math.pi * j / m for j in range(m)])
+    assert (wrap(views[..., 0] - centres).abs() <= 1.5 * math.pi / m + 1e-5).all()
+    eight = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=8, pose_sectors=True))
+    with torch.no_grad():
+        eight.out.weight.zero_()
+        eight.out.bias.zero_()
+    az = torch.rad2deg(eight(x, all_hypotheses=True)[0][0, :, 0])
+    torch.testing.assert_close(az, torch.tensor([0.0, 45, 90, 135, -180, -135, -90, -45]))
     net = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=3, pose_sectors=True)).double()
     xd = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     bias = net.out.bias.detach().clone().requires_grad_(True)
@@ -204,5 +213,5 @@ def test_pose_sectors_against_a_loop_keep_each_hypothesis_in_its_sector():
         return torch.func.functional_call(net, {"out.bias": b}, (xd,), {"all_hypotheses": True})[0]
 
     assert torch.autograd.gradcheck(views_of, (bias,))
-    with pytest.raises(ValueError, match="pose_sectors needs pose_hypotheses > 1"):
+    with pytest.raises(ValueError, match="pose_sectors needs pose_hypotheses > 1, got 1"):
         NetworkConfig(pose_sectors=True)

@@ -16,7 +16,7 @@ from ssl3d.training.trainer import Trainer, average_gradients, read_log
 from tests.conftest import tiny_config
 
 
-EXTRA = {"w_view_prior": 1.0, "w_symmetry": 10.0, "symmetry_plane": "best_vertical"}
+EXTRA = {"w_view_prior": 1.0, "w_symmetry": 10.0, "symmetry_plane": "best_vertical", "flip_augment": True}
 
 
 def _free_port():
