@@ -110,9 +110,9 @@ class TrainConfig:
     """With pose_hypotheses M > 1 (self-supervision): hypothesis j keeps its azimuth within
     1.5 pi / M of 2 pi j / M (overlapping sectors; ssl3d.models.NetworkConfig.pose_sectors), so
     every image has a candidate in every direction and the selector learns which sector the view
-    is in. Without it the hypotheses of trained chair
-    models gathered around the front and the back (two clusters of four), leaving no candidate
-    within 30 deg for 14-18% of side views (benchmarks/results/session16_cpu_hypotheses.txt)."""
+    is in. Without it the hypotheses of trained chair models gathered around the front and the
+    back (two clusters of four), leaving no candidate within 30 deg for 14-18% of side views
+    (benchmarks/results/session16_cpu_hypotheses.txt)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -412,6 +412,7 @@ PRESETS: dict[str, dict] = {
 }
 """Preset name -> field overrides applied on top of the defaults (command-line flags win)."""
 
-# Fields that change the networks' shapes: a checkpoint must agree on them to be loaded.
+# Fields that change the networks' shapes or what their outputs mean: a checkpoint must agree
+# on them to be loaded.
 ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation", "pose_hypotheses",
                        "pose_sectors")
