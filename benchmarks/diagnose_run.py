@@ -88,8 +88,8 @@ def azimuth_in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
 
 def turn_y(deg: float) -> torch.Tensor:
     """Rotation (3, 3) by ``deg`` degrees about the y (vertical) axis."""
-    c, t = math.cos(math.radians(deg)), math.sin(math.radians(deg))
-    return torch.tensor([[c, 0.0, t], [0.0, 1.0, 0.0], [-t, 0.0, c]])
+    zero = torch.tensor(0.0)
+    return camera.rotation_from_euler(torch.tensor(math.radians(deg)), zero, zero)
 
 
 def best_turns(raw: torch.Tensor, rot: torch.Tensor, gt: torch.Tensor, step_deg: int = 5,
@@ -160,7 +160,7 @@ def main() -> None:
     rot = torch.from_numpy(pred["rotation"]).float()
     az_p = azimuth_in_frame(torch.from_numpy(pred["viewpoints"]), rot).numpy()
     az_t = test.viewpoints[:, 0].numpy()
-    wrap = lambda v: (v + math.pi) % (2 * math.pi) - math.pi  # noqa: E731
+    wrap = lambda v: camera.wrap_angle(torch.from_numpy(v)).numpy()  # noqa: E731
     mirrored = np.abs(wrap(az_p + az_t)) < math.radians(20)
     deg = np.degrees(az_p)
     bins = [(deg >= lo) & (deg < lo + 60) for lo in range(-180, 180, 60)]

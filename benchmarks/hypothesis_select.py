@@ -33,7 +33,7 @@ from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
-from ssl3d.training.losses import reprojection_scores
+from ssl3d.training.losses import hypothesis_scores, project_views, reprojection_scores
 
 
 def main() -> None:
@@ -76,8 +76,9 @@ def main() -> None:
                     searched.append(grid[torch.arange(len(x)), best])
                 hyps.append(h)
                 clouds.append(xyz)
-                # Each term once (weights 1, 0 and 0, 1), then any weighting is a sum.
-                img, bce = (reprojection_scores(xyz, rgb, h, x, m, dataclasses.replace(
+                # Project once, score each term once (weights 1, 0 and 0, 1): any weighting is a sum.
+                imgs, sils = project_views(xyz, rgb, h, cfg)
+                img, bce = (hypothesis_scores(x, m, imgs, sils, dataclasses.replace(
                     cfg, w_pose_image=wi, w_pose_mask=1.0 - wi)) for wi in (1.0, 0.0))
                 pick = torch.stack([(wi * img + wm * bce).argmin(1) for wi, wm in pairs])  # (W, B)
                 chosen.append(torch.gather(h.unsqueeze(0).expand(len(pairs), -1, -1, -1), 2,
@@ -93,10 +94,11 @@ def main() -> None:
         xyz_v = run(val)[3]
         rot = M.fit_global_rotation(xyz_v, val.clouds.float(), steps=300).matrix()
     sel, hyps, chosen, _, searched = run(test)
-    acc = lambda v: float((M.pose_errors(v, test.viewpoints, rot) <= 30).mean())  # noqa: E731
+    right = lambda v: M.pose_errors(v, test.viewpoints, rot) <= 30  # noqa: E731
     err_all = np.stack([M.pose_errors(hyps[:, j], test.viewpoints, rot) for j in range(hyps.shape[1])], 1)
     print(f"{a.run}: {len(test)} test images, {hyps.shape[1]} hypotheses")
-    print(f"  selector {acc(sel):.1%}; best hypothesis in hindsight {(err_all.min(1) <= 30).mean():.1%}")
+    sel_ok = right(sel)
+    print(f"  selector {sel_ok.mean():.1%}; best hypothesis in hindsight {(err_all.min(1) <= 30).mean():.1%}")
     az = np.degrees(np.stack([azimuth_in_frame(hyps[:, j], rot).numpy() for j in range(hyps.shape[1])], 1))
     circ = np.degrees(np.angle(np.exp(1j * np.radians(az)).mean(0)))  # each hypothesis's mean azimuth
     srt = np.sort(az, 1)
@@ -105,9 +107,8 @@ def main() -> None:
           + f"; largest gap between one image's hypotheses, median {np.median(gap):.0f} deg")
     taz = test.viewpoints[:, 0].numpy()
     if searched is not None:
-        grid_right = M.pose_errors(searched, test.viewpoints, rot) <= 30
+        grid_right = right(searched)
         print(f"  best of the {a.grid}-azimuth grid by the training score: {grid_right.mean():.1%}")
-    sel_ok = M.pose_errors(sel, test.viewpoints, rot) <= 30
     for name, g in (("along z", np.abs(np.sin(taz)) > np.sin(np.radians(60))),
                     ("along x", np.abs(np.cos(taz)) > np.cos(np.radians(30)))):
         grid_ok = (f", best of the {a.grid}-azimuth grid by the training score "
@@ -115,7 +116,7 @@ def main() -> None:
         print(f"  true view {name} +-30 deg ({g.sum()} images): selector {sel_ok[g].mean():.1%}, best "
               f"hypothesis in hindsight {(err_all[g].min(1) <= 30).mean():.1%}{grid_ok}")
     for (wi, wm), v in zip(pairs, chosen):
-        print(f"  reprojection score, image x {wi:g} + mask x {wm:g}: {acc(v):.1%}")
+        print(f"  reprojection score, image x {wi:g} + mask x {wm:g}: {right(v).mean():.1%}")
 
 
 if __name__ == "__main__":

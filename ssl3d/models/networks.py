@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ssl3d.camera import wrap_angle
+
 STRUCTURE_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
 """(channels, kernel) of the structure and pose encoders; every layer has stride 2."""
 COLOUR_CONVS = ((32, 3), (64, 3))
@@ -138,9 +140,9 @@ class PoseNet(nn.Module):
         h, m = cfg.hidden, cfg.pose_hypotheses
         self.head = mlp([width, h, h, h], cfg.activation)
         self.out = nn.Linear(h, 2 * m)
-        # pose_sectors: centres 2 pi j / M; a buffer (not saved) so a captured step copies nothing.
-        centres = torch.tensor([2 * math.pi * j / m for j in range(m)])
-        self.register_buffer("sector_centres", centres, persistent=False)
+        if cfg.pose_sectors:  # centres 2 pi j / M; a buffer (not saved): a captured step copies nothing
+            self.register_buffer("sector_centres", torch.tensor([2 * math.pi * j / m for j in range(m)]),
+                                 persistent=False)
         if m > 1:
             self.select = nn.Linear(h, m)
             if not cfg.pose_sectors:
@@ -158,8 +160,7 @@ class PoseNet(nn.Module):
         m = views.shape[1]
         if self.cfg.pose_sectors:  # azimuth j within 1.5 pi / M of its centre, then wrapped
             az = self.sector_centres.to(views.dtype) + 1.5 * views[..., 0] / m
-            views = torch.stack([torch.remainder(az + math.pi, 2 * math.pi) - math.pi,
-                                 views[..., 1]], -1)
+            views = torch.stack([wrap_angle(az), views[..., 1]], -1)
         logits = self.select(f) if m > 1 else views.new_zeros(views.shape[0], 1)
         if all_hypotheses:
             return views, logits
