@@ -20,8 +20,9 @@
   whose azimuth is within 20 deg of minus the true one (seen mirrored front to back); by the
   true view (along z, along x, between), the pose accuracy, the Chamfer where the pose is right
   and where it is wrong, how far the wrong azimuths are off (a quarter turn or a half), and,
-  where the pose is right, the point spread along the true viewing direction and across it,
-  each over the ground truth's (a cloud flattened towards the camera has the first lower);
+  where the pose is right, the point spread along the true horizontal viewing direction and
+  across it, each over the ground truth's (a cloud flattened towards the camera has the first
+  lower);
 - with --turns, an oracle: each cloud turned about the network's vertical axis by the angle (5 deg
   steps) that brings it nearest its ground truth. If that barely lowers the Chamfer, the clouds
   are wrong in shape, not right shapes turned, and no per-image re-orientation can help.
@@ -175,8 +176,8 @@ def main() -> None:
     along_z = np.abs(np.sin(az_t)) > math.sin(math.radians(60))
     along_x = np.abs(np.cos(az_t)) > math.cos(math.radians(30))
     off = np.degrees(np.abs(wrap(az_p - az_t)))
-    # Point spread along the true viewing direction (depth, which the outline leaves free) and
-    # across it (horizontal), each against the ground truth's: a cloud flattened towards the
+    # Point spread along the true viewing direction's horizontal part (depth, which the outline
+    # leaves free) and across it, each against the ground truth's: a cloud flattened towards the
     # camera, as the view prior's sheets were, has the first ratio well below the second.
     u = camera.camera_position(torch.from_numpy(az_t).float(), torch.zeros(len(az_t)), 1.0)
     v = torch.linalg.cross(u, torch.tensor([0.0, 1.0, 0.0]).expand_as(u))  # horizontal, across
@@ -185,7 +186,7 @@ def main() -> None:
     for name, g in (("along z +-30 deg", along_z), ("along x +-30 deg", along_x),
                     ("between", ~along_z & ~along_x)):
         w = g & ~right
-        mean_of = lambda v, sel: f"{v[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
+        mean_of = lambda x, sel: f"{x[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
         mean = lambda sel: mean_of(cd, sel)  # noqa: E731
         print(f"  true view {name} ({g.sum()} images): pose accuracy {right[g].mean():.1%}, "
               f"Chamfer x1000 pose right {mean(g & right)}, wrong {mean(w)}; the wrong ones' azimuth "
