@@ -1,0 +1,67 @@
+"""Does a run's Chamfer follow its pose quality? Reads the run summaries in benchmarks/results/
+(each a results table as ``ssl3d evaluate`` prints it), keeps the ssl3d NN rows of one category
+scored on N test models, drops pose collapses (pose accuracy below --min-acc), and prints the
+Spearman rank correlation of the Chamfer with the median pose error and with the pose accuracy
+at 30 deg, over the runs.
+
+    python benchmarks/pose_vs_chamfer.py [--category chair] [--n 600] [--min-acc 60]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1, ties given their mean rank."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    for v in np.unique(x):
+        tie = x == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def nn_row(path: Path, category: str, n: int):
+    """(Chamfer, pose accuracy %, median pose error deg) of the file's last ssl3d NN row."""
+    row = None
+    for line in path.read_text(errors="replace").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[0] == category and cells[2] == "ssl3d NN" and cells[3] == str(n):
+            try:
+                row = (float(cells[4]), float(cells[6].rstrip("%")), float(cells[7]))
+            except ValueError:
+                continue
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--category", default="chair")
+    ap.add_argument("--n", type=int, default=600, help="test models the row was scored on")
+    ap.add_argument("--min-acc", type=float, default=60.0, help="pose accuracy (%%) below which a run counts as collapsed")
+    a = ap.parse_args()
+    runs = {p.stem: nn_row(p, a.category, a.n) for p in sorted(RESULTS.glob("*.txt"))}
+    runs = {k: v for k, v in runs.items() if v is not None}
+    kept = {k: v for k, v in runs.items() if v[1] >= a.min_acc}
+    if len(kept) < 3:
+        raise SystemExit(f"{len(kept)} runs of {a.category} on {a.n} test models in {RESULTS}: too few")
+    cd, acc, med = (np.array(c) for c in zip(*kept.values()))
+    print(f"{a.category}, {a.n} test models: {len(kept)} runs ({len(runs) - len(kept)} with pose "
+          f"accuracy below {a.min_acc:g}% left out)")
+    print(f"  Spearman: Chamfer with median pose error {spearman(cd, med):+.2f}, "
+          f"with pose accuracy at 30 deg {spearman(cd, acc):+.2f}")
+    print("  lowest median pose error: " + "; ".join(
+        f"{k} {v[2]:.1f} deg, Chamfer {v[0]:.2f}" for k, v in sorted(kept.items(), key=lambda kv: kv[1][2])[:5]))
+
+
+if __name__ == "__main__":
+    main()
