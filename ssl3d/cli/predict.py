@@ -43,13 +43,20 @@ def run(args: argparse.Namespace) -> int:
     paths = collect_images(args.inputs)
     if args.mask and len(paths) != 1:
         raise ValueError("--mask applies to a single input image")
+    if args.refine < 0:
+        raise ValueError(f"--refine must be 0 or more steps, got {args.refine}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the clouds and previews")
     ckpt = find_checkpoint(args.model) if args.model else default_model()
     dev = torch.device(args.device)
     recon, pose, cfg = load_models(ckpt, dev)
     recon.eval()
     pose.eval()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create --out {out}: {exc}") from exc
     for path in paths:
         image, mask = load_user_image(path, args.mask, cfg.image_size)
         x, m = image[None].to(dev), mask[None].to(dev)

@@ -103,7 +103,12 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     split, for data sets too small to fit it on; the entry must be this checkpoint's."""
     if pose_select not in ("net", "mask"):
         raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
+    if refine_steps < 0 or workers < 1:
+        raise ValueError(f"refine_steps (--refine) must be 0 or more and workers (--workers) 1 or "
+                         f"more, got {refine_steps} and {workers}")
     ckpt_path = find_checkpoint(run)
+    if data_dir and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} (--data) does not exist")
     out_dir = ckpt_path.parent
     metrics_path = out_dir / "metrics.json"
     read_metrics = lambda: json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}  # noqa: E731

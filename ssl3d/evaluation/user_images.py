@@ -19,17 +19,38 @@ from scipy import ndimage
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
-def read_rgba(path) -> np.ndarray:
-    """Any image Pillow reads -> (H, W, 4) float32 in [0, 1] (alpha 1 where there is none)."""
+def _grey_levels(im: Image.Image, path, what: str) -> np.ndarray:
+    """A single-channel image of more than 8 bits (16-bit or 32-bit integer, or float) -> (H, W)
+    float32 in [0, 1]. Pillow's convert("RGBA") would clip such values to 255 (a 16-bit photo
+    turns white, a float one black), so they are scaled here."""
+    a = np.asarray(im, dtype=np.float32)
+    if im.mode == "F":
+        if not np.isfinite(a).all():
+            raise ValueError(f"{what} {path} holds NaN or infinite values")
+        top = 1.0 if a.max() <= 1.0 else 255.0 if a.max() <= 255.0 else None
+    else:  # "I;16*" (16-bit PNG or TIFF) or "I" (32-bit integers)
+        top = 65535.0 if im.mode.startswith("I;16") or 255 < a.max() <= 65535 else 255.0 if a.max() <= 255 else None
+    if top is None or a.min() < 0:
+        raise ValueError(f"{what} {path}: values {a.min():g} to {a.max():g} are outside the range of "
+                         f"an 8-bit, 16-bit or [0, 1] float image")
+    return a / top
+
+
+def read_rgba(path, what: str = "image") -> np.ndarray:
+    """Any image Pillow reads -> (H, W, 4) float32 in [0, 1] (alpha 1 where there is none).
+    ``what`` names the file's role in errors ("image", "mask")."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         with Image.open(path) as im:
+            if im.mode in ("F", "I") or im.mode.startswith("I;16"):
+                grey = _grey_levels(im, path, what)
+                return np.concatenate([np.repeat(grey[..., None], 3, -1), np.ones_like(grey)[..., None]], -1)
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+        raise ValueError(f"cannot read {what} {path}: {exc}") from exc
     if not has_alpha:
         rgba[..., 3] = 1.0
     return rgba
@@ -57,7 +78,7 @@ def load_user_image(path, mask_path=None, image_size: int = 64, fill: float = 0.
     rgba = read_rgba(path)
     rgb = rgba[..., :3]
     if mask_path is not None:
-        m = read_rgba(mask_path)
+        m = read_rgba(mask_path, "mask")
         if m.shape[:2] != rgb.shape[:2]:
             raise ValueError(f"mask {mask_path} is {m.shape[1]} x {m.shape[0]} but image {path} is "
                              f"{rgb.shape[1]} x {rgb.shape[0]}")

@@ -48,7 +48,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt or foreign file: say which
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise ValueError(f"cannot read checkpoint {path} (not a file torch.save wrote, or a damaged "
+                         f"one): {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
         raise ValueError(f"{path} is not an ssl3d checkpoint (format {FORMAT})")
     return ckpt
@@ -110,6 +111,8 @@ def load_models(path: str | os.PathLike, device="cpu", cfg: TrainConfig | None =
 def models_from_checkpoint(ckpt: dict, path, device="cpu", cfg: TrainConfig | None = None):
     """:func:`load_models` for a checkpoint already read by :func:`load_checkpoint` (``path``
     names it in errors)."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
     saved = TrainConfig.from_dict(ckpt["config"])
     if cfg is not None:
         check_compatible(ckpt["config"], cfg, path)
@@ -126,6 +129,8 @@ def models_from_checkpoint(ckpt: dict, path, device="cpu", cfg: TrainConfig | No
 def find_checkpoint(run: str | os.PathLike) -> Path:
     """A checkpoint file, or the best final checkpoint of a run folder (nn.pt, then cc.pt)."""
     run = Path(run)
+    if not run.exists():
+        raise FileNotFoundError(f"{run} does not exist (expected a run folder or a checkpoint file)")
     if run.is_file():
         return run
     for name in ("nn.pt", "cc.pt"):

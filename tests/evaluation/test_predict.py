@@ -72,7 +72,47 @@ def test_predict_errors(tiny_model, tmp_path):
                 "--out", str(tmp_path / "o")]) == 2
 
 
+def test_high_bit_depth_and_float_images(tmp_path):
+    """16-bit and float greyscale files keep their levels (Pillow's own RGBA conversion clips
+    them to white or black); a float image with NaNs is refused, naming the file."""
+    levels = np.linspace(0, 1, 40 * 30).reshape(30, 40)
+    Image.fromarray((levels * 65535).round().astype(np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(levels.astype(np.float32), "F").save(tmp_path / "f.tif")
+    for name in ("g16.png", "f.tif"):
+        rgba = U.read_rgba(tmp_path / name)
+        assert rgba.shape == (30, 40, 4) and np.allclose(rgba[..., 3], 1)
+        assert np.allclose(rgba[..., 0], levels, atol=1e-4) and np.allclose(rgba[..., 2], levels, atol=1e-4)
+    bad = levels.astype(np.float32)
+    bad[3, 4] = np.nan
+    Image.fromarray(bad, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ValueError, match="nan.tif holds NaN"):
+        U.read_rgba(tmp_path / "nan.tif")
+    Image.fromarray((levels * 5000).astype(np.float32), "F").save(tmp_path / "big.tif")
+    with pytest.raises(ValueError, match="big.tif: values 0 to 5000"):
+        U.read_rgba(tmp_path / "big.tif")
 
+
+def test_predict_cli_errors_name_the_problem(tiny_model, tmp_path, capsys):
+    """Each bad argument ends in one error line (exit 2) that names the file or the option."""
+    Image.fromarray(photo()).save(tmp_path / "p.jpg")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    image, model, out = str(tmp_path / "p.jpg"), str(tiny_model), str(tmp_path / "o")
+    cases = [
+        (["--model", model, "--out", out, "--mask", str(tmp_path / "nomask.png")],
+         f"mask {tmp_path / 'nomask.png'} does not exist"),
+        (["--model", model, "--out", out, "--refine", "-1"], "--refine must be 0 or more"),
+        (["--model", model, "--out", image], f"--out {image} is a file"),
+        (["--model", str(tmp_path / "none.pt"), "--out", out], f"{tmp_path / 'none.pt'} does not exist"),
+        (["--model", str(tmp_path / "text.pt"), "--out", out], "not a file torch.save wrote"),
+        (["--model", str(tmp_path / "empty.pt"), "--out", out], f"cannot read checkpoint {tmp_path / 'empty.pt'}"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--model", model, "--out", out, "--device", "cuda"], "no CUDA device"))
+    for extra, message in cases:
+        assert cli(["predict", image] + extra) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert (tmp_path / "p.jpg").is_file()  # --out naming it left it as it was
 
 def test_user_image_crop(tmp_path):
     rgba = np.zeros((100, 200, 4), np.uint8)
