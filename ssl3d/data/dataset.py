@@ -78,7 +78,13 @@ def resolve_paths(data_dir: str | os.PathLike, category: str) -> DatasetPaths:
         render_root = cloud_root = root / name
         split_dir, prefix = root / "splits", name
     if not render_root.is_dir():
-        raise FileNotFoundError(f"no folder for category {category!r}: {render_root} does not exist")
+        looked = render_root if render_root.parent != root else \
+            " or ".join(str(root / n) for n in dict.fromkeys((category, synset)))
+        hint = ""
+        if root.name in (category, synset) or (root / "render_report.json").is_file():
+            hint = f"; {root} looks like the category's own folder: pass its parent, {root.parent}"
+        raise FileNotFoundError(f"no folder for category {category!r} in data folder {root} "
+                                f"(looked for {looked}){hint}")
     return DatasetPaths(render_root, cloud_root, split_dir, prefix, root / "cache")
 
 

@@ -148,6 +148,9 @@ def test_bad_inputs(tmp_path, paper_layout):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="category 'chair'"):
         D.resolve_paths(tmp_path / "empty", "chair")
+    (tmp_path / "data" / "chair" / "chair_00000").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=f"pass its parent, {tmp_path / 'data'}$"):
+        D.resolve_paths(tmp_path / "data" / "chair", "chair")  # the category folder itself
     root, _ = paper_layout
     syn = D.SYNSETS["chair"]
     with pytest.raises(ValueError, match="split must be"):
