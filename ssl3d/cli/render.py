@@ -60,4 +60,11 @@ def run(args: argparse.Namespace) -> int:
           f"report: {args.data_dir}/{args.category}/render_report.json")
     for entry in report["failed"]:
         print(f"  failed: {entry['file']}: {entry['reason']}")
+    if c["models_in_dataset"] == 0:
+        raise ValueError(f"no usable mesh in {args.mesh_dir}: the data set is empty (reasons in "
+                         f"{args.data_dir}/{args.category}/render_report.json)")
+    empty = [name for name in ("val", "test") if s[name] == 0]
+    if empty:  # training runs without them, but evaluation fits its rotation on val, scores test
+        print(f"  warning: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} "
+              f"empty: ssl3d evaluate needs both; render more meshes")
     return 1 if c["failed"] else 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +296,35 @@ def test_bad_meshes_are_skipped_and_reported(tmp_path):
     # the report on disk lists them too
     on_disk = json.loads((tmp_path / "d" / "c" / "render_report.json").read_text())
     assert {r["model_id"] for r in on_disk["skipped"]} == set(skipped)
+
+
+def test_non_utf8_obj_and_cli_summary(tmp_path, capsys):
+    """An OBJ whose comment is Latin-1 (common in files from older tools) renders; a data set
+    too small for val or test says so; one with no usable mesh is an error."""
+    from ssl3d.cli.main import main
+    src = tmp_path / "in"
+    src.mkdir()
+    box = trimesh.creation.box((1, 2, 1))
+    lines = [f"v {x:g} {y:g} {z:g}" for x, y, z in box.vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in box.faces]
+    (src / "latin.obj").write_bytes("# mod\u00e8le cr\u00e9\u00e9\n".encode("latin-1")
+                                    + "\n".join(lines).encode() + b"\n")
+    report = render_dataset(src, tmp_path / "d", "c", views=1, image_size=32, progress=False)
+    assert [r["model_id"] for r in report["rendered"]] == ["latin"]
+    capsys.readouterr()
+    assert main(["render", str(src), str(tmp_path / "d2"), "--category", "c", "--views", "1",
+                 "--size", "32", "--quiet"]) == 0
+    assert "val and test splits are empty" in capsys.readouterr().out
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "garbage.obj").write_text("not a mesh\n")
+    # As a user sees it (a process of its own: pytest records warnings instead of printing them)
+    done = subprocess.run([sys.executable, "-m", "ssl3d", "render", str(bad), str(tmp_path / "d3"),
+                           "--category", "c", "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 2 and "no usable mesh in" in done.stderr
+    # the skipped mesh as one warning line, without Python's file, line and source echo
+    assert re.search(r"^ssl3d: warning: skipped .*garbage.obj", done.stderr, re.M)
+    assert "render_dataset(" not in done.stderr
 
 
 def test_missing_or_empty_mesh_dir(tmp_path):
