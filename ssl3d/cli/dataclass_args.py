@@ -29,8 +29,9 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type,
-                          skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--field-name`` option per field of ``cls`` (defaults are left unset)."""
+                          skip: tuple[str, ...] = (), presets: dict[str, dict] | None = None) -> None:
+    """Add one ``--field-name`` option per field of ``cls`` (defaults are left unset). ``presets``
+    (name -> field overrides) adds each preset's value to the help of the fields it sets."""
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -38,7 +39,9 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type,
             continue
         hint = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {f.default!r})".replace("%", "%%")
+        by_preset = "".join(f"; preset {name}: {values[f.name]!r}"
+                            for name, values in (presets or {}).items() if f.name in values)
+        help_text = f"{docs.get(f.name, '')} (default: {f.default!r}{by_preset})".replace("%", "%%")
         kwargs: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)

@@ -19,7 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="named settings under the flags below (default: paper)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN_DIR/<stage>_last.pt with its optimiser and RNG state")
-    add_dataclass_options(parser, TrainConfig)
+    add_dataclass_options(parser, TrainConfig, presets=PRESETS)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -140,6 +140,12 @@ class Trainer:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
                              f"processes {self.world}")
         self.out = Path(out_dir)
+        later = [self.out / n for n in ("nn.pt", "nn_last.pt")] if cfg.stage == "cc" and not resume else []
+        if any(p.is_file() for p in later):
+            # evaluate and predict take nn.pt over cc.pt: it would stand for the old run
+            raise ValueError(f"{self.out} holds {', '.join(p.name for p in later if p.is_file())} from "
+                             f"an earlier run, which evaluate and predict would use instead of the new "
+                             f"stage cc; train into another --out, or delete those files first")
         self.out.mkdir(parents=True, exist_ok=True)
         self.main = self.rank == 0
         self.last_path = self.out / f"{cfg.stage}_last.pt"

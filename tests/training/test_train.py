@@ -32,6 +32,10 @@ def test_two_steps_each_supervision_then_nn(tiny_dataset, tmp_path, make_config,
     assert "nn_mask=" in (out / "train_nn.log").read_text()
     recon, pose, cfg = load_models(out / "nn.pt")
     assert cfg.stage == "nn" and recon(torch.rand(1, 3, 32, 32))[0].shape == (1, 64, 3)
+    if supervision == "self":  # a fresh stage cc here would leave nn.pt standing for the old run
+        with pytest.raises(ValueError, match="holds nn.pt, nn_last.pt from an earlier run"):
+            train(make_config(supervision=supervision), tiny_dataset, "chair", out)
+        assert (out / "cc.pt").is_file()
 
 
 def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_path, make_config):
@@ -70,6 +74,15 @@ def test_cli_train_runs(tiny_dataset, tmp_path):
     assert rc == 0
     saved = json.loads((tmp_path / "r" / "config_cc.json").read_text())
     assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
+
+
+def test_cli_train_help_shows_preset_values(capsys):
+    """The help's defaults are the paper's; a preset's own value is named beside them."""
+    with pytest.raises(SystemExit):
+        cli(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.0; preset ssl3d: 10.0)" in text  # --w-view-prior
+    assert "(default: 2; preset fast: 64; preset ssl3d: 64)" in text  # --batch-size
 
 
 def test_each_optimiser_moves_only_its_network(tiny_dataset, tmp_path, make_config):
