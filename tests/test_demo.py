@@ -25,3 +25,9 @@ def test_demo_tiny(tmp_path, scratch):
     assert "Chamfer" in report and "mean shape" in report
     # Everything is kept: a second run resumes instead of redoing the work.
     assert cli(["demo", "--out", str(out), *flags]) == 0
+
+
+def test_demo_refuses_too_few_chairs_before_any_work(tmp_path, capsys):
+    assert cli(["demo", "--out", str(tmp_path / "d"), "--count", "9"]) == 2
+    assert "--count must be at least 10" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

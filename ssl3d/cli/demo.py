@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.visualize import reconstruction_grid, turntable, write_viewer
     from ssl3d.training.trainer import train
 
+    if args.count < 10:  # stage nn needs more training chairs than neighbours; evaluation val and test
+        raise ValueError(f"--count must be at least 10 chairs (training, validation and test), got {args.count}")
     start = time.time()
     out = Path(args.out).resolve()
     data, run_dir = out / "data", out / "run"

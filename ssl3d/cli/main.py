@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import warnings
 
 # verb -> one-line description; the module is ssl3d.cli.<verb>
 VERBS = {
@@ -44,18 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line for the command's user (not Python's file, line and source echo)."""
+    return f"ssl3d: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help()
         return 0
+    python_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(importlib.import_module(f"ssl3d.cli.{args.verb}").run(args) or 0)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         # Users get one clear line naming the problem, not a traceback.
         print(f"ssl3d {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = python_format  # for callers that run main() in their process
 
 
 if __name__ == "__main__":
