@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ssl3d",
         description="Self-supervised single-image coloured point clouds and viewpoints "
                     "(Navaneet et al., CVPR 2020) in PyTorch.")
+    from ssl3d import __version__
+
+    parser.add_argument("--version", action="version", version=f"ssl3d {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb, help_text in available_verbs().items():
         p = sub.add_parser(verb, help=help_text, description=help_text)

@@ -83,6 +83,9 @@ def test_cli_train_help_shows_preset_values(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 0.0; preset ssl3d: 10.0)" in text  # --w-view-prior
     assert "(default: 2; preset fast: 64; preset ssl3d: 64)" in text  # --batch-size
+    with pytest.raises(SystemExit):
+        cli(["--version"])
+    assert capsys.readouterr().out.startswith("ssl3d 0.")
 
 
 def test_each_optimiser_moves_only_its_network(tiny_dataset, tmp_path, make_config):
