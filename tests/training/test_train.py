@@ -76,8 +76,9 @@ def test_cli_train_runs(tiny_dataset, tmp_path):
     assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
 
 
-def test_cli_train_help_shows_preset_values(capsys):
-    """The help's defaults are the paper's; a preset's own value is named beside them."""
+def test_cli_train_help_shows_preset_values_and_version(capsys):
+    """The help's defaults are the paper's; a preset's own value is named beside them; --version
+    names the package."""
     with pytest.raises(SystemExit):
         cli(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
