@@ -69,13 +69,16 @@ one() {
   flags=$f2 nn=$n2
   echo "$flags" > "$out.flags"  # what a line built on this one starts from
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
+    rm -rf "$out"  # a sweep run again starts the line afresh (training refuses an earlier nn.pt)
     if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
         $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
       touch "$out".{cc_failed,train_failed}
     fi
   fi
   [ -f "$out.cc_failed" ] || touch "$out.cc_done"
-  if [ -n "$nn" ]; then
+  if [ -n "$nn" ] && [ -f "$out.cc_failed" ]; then
+    touch "$out.train_failed"  # no stage nn from a stage cc that failed (or from an older one)
+  elif [ -n "$nn" ]; then
     python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
       --stage nn $common $flags $nn > "$out.train_nn.txt" 2>&1 || touch "$out.train_failed"
   fi

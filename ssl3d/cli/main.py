@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import sys
 import warnings
+from pathlib import Path
 
 # verb -> one-line description; the module is ssl3d.cli.<verb>
 VERBS = {
@@ -48,8 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+_PYTHON_FORMAT = warnings.formatwarning
+
+
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """Warnings as one line for the command's user (not Python's file, line and source echo)."""
+    """ssl3d's own warnings as one line for the command's user (not Python's file, line and
+    source echo); other libraries' warnings as Python prints them."""
+    if not str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return _PYTHON_FORMAT(message, category, filename, lineno, line)
     return f"ssl3d: warning: {message}\n"
 
 

@@ -82,7 +82,10 @@ def resolve_paths(data_dir: str | os.PathLike, category: str) -> DatasetPaths:
             " or ".join(str(root / n) for n in dict.fromkeys((category, synset)))
         hint = ""
         if root.name in (category, synset) or (root / "render_report.json").is_file():
-            hint = f"; {root} looks like the category's own folder: pass its parent, {root.parent}"
+            parent = root.resolve().parent
+            if parent.name in ("ShapeNet_rendered", "ShapeNet_v1"):  # the paper's layout
+                parent = parent.parent
+            hint = f"; {root} looks like the category's own folder: pass {parent}"
         raise FileNotFoundError(f"no folder for category {category!r} in data folder {root} "
                                 f"(looked for {looked}){hint}")
     return DatasetPaths(render_root, cloud_root, split_dir, prefix, root / "cache")

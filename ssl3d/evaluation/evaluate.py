@@ -108,7 +108,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                          f"more, got {refine_steps} and {workers}")
     ckpt_path = find_checkpoint(run)
     if data_dir and not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} (--data) does not exist")
+        raise FileNotFoundError(f"data folder {data_dir} (--data) is not a folder")
     out_dir = ckpt_path.parent
     metrics_path = out_dir / "metrics.json"
     read_metrics = lambda: json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}  # noqa: E731
@@ -121,6 +121,9 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     data_dir = data_dir or trained_on
     if not data_dir:
         raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
+    if not Path(data_dir).is_dir():  # the folder the run was trained on has moved
+        raise FileNotFoundError(f"{ckpt_path} was trained on {data_dir}, which is not a folder "
+                                f"now; pass --data")
     category = ckpt.get("category", "")
     dev = torch.device(device)
     recon, pose, cfg = models_from_checkpoint(ckpt, ckpt_path, dev)

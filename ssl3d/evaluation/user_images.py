@@ -28,11 +28,13 @@ def _grey_levels(im: Image.Image, path, what: str) -> np.ndarray:
         if not np.isfinite(a).all():
             raise ValueError(f"{what} {path} holds NaN or infinite values")
         top = 1.0 if a.max() <= 1.0 else 255.0 if a.max() <= 255.0 else None
+        expected = "a float image in [0, 1] or [0, 255]"
     else:  # "I;16*" (16-bit PNG or TIFF) or "I" (32-bit integers)
         top = 65535.0 if im.mode.startswith("I;16") or 255 < a.max() <= 65535 else 255.0 if a.max() <= 255 else None
+        expected = "an 8-bit or 16-bit image"
     if top is None or a.min() < 0:
         raise ValueError(f"{what} {path}: values {a.min():g} to {a.max():g} are outside the range of "
-                         f"an 8-bit, 16-bit or [0, 1] float image")
+                         f"{expected}")
     return a / top
 
 
@@ -46,7 +48,10 @@ def read_rgba(path, what: str = "image") -> np.ndarray:
         with Image.open(path) as im:
             if im.mode in ("F", "I") or im.mode.startswith("I;16"):
                 grey = _grey_levels(im, path, what)
-                return np.concatenate([np.repeat(grey[..., None], 3, -1), np.ones_like(grey)[..., None]], -1)
+                alpha = np.ones_like(grey)
+                if "transparency" in im.info:  # one grey level marked transparent (PNG tRNS)
+                    alpha = (np.asarray(im) != im.info["transparency"]).astype(np.float32)
+                return np.concatenate([np.repeat(grey[..., None], 3, -1), alpha[..., None]], -1)
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as exc:

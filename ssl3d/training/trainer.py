@@ -140,12 +140,17 @@ class Trainer:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
                              f"processes {self.world}")
         self.out = Path(out_dir)
-        later = [self.out / n for n in ("nn.pt", "nn_last.pt")] if cfg.stage == "cc" and not resume else []
-        if any(p.is_file() for p in later):
-            # evaluate and predict take nn.pt over cc.pt: it would stand for the old run
-            raise ValueError(f"{self.out} holds {', '.join(p.name for p in later if p.is_file())} from "
-                             f"an earlier run, which evaluate and predict would use instead of the new "
-                             f"stage cc; train into another --out, or delete those files first")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file; give a folder for the run")
+        if cfg.stage == "cc" and not resume:
+            # evaluate and predict take nn.pt over cc.pt, and a stage nn run with --resume (as the
+            # demo does) would go on from nn_last.pt: either would stand for the old run
+            why = {"nn.pt": "evaluate and predict would use it instead of the new stage cc",
+                   "nn_last.pt": "stage nn with --resume would continue it"}
+            stale = [f"{n} ({w})" for n, w in why.items() if (self.out / n).is_file()]
+            if stale:
+                raise ValueError(f"{self.out} holds an earlier run's {'; '.join(stale)}: train into "
+                                 f"another --out, or delete those files first")
         self.out.mkdir(parents=True, exist_ok=True)
         self.main = self.rank == 0
         self.last_path = self.out / f"{cfg.stage}_last.pt"

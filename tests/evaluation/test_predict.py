@@ -88,8 +88,13 @@ def test_high_bit_depth_and_float_images(tmp_path):
     with pytest.raises(ValueError, match="nan.tif holds NaN"):
         U.read_rgba(tmp_path / "nan.tif")
     Image.fromarray((levels * 5000).astype(np.float32), "F").save(tmp_path / "big.tif")
-    with pytest.raises(ValueError, match="big.tif: values 0 to 5000"):
+    with pytest.raises(ValueError, match="big.tif: values 0 to 5000 .* float image in"):
         U.read_rgba(tmp_path / "big.tif")
+    # a 16-bit grey level marked transparent (tRNS) is the silhouette, as in 8-bit files
+    grey = np.full((8, 8), 1000, np.uint16)
+    grey[2:6, 2:6] = 40000
+    Image.fromarray(grey).save(tmp_path / "t16.png", transparency=1000)
+    assert np.array_equal(U.read_rgba(tmp_path / "t16.png")[..., 3], (grey != 1000).astype(np.float32))
 
 
 def test_predict_cli_errors_name_the_problem(tiny_model, tmp_path, capsys):

@@ -33,9 +33,12 @@ def test_two_steps_each_supervision_then_nn(tiny_dataset, tmp_path, make_config,
     recon, pose, cfg = load_models(out / "nn.pt")
     assert cfg.stage == "nn" and recon(torch.rand(1, 3, 32, 32))[0].shape == (1, 64, 3)
     if supervision == "self":  # a fresh stage cc here would leave nn.pt standing for the old run
-        with pytest.raises(ValueError, match="holds nn.pt, nn_last.pt from an earlier run"):
+        with pytest.raises(ValueError, match=r"earlier run's nn.pt \(evaluate .*; nn_last.pt \(stage nn"):
             train(make_config(supervision=supervision), tiny_dataset, "chair", out)
         assert (out / "cc.pt").is_file()
+        train(make_config(stage="nn", steps=3, supervision=supervision), tiny_dataset, "chair", out,
+              resume=True)  # resuming is not refused
+        assert torch.load(out / "nn_last.pt", weights_only=True)["step"] == 3
 
 
 def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_path, make_config):
@@ -63,7 +66,7 @@ def test_silhouette_form_reaches_training_and_its_checkpoint(tiny_dataset, tmp_p
     assert load_models(out / "nn.pt")[2].silhouette_form == "max"
 
 
-def test_cli_train_runs(tiny_dataset, tmp_path):
+def test_cli_train_runs(tiny_dataset, tmp_path, capsys):
     rc = cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "r"),
               "--steps", "1", "--batch-size", "2", "--image-size", "32", "--n-points", "32",
               "--no-progress", "--symmetry-axis", "x", "--w-symmetry", "1.0",
@@ -74,6 +77,10 @@ def test_cli_train_runs(tiny_dataset, tmp_path):
     assert rc == 0
     saved = json.loads((tmp_path / "r" / "config_cc.json").read_text())
     assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
+    (tmp_path / "file").write_text("")
+    assert cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "file"),
+                "--steps", "1", "--no-progress"]) == 2
+    assert f"--out {tmp_path / 'file'} is a file" in capsys.readouterr().err
 
 
 def test_cli_train_help_shows_preset_values_and_version(capsys):
