@@ -16,7 +16,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="test-time optimisation steps per image (0 = off)")
     parser.add_argument("--workers", type=int, default=2, help="processes for the exact EMD")
     parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
-    parser.add_argument("--no-progress", action="store_true",
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
                         help="no progress bars (for logs)")
     parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
                         help="models with several pose hypotheses: pick one with the selector "

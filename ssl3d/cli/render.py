@@ -31,7 +31,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "and scale its diagonal to 1)")
     parser.add_argument("--up-axis", choices=("y", "z"), default="y",
                         help="up axis of the input meshes; z-up meshes are rotated to y-up")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bar (--no-progress, as train and evaluate spell it)")
 
 
 def run(args: argparse.Namespace) -> int:

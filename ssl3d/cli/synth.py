@@ -21,7 +21,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="random seed; shape i depends only on (seed, i) (default 0)")
     parser.add_argument("--workers", type=int, default=1, metavar="W",
                         help="parallel processes (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bar (--no-progress, as train and evaluate spell it)")
 
 
 def run(args: argparse.Namespace) -> int:
