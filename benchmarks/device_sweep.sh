@@ -15,6 +15,8 @@
 # Sizing (4 x H200, 6,000 models, 4,500 CC + 1,500 NN steps): two runs per GPU train in about
 # 185 + 70 s and were scored within a 470-540 s call (diagnostics and real-mesh rows cut off);
 # three per GPU train in about 270 + 100 s, and a 560 s call scored none of them (session 15).
+# One run alone on a GPU (4 x H100) trains twice the steps, 9,000 + 3,000, in 184 + 71 s, and its
+# full evaluation and diagnostics fit a 570 s call (session 17).
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
