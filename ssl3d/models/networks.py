@@ -35,6 +35,8 @@ class NetworkConfig:
     """Input image height and width in pixels (a multiple of 16)."""
     hidden: int = 128
     """Width of the fully connected layers, the shape bottleneck included."""
+    pose_hidden: int = 0
+    """Width of the pose net's fully connected layers; 0 = ``hidden`` (the paper: one width)."""
     activation: str = "relu"
     """Hidden-layer nonlinearity: relu (the paper) or leaky_relu (slope 0.2; units cannot die)."""
     pose_hypotheses: int = 1
@@ -57,8 +59,9 @@ class NetworkConfig:
             raise ValueError(f"image_size must be a positive multiple of 16, got {self.image_size}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.n_points <= 0 or self.hidden <= 0:
-            raise ValueError(f"n_points and hidden must be positive, got {self.n_points}, {self.hidden}")
+        if self.n_points <= 0 or self.hidden <= 0 or self.pose_hidden < 0:
+            raise ValueError(f"n_points and hidden must be positive and pose_hidden >= 0, got "
+                             f"{self.n_points}, {self.hidden}, {self.pose_hidden}")
         if self.pose_hypotheses < 1:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
         if self.pose_sectors and self.pose_hypotheses < 2:
@@ -137,7 +140,7 @@ class PoseNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, cfg.activation)
-        h, m = cfg.hidden, cfg.pose_hypotheses
+        h, m = cfg.pose_hidden or cfg.hidden, cfg.pose_hypotheses
         self.head = mlp([width, h, h, h], cfg.activation)
         self.out = nn.Linear(h, 2 * m)
         if cfg.pose_sectors:  # centres 2 pi j / M; a buffer (not saved): a captured step copies nothing

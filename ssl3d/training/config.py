@@ -97,6 +97,9 @@ class TrainConfig:
     """Points per predicted cloud."""
     hidden: int = 128
     """Width of the fully connected layers."""
+    pose_hidden: int = 0
+    """Width of the pose net's fully connected layers alone; 0 = ``hidden``. To tell whether a
+    wider network helps through the pose net or the reconstruction net."""
     activation: Literal["relu", "leaky_relu"] = "relu"
     """Hidden-layer nonlinearity of both networks: relu (the paper) or leaky_relu (slope 0.2),
     whose units cannot die."""
@@ -315,7 +318,7 @@ class TrainConfig:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
-                             activation=self.activation, pose_hypotheses=self.pose_hypotheses,
+                             pose_hidden=self.pose_hidden, activation=self.activation, pose_hypotheses=self.pose_hypotheses,
                              pose_sectors=self.pose_sectors, shape_code_scale=self.shape_code_scale)
 
     def pixel_sigma2(self) -> float:
@@ -414,5 +417,5 @@ PRESETS: dict[str, dict] = {
 
 # Fields that change the networks' shapes or what their outputs mean: a checkpoint must agree
 # on them to be loaded.
-ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "activation", "pose_hypotheses",
-                       "pose_sectors")
+ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "pose_hidden", "activation",
+                       "pose_hypotheses", "pose_sectors")

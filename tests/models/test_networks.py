@@ -215,3 +215,17 @@ def test_pose_sectors_against_a_loop_keep_each_hypothesis_in_its_sector():
     assert torch.autograd.gradcheck(views_of, (bias,))
     with pytest.raises(ValueError, match="pose_sectors needs pose_hypotheses > 1, got 1"):
         NetworkConfig(pose_sectors=True)
+
+
+def test_pose_hidden_widens_the_pose_net_alone():
+    cfg = NetworkConfig(image_size=32, hidden=16, pose_hidden=24, pose_hypotheses=2)
+    pose, rec = PoseNet(cfg), ReconstructionNet(cfg)
+    widths = [m.out_features for m in pose.head if isinstance(m, torch.nn.Linear)]
+    assert widths == [24, 24, 24] and pose.out.in_features == 24 and pose.select.in_features == 24
+    assert rec.shape_bottleneck[0].out_features == 16  # the reconstruction net keeps hidden
+    views, logits = pose(torch.rand(2, 3, 32, 32), all_hypotheses=True)
+    assert views.shape == (2, 2, 2) and logits.shape == (2, 2)
+    same = PoseNet(NetworkConfig(image_size=32, hidden=16))  # 0: the shared width, as before
+    assert [m.out_features for m in same.head if isinstance(m, torch.nn.Linear)] == [16, 16, 16]
+    with pytest.raises(ValueError, match="pose_hidden >= 0"):
+        NetworkConfig(pose_hidden=-1)

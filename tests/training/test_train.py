@@ -586,6 +586,9 @@ def test_stage_cc_can_start_from_a_checkpoint(tiny_dataset, tmp_path, make_confi
     with pytest.raises(ValueError, match="another architecture.*hidden"):
         Trainer(make_config(init=str(tmp_path / "a" / "cc.pt"), hidden=16), tiny_dataset, "chair",
                 tmp_path / "d")
+    with pytest.raises(ValueError, match="another architecture .pose_hidden: checkpoint 0 vs config 8"):
+        Trainer(make_config(init=str(tmp_path / "a" / "cc.pt"), pose_hidden=8), tiny_dataset,
+                "chair", tmp_path / "e")
 
 
 def test_azimuth_moments_term_against_a_loop_and_in_gradcheck():
