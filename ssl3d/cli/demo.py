@@ -16,11 +16,11 @@ from pathlib import Path
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="ssl3d_demo", help="output folder (default: ssl3d_demo)")
-    parser.add_argument("--count", type=int, default=240, help="procedural chairs to make")
-    parser.add_argument("--cc-steps", type=int, default=500, help="stage CC steps")
-    parser.add_argument("--nn-steps", type=int, default=150, help="stage NN steps")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per step")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--count", type=int, default=240, help="procedural chairs to make (default: %(default)s)")
+    parser.add_argument("--cc-steps", type=int, default=500, help="stage CC steps (default: %(default)s)")
+    parser.add_argument("--nn-steps", type=int, default=150, help="stage NN steps (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per step (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="train from random weights instead of fine-tuning the shipped chair "
                              "model (at the demo's CPU budget the result is a blob)")

@@ -20,7 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="models with several pose hypotheses: the selector's choice from "
                              "the image alone (net, default, as evaluate) or the hypothesis whose "
                              "projection best explains the image and its mask (mask)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
 
 
 def default_model() -> Path:
