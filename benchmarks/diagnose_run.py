@@ -89,6 +89,14 @@ def azimuth_in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return torch.atan2(-d[:, 2], d[:, 0])
 
 
+def view_groups(az_true: np.ndarray) -> dict[str, np.ndarray]:
+    """Test images by their true azimuth (radians): within 30 deg of the z axis (a procedural
+    chair, which faces +z, seen from the front or back), of the x axis (a side), or between."""
+    along_z = np.abs(np.sin(az_true)) > math.sin(math.radians(60))
+    along_x = np.abs(np.cos(az_true)) > math.cos(math.radians(30))
+    return {"along z +-30 deg": along_z, "along x +-30 deg": along_x, "between": ~along_z & ~along_x}
+
+
 def turn_y(deg: float) -> torch.Tensor:
     """Rotation (3, 3) by ``deg`` degrees about the y (vertical) axis."""
     zero = torch.tensor(0.0)
@@ -171,10 +179,7 @@ def main() -> None:
     print(f"  views > 30 deg off seen mirrored front to back (azimuth within 20 deg of minus the "
           f"true one): {mirrored[~right].mean() if (~right).any() else 0:.1%}; pose accuracy by "
           f"predicted azimuth (ground-truth frame, 60 deg bins from -180): {by_bin}")
-    # By the true view: along z (the front or back of a procedural chair, which faces +z), along
-    # x (a side), or between; with how far the wrong ones' azimuths are off.
-    along_z = np.abs(np.sin(az_t)) > math.sin(math.radians(60))
-    along_x = np.abs(np.cos(az_t)) > math.cos(math.radians(30))
+    # By the true view, with how far the wrong ones' azimuths are off.
     off = np.degrees(np.abs(wrap(az_p - az_t)))
     # Point spread along the true viewing direction's horizontal part (depth, which the outline
     # leaves free) and across it, each against the ground truth's: a cloud flattened towards the
@@ -183,11 +188,10 @@ def main() -> None:
     v = torch.linalg.cross(u, torch.tensor([0.0, 1.0, 0.0]).expand_as(u))  # horizontal, across
     along = lambda c, w: torch.einsum("mnk,mk->mn", c, w).std(1).numpy()  # noqa: E731
     depth_ratio, side_ratio = along(pn, u) / along(gn, u), along(pn, v) / along(gn, v)
-    for name, g in (("along z +-30 deg", along_z), ("along x +-30 deg", along_x),
-                    ("between", ~along_z & ~along_x)):
+    mean_of = lambda x, sel: f"{x[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
+    mean = lambda sel: mean_of(cd, sel)  # noqa: E731
+    for name, g in view_groups(az_t).items():
         w = g & ~right
-        mean_of = lambda x, sel: f"{x[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
-        mean = lambda sel: mean_of(cd, sel)  # noqa: E731
         print(f"  true view {name} ({g.sum()} images): pose accuracy {right[g].mean():.1%}, "
               f"Chamfer x1000 pose right {mean(g & right)}, wrong {mean(w)}; the wrong ones' azimuth "
               f"off by 60-120 deg {(np.abs(off[w] - 90) <= 30).mean() if w.any() else 0:.0%}, "

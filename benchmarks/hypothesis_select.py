@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diagnose_run import azimuth_in_frame
+from diagnose_run import azimuth_in_frame, view_groups
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint
@@ -67,8 +67,8 @@ def main() -> None:
             for i in range(0, len(views), a.batch_size):
                 x, m = views.images[i:i + a.batch_size], views.masks[i:i + a.batch_size]
                 xyz, rgb = recon(x)
-                h, _ = pose(x, all_hypotheses=True)  # (B, H, 2)
-                sel.append(pose(x))
+                h, logits = pose(x, all_hypotheses=True)  # (B, H, 2), (B, H)
+                sel.append(h[torch.arange(len(x)), logits.argmax(1)])  # what pose(x) returns
                 if a.grid:  # (B, A, 2): every grid azimuth at the selector's elevation
                     az = torch.arange(a.grid, dtype=x.dtype) * (2 * torch.pi / a.grid) - torch.pi
                     grid = torch.stack([az.expand(len(x), -1), sel[-1][:, 1:].expand(-1, a.grid)], -1)
@@ -109,11 +109,10 @@ def main() -> None:
     if searched is not None:
         grid_right = right(searched)
         print(f"  best of the {a.grid}-azimuth grid by the training score: {grid_right.mean():.1%}")
-    for name, g in (("along z", np.abs(np.sin(taz)) > np.sin(np.radians(60))),
-                    ("along x", np.abs(np.cos(taz)) > np.cos(np.radians(30)))):
+    for name, g in list(view_groups(taz).items())[:2]:
         grid_ok = (f", best of the {a.grid}-azimuth grid by the training score "
                    f"{grid_right[g].mean():.1%}") if searched is not None else ""
-        print(f"  true view {name} +-30 deg ({g.sum()} images): selector {sel_ok[g].mean():.1%}, best "
+        print(f"  true view {name} ({g.sum()} images): selector {sel_ok[g].mean():.1%}, best "
               f"hypothesis in hindsight {(err_all[g].min(1) <= 30).mean():.1%}{grid_ok}")
     for (wi, wm), v in zip(pairs, chosen):
         print(f"  reprojection score, image x {wi:g} + mask x {wm:g}: {right(v).mean():.1%}")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="ssl3d_demo", help="output folder (default: ssl3d_demo)")
-    parser.add_argument("--count", type=int, default=240, help="procedural chairs to make (default: %(default)s)")
-    parser.add_argument("--cc-steps", type=int, default=500, help="stage CC steps (default: %(default)s)")
-    parser.add_argument("--nn-steps", type=int, default=150, help="stage NN steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per step (default: %(default)s)")
+    for flag, default, what in (("--count", 240, "procedural chairs to make"),
+                                ("--cc-steps", 500, "stage CC steps"), ("--nn-steps", 150, "stage NN steps"),
+                                ("--batch-size", 8, "images per step")):
+        parser.add_argument(flag, type=int, default=default, help=f"{what} (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="train from random weights instead of fine-tuning the shipped chair "
@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.training.trainer import train
 
     if args.count < 10:  # stage nn needs more training chairs than neighbours; evaluation val and test
-        raise ValueError(f"--count must be at least 10 chairs (training, validation and test), got {args.count}")
+        raise ValueError(f"--count must be at least 10 chairs (training, validation and test), "
+                         f"got {args.count}")
     start = time.time()
     out = Path(args.out).resolve()
     data, run_dir = out / "data", out / "run"

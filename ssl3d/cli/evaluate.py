@@ -10,11 +10,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="run folder (uses nn.pt, else cc.pt) or a checkpoint")
     parser.add_argument("--data", default=None, metavar="DATA_DIR",
                         help="dataset folder (default: the one the run was trained on)")
-    parser.add_argument("--split", default="test", choices=["val", "test"], help="split to score (default: %(default)s)")
+    parser.add_argument("--split", default="test", choices=["val", "test"],
+                        help="split to score (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="test-time optimisation steps per image (0 = off)")
-    parser.add_argument("--workers", type=int, default=2, help="processes for the exact EMD (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes for the exact EMD (default: %(default)s)")
     parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
     parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
                         help="no progress bars (for logs)")

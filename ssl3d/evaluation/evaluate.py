@@ -107,23 +107,22 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         raise ValueError(f"refine_steps (--refine) must be 0 or more and workers (--workers) 1 or "
                          f"more, got {refine_steps} and {workers}")
     ckpt_path = find_checkpoint(run)
-    if data_dir and not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} (--data) is not a folder")
     out_dir = ckpt_path.parent
     metrics_path = out_dir / "metrics.json"
     read_metrics = lambda: json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}  # noqa: E731
     ckpt = load_checkpoint(ckpt_path)
     trained_on = ckpt.get("data_dir")
+    if not (data_dir or trained_on):
+        raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
+    if not Path(data_dir or trained_on).is_dir():  # a wrong --data, or the training data moved
+        raise FileNotFoundError(f"data folder {data_dir} (--data) is not a folder" if data_dir else
+                                f"{ckpt_path} was trained on {trained_on}, which is not a folder "
+                                f"now; pass --data")
     if data_dir and not tag and trained_on and Path(data_dir).resolve() != Path(trained_on).resolve():
         # Another data set under the plain key would overwrite the run's own results.
         tag = Path(data_dir).resolve().name
         print(f"scoring {data_dir}, not the training data: results go under the tag {tag!r}")
     data_dir = data_dir or trained_on
-    if not data_dir:
-        raise ValueError(f"{ckpt_path} does not record its data folder; pass --data")
-    if not Path(data_dir).is_dir():  # the folder the run was trained on has moved
-        raise FileNotFoundError(f"{ckpt_path} was trained on {data_dir}, which is not a folder "
-                                f"now; pass --data")
     category = ckpt.get("category", "")
     dev = torch.device(device)
     recon, pose, cfg = models_from_checkpoint(ckpt, ckpt_path, dev)

@@ -108,11 +108,19 @@ def load_models(path: str | os.PathLike, device="cpu", cfg: TrainConfig | None =
     return models_from_checkpoint(load_checkpoint(path), path, device, cfg)
 
 
+def require_device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch.device; a RuntimeError saying so if it asks for CUDA on a machine
+    without it (instead of torch's assertion deep inside the first .to())."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
 def models_from_checkpoint(ckpt: dict, path, device="cpu", cfg: TrainConfig | None = None):
     """:func:`load_models` for a checkpoint already read by :func:`load_checkpoint` (``path``
     names it in errors)."""
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+    require_device(device)
     saved = TrainConfig.from_dict(ckpt["config"])
     if cfg is not None:
         check_compatible(ckpt["config"], cfg, path)

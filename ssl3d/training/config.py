@@ -318,8 +318,9 @@ class TrainConfig:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
-                             pose_hidden=self.pose_hidden, activation=self.activation, pose_hypotheses=self.pose_hypotheses,
-                             pose_sectors=self.pose_sectors, shape_code_scale=self.shape_code_scale)
+                             pose_hidden=self.pose_hidden, activation=self.activation,
+                             pose_hypotheses=self.pose_hypotheses, pose_sectors=self.pose_sectors,
+                             shape_code_scale=self.shape_code_scale)
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""

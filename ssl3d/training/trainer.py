@@ -32,7 +32,8 @@ from ssl3d import camera
 from ssl3d.data.dataset import flip_batch, load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
-                                       load_checkpoint, models_from_checkpoint, save_atomic)
+                                       load_checkpoint, models_from_checkpoint, require_device,
+                                       save_atomic)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
                                    view_distribution_weight)
@@ -134,8 +135,7 @@ class Trainer:
         self.cfg, self.category = cfg, category
         self.data_dir = str(Path(data_dir).resolve())
         self.rank, self.world, self.device = init_distributed(cfg.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+        require_device(self.device)
         if cfg.batch_size % self.world:
             raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of "
                              f"processes {self.world}")
