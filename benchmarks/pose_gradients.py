@@ -10,7 +10,11 @@ weights once the chosen hypothesis is fixed, so the choice is made with the run'
 throughout (the selection scores use the image and mask weights too); the difference is then
 exact. The view prior does not enter the pose loss and is off here.
 
+With --colour-sigma2 S the same at the checkpoint's weights with the colour projection's
+Gaussian weighting (ssl3d.ops.projection.splat_colour): what the image term would then give.
+
     python benchmarks/pose_gradients.py DATA_DIR CATEGORY RUN_OR_CKPT [--batch 64] [--batches 4]
+        [--colour-sigma2 S]
 """
 
 import argparse
@@ -43,11 +47,15 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--colour-sigma2", type=float, default=None,
+                    help="the colour projection's Gaussian variance (px^2); default: the run's")
     args = ap.parse_args()
     recon, pose, cfg = load_models(find_checkpoint(args.run))
     if cfg.supervision != "self":
         raise SystemExit(f"{args.run}: a {cfg.supervision}-supervised run has no self-supervised pose loss")
     cfg = dataclasses.replace(cfg, w_view_prior=0.0)
+    if args.colour_sigma2 is not None:
+        cfg = dataclasses.replace(cfg, colour_sigma2=args.colour_sigma2)
     # Hypotheses chosen as in training whatever the weights below (see the module's docstring).
     scores = losses.hypothesis_scores
     losses.hypothesis_scores = lambda image, mask, imgs, sils, _cfg: scores(image, mask, imgs, sils, cfg)
@@ -69,10 +77,11 @@ def main() -> None:
             norms[t].append((alone - base).norm().item())
     print(f"{args.run}: pose-loss gradient norms at weight 1 over {args.batches} batches of "
           f"{args.batch} training images (mean, min-max); the run's weights image / mask / cycle: "
-          f"{cfg.w_pose_image:g} / {cfg.w_pose_mask:g} / {cfg.w_pose_cycle:g}")
+          f"{cfg.w_pose_image:g} / {cfg.w_pose_mask:g} / {cfg.w_pose_cycle:g}; colour_sigma2 "
+          f"{cfg.colour_sigma2:g}")
     for name, v in norms.items():
         t = torch.tensor(v)
-        print(f"  {name:13s} {t.mean():8.3f}  ({t.min():.3f}-{t.max():.3f})")
+        print(f"  {name:13s} {t.mean():9.3g}  ({t.min():.3g}-{t.max():.3g})")
 
 
 if __name__ == "__main__":

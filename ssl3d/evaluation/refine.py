@@ -67,7 +67,8 @@ def refine(recon, pose, images: torch.Tensor, masks: torch.Tensor, train_cfg,
     for _ in tqdm(range(cfg.steps), desc="refine", disable=not progress, leave=False):
         xyz, rgb = run(params, buffers, images)
         img, sil = project_cloud(xyz, rgb, views, s, sigma2=sigma2, beta=train_cfg.beta,
-                                 silhouette_form=train_cfg.silhouette_form)
+                                 silhouette_form=train_cfg.silhouette_form,
+                                 colour_sigma2=train_cfg.colour_sigma2)
         bce, fwd, bwd = silhouette_losses(sil, masks, train_cfg)
         # Sums over the batch: each copy's gradient is that of its own image's loss.
         loss = (train_cfg.w_image * ((images - img) ** 2).sum(1).mean((1, 2))

@@ -117,12 +117,32 @@ def splat_silhouette_dense(uv: torch.Tensor, image_size: int,
     return torch.tanh(kernel.sum(1))
 
 
+def colour_logits(uv: torch.Tensor, depth: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
+                  beta: float, sigma2: float) -> torch.Tensor:
+    """The colour softmax's logit of each point at each pixel of a grid: beta / depth, less
+    ((u - c_x)^2 + (v - c_y)^2) / (2 sigma2) when ``sigma2`` > 0.
+    uv: (B, N, 2); depth: (B, N); cx: (B, N, W') and cy: (B, N, H') pixel centres (or any shapes
+    that broadcast so). Returns (B, N, H', W')."""
+    score = (beta / depth.clamp_min(MIN_DEPTH))[..., None, None]  # (B, N, 1, 1)
+    if sigma2 <= 0:
+        return score.expand(*depth.shape, cy.shape[-1], cx.shape[-1])
+    du2 = (uv[..., 0:1] - cx) ** 2  # (B, N, W')
+    dv2 = (uv[..., 1:2] - cy) ** 2  # (B, N, H')
+    return score - (dv2.unsqueeze(-1) + du2.unsqueeze(-2)) / (2 * sigma2)
+
+
 def splat_colour(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor, image_size: int,
-                 beta: float = BETA, well: float = 1.0) -> torch.Tensor:
+                 beta: float = BETA, well: float = 1.0, sigma2: float = 0.0) -> torch.Tensor:
     """Colour image from projected coloured points, local form.
 
     Pixel p's colour is sum_i w_i rgb_i over the points with |u_i - p_u| <= well and
     |v_i - p_v| <= well, where w = softmax_i(beta / depth_i) over those points; 0 where none.
+    With ``sigma2`` > 0 (px^2) the softmax's logits also lose |uv_i - p|^2 / (2 sigma2): within
+    the well a point weighs as a Gaussian of its distance to the pixel (times its depth weight),
+    so moving a point, or the camera, moves the colour edges between points of one surface. In
+    the paper's form (0) the weights depend on depth alone, and the image reaches the points'
+    image positions and the viewpoint only through the depths: with beta = 100 nearly not at
+    all (benchmarks/pose_gradients.py).
 
     uv: (B, N, 2); depth: (B, N); rgb: (B, N, 3). Returns (B, 3, H, W).
     """
@@ -143,7 +163,7 @@ def splat_colour(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor, image
     in_well_y = (uv[..., 1:2] - cy).abs() <= well
     valid = valid & in_well_y.unsqueeze(-1) & in_well_x.unsqueeze(-2)  # (B, N, K, K)
     k2 = valid.shape[-1] * valid.shape[-2]
-    score = (beta / depth.clamp_min(MIN_DEPTH)).unsqueeze(-1).expand(b, n, k2)  # (B, N, K*K)
+    score = colour_logits(uv, depth, cx, cy, beta, sigma2).reshape(b, n, k2)  # (B, N, K*K)
     valid = valid.reshape(b, n, k2)
     flat = flat.reshape(b, n * k2)
     # Per-pixel max of the scores, for a stable softmax. Softmax is shift invariant, so the max
@@ -164,8 +184,10 @@ def splat_colour(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor, image
 
 
 def splat_colour_dense(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor,
-                       image_size: int, beta: float = BETA, well: float = 1.0) -> torch.Tensor:
-    """Colour image, dense reference form (every point against every pixel).
+                       image_size: int, beta: float = BETA, well: float = 1.0,
+                       sigma2: float = 0.0) -> torch.Tensor:
+    """Colour image, dense reference form (every point against every pixel); arguments as
+    :func:`splat_colour`.
 
     uv: (B, N, 2); depth: (B, N); rgb: (B, N, 3). Returns (B, 3, H, W). Memory O(B * N * H * W).
     """
@@ -176,7 +198,8 @@ def splat_colour_dense(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor,
     py, px = torch.meshgrid(centres, centres, indexing="ij")
     inside = ((uv[..., 0, None, None] - px).abs() <= well) & \
              ((uv[..., 1, None, None] - py).abs() <= well)  # (B, N, H, W)
-    score = (beta / depth.clamp_min(MIN_DEPTH))[..., None, None].expand_as(inside)
+    score = colour_logits(uv, depth, centres.expand(*depth.shape, image_size),
+                          centres.expand(*depth.shape, image_size), beta, sigma2)  # (B, N, H, W)
     logits = torch.where(inside, score, torch.full_like(score, float("-inf")))
     weights = torch.softmax(logits, dim=1)  # NaN where no point reaches a pixel
     weights = torch.where(inside, weights, torch.zeros_like(weights))
@@ -202,18 +225,20 @@ def project_cloud(points: torch.Tensor, rgb: torch.Tensor, viewpoint: torch.Tens
                   image_size: int, sigma2: float = SIGMA2, beta: float = BETA,
                   radius: int = 2, dense: bool = False,
                   distance: float = camera.DEFAULT_DISTANCE,
-                  silhouette_form: str = "tanh_sum") -> tuple[torch.Tensor, torch.Tensor]:
+                  silhouette_form: str = "tanh_sum",
+                  colour_sigma2: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Project a coloured cloud: one camera transform feeds both the silhouette and the image.
 
     points: (B, N, 3); rgb: (B, N, 3) in [0, 1]; viewpoint: (B, 2) radians.
     Returns ``image`` (B, 3, H, W) and ``silhouette`` (B, H, W). ``dense=True`` uses the reference
-    O(N * H * W) forms. ``silhouette_form``: see :data:`SILHOUETTE_FORMS`.
+    O(N * H * W) forms. ``silhouette_form``: see :data:`SILHOUETTE_FORMS`; ``colour_sigma2``:
+    :func:`splat_colour`'s ``sigma2`` (0, the paper's colour weights).
     """
     check_tensor(points, "points", (None, None, 3))
     check_tensor(viewpoint, "viewpoint", (None, 2))
     uv, depth = camera.project(points, viewpoint, image_size, distance)
     if dense:
-        return (splat_colour_dense(uv, depth, rgb, image_size, beta),
+        return (splat_colour_dense(uv, depth, rgb, image_size, beta, sigma2=colour_sigma2),
                 splat_silhouette_dense(uv, image_size, sigma2, silhouette_form))
-    return (splat_colour(uv, depth, rgb, image_size, beta),
+    return (splat_colour(uv, depth, rgb, image_size, beta, sigma2=colour_sigma2),
             splat_silhouette(uv, image_size, sigma2, radius, silhouette_form))

@@ -159,6 +159,13 @@ class TrainConfig:
     not depend on density (ssl3d.ops.projection.SILHOUETTE_FORMS). Measured: max is better on
     airplanes and cars, worse on chairs, whose thin legs it covers only with closely spaced
     points (README)."""
+    colour_sigma2: float = 0.0
+    """0 (the paper's): within a pixel's 1-px well the colour projection weighs points by depth
+    alone, so the image term reaches the viewpoint and the points' image positions only through
+    their depths, which with beta = 100 is nearly not at all (the pose net then learns nothing
+    from colour: benchmarks/pose_gradients.py). S > 0: each point's weight also falls as a
+    Gaussian of its distance to the pixel, variance S px^2 (ssl3d.ops.projection.splat_colour),
+    so colour edges within a surface move with the camera and the points."""
     # --- loss weights: reconstruction optimiser ------------------------------------------------
     w_image: float = 100.0
     """Weight of the image reprojection loss in the reconstruction loss."""
@@ -329,7 +336,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
-                     "w_view_distribution", "view_distribution_steps"):
+                     "w_view_distribution", "view_distribution_steps", "colour_sigma2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",

@@ -164,7 +164,7 @@ def project_views(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, cfg
         xyz.unsqueeze(1).expand(b, v, n, 3).reshape(b * v, n, 3),
         rgb.unsqueeze(1).expand(b, v, n, 3).reshape(b * v, n, 3),
         views.reshape(b * v, 2), s, sigma2=cfg.pixel_sigma2(), beta=cfg.beta, dense=dense,
-        silhouette_form=cfg.silhouette_form)
+        silhouette_form=cfg.silhouette_form, colour_sigma2=cfg.colour_sigma2)
     return imgs.view(b, v, 3, s, s), sils.view(b, v, s, s)
 
 

@@ -25,7 +25,7 @@ def silhouette_loop(uv, size, sigma2=P.SIGMA2, form="tanh_sum"):
     return out
 
 
-def colour_loop(uv, depth, rgb, size, beta=P.BETA, well=1.0):
+def colour_loop(uv, depth, rgb, size, beta=P.BETA, well=1.0, sigma2=0.0):
     b, n, _ = uv.shape
     out = torch.zeros(b, 3, size, size, dtype=uv.dtype)
     for bi in range(b):
@@ -35,8 +35,14 @@ def colour_loop(uv, depth, rgb, size, beta=P.BETA, well=1.0):
                       and abs(float(uv[bi, k, 1]) - (i + 0.5)) <= well]
                 if not ks:
                     continue
-                scores = torch.stack([beta / depth[bi, k] for k in ks])
-                w = torch.softmax(scores, 0)
+                scores = []
+                for k in ks:
+                    s_k = beta / depth[bi, k]
+                    if sigma2 > 0:  # a Gaussian of the point's distance to the pixel centre
+                        d2 = (uv[bi, k, 0] - (j + 0.5)) ** 2 + (uv[bi, k, 1] - (i + 0.5)) ** 2
+                        s_k = s_k - d2 / (2 * sigma2)
+                    scores.append(s_k)
+                w = torch.softmax(torch.stack(scores), 0)
                 out[bi, :, i, j] = sum(w[t] * rgb[bi, k] for t, k in enumerate(ks))
     return out
 
@@ -76,13 +82,50 @@ def test_max_silhouette_does_not_grow_with_density():
                                P.splat_silhouette(one, 16, form="max"))
 
 
+@pytest.mark.parametrize("sigma2", [0.0, 0.4])
 @pytest.mark.parametrize("b,n,size,seed", [(1, 6, 6, 3), (2, 25, 8, 4), (2, 40, 10, 5)])
-def test_colour_forms_match_loop(b, n, size, seed):
+def test_colour_forms_match_loop(b, n, size, seed, sigma2):
     uv, depth, rgb = random_inputs(b, n, size, seed)
-    ref = colour_loop(uv, depth, rgb, size)
-    torch.testing.assert_close(P.splat_colour_dense(uv, depth, rgb, size), ref, rtol=1e-5,
-                               atol=1e-12)
-    torch.testing.assert_close(P.splat_colour(uv, depth, rgb, size), ref, rtol=1e-5, atol=1e-12)
+    if sigma2 > 0:  # depths close enough that the distance term decides among the points
+        depth = 1.9 + 0.02 * depth
+    ref = colour_loop(uv, depth, rgb, size, sigma2=sigma2)
+    torch.testing.assert_close(P.splat_colour_dense(uv, depth, rgb, size, sigma2=sigma2), ref,
+                               rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(P.splat_colour(uv, depth, rgb, size, sigma2=sigma2), ref,
+                               rtol=1e-5, atol=1e-12)
+
+
+def test_soft_colour_weighs_the_nearer_point_in_the_image():
+    """At one depth, the point nearer the pixel's centre colours it more, and moving the points
+    moves the colour (in the paper's form both points weigh the same wherever they are)."""
+    uv = torch.tensor([[[4.4, 4.5], [5.3, 4.5]]], dtype=torch.float64, requires_grad=True)
+    depth = torch.full((1, 2), 2.0, dtype=torch.float64)
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    flat = P.splat_colour(uv, depth, rgb, 10)[0, :, 4, 4]
+    torch.testing.assert_close(flat[:2], torch.tensor([0.5, 0.5], dtype=torch.float64))
+    soft = P.splat_colour(uv, depth, rgb, 10, sigma2=0.4)[0, :, 4, 4]
+    # Red lies 0.1 px from the pixel's centre (4.5, 4.5), green 0.8 px.
+    expect = torch.softmax(torch.tensor([-0.01, -0.64], dtype=torch.float64) / 0.8, 0)
+    torch.testing.assert_close(soft[:2], expect)
+    (grad,) = torch.autograd.grad(soft[0], uv)
+    # More red as red (left of the centre) moves right, nearer it, and as green moves right, away.
+    assert grad[0, 0, 0] > 0 and grad[0, 1, 0] > 0
+
+
+def test_soft_colour_image_term_turns_the_camera_towards_the_target():
+    """A two-coloured sheet seen from azimuth 0.4 against its own image from 0.45 or 0.35: the
+    image term's azimuth gradient points towards the target's view."""
+    g = torch.Generator().manual_seed(4)
+    side = torch.rand(1, 400, 2, generator=g, dtype=torch.float64) - 0.5
+    pts = torch.stack([side[..., 0] * 0.8, side[..., 1] * 0.8, torch.zeros_like(side[..., 0])], -1)
+    rgb = (side[..., :1] > 0).to(torch.float64).expand(1, 400, 3).clone()
+    for target_az in (0.45, 0.35):
+        target, _ = P.project_cloud(pts, rgb, torch.tensor([[target_az, 0.3]], dtype=torch.float64),
+                                    32, colour_sigma2=0.4)
+        vp = torch.tensor([[0.4, 0.3]], dtype=torch.float64, requires_grad=True)
+        img, _ = P.project_cloud(pts, rgb, vp, 32, colour_sigma2=0.4)
+        (grad,) = torch.autograd.grad(((img - target) ** 2).mean(), vp)
+        assert grad[0, 0] * (target_az - 0.4) < 0  # descent moves the azimuth towards the target
 
 
 def test_colour_nearest_point_wins_and_empty_is_black():
@@ -108,15 +151,17 @@ def test_local_gradients_match_dense(seed):
         (fn_local(u1) * w).sum().backward()
         (fn_dense(u2) * w).sum().backward()
         torch.testing.assert_close(u1.grad, u2.grad, rtol=1e-5, atol=1e-10)
-    grads = []
-    for fn in (P.splat_colour, P.splat_colour_dense):
-        d = depth.clone().requires_grad_()
-        c = rgb.clone().requires_grad_()
-        w = torch.randn(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-        (fn(uv, d, c, 12) * w).sum().backward()
-        grads.append((d.grad, c.grad))
-    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-10)
-    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-10)
+    for sigma2 in (0.0, 0.4):
+        grads = []
+        for fn in (P.splat_colour, P.splat_colour_dense):
+            u = uv.clone().requires_grad_()
+            d = depth.clone().requires_grad_()
+            c = rgb.clone().requires_grad_()
+            w = torch.randn(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+            (fn(u, d, c, 12, sigma2=sigma2) * w).sum().backward()
+            grads.append((u.grad, d.grad, c.grad))
+        for local, dense in zip(*grads):
+            torch.testing.assert_close(local, dense, rtol=1e-5, atol=1e-10)
 
 
 def test_gradcheck_projections():
@@ -129,6 +174,11 @@ def test_gradcheck_projections():
     d = depth.clone().requires_grad_()
     c = rgb.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda d_, c_: P.splat_colour(uv.detach(), d_, c_, 6), (d, c))
+    near = (1.9 + 0.02 * depth).requires_grad_()  # so that the distance term matters
+    assert torch.autograd.gradcheck(lambda u, d_, c_: P.splat_colour(u, d_, c_, 6, sigma2=0.4),
+                                    (uv, near, c))
+    assert torch.autograd.gradcheck(
+        lambda u, d_, c_: P.splat_colour_dense(u, d_, c_, 6, sigma2=0.4), (uv, near, c))
     # Through the camera: gradients reach the 3D points and the viewpoint.
     g = torch.Generator().manual_seed(3)
     pts = (torch.rand(1, 8, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
@@ -138,6 +188,8 @@ def test_gradcheck_projections():
     assert torch.autograd.gradcheck(lambda p, v: P.project_silhouette(p, v, 16, form="max"),
                                     (pts, vp))
     assert torch.autograd.gradcheck(lambda p, c_, v: P.project_cloud(p, c_, v, 16)[0], (pts, cols, vp))
+    assert torch.autograd.gradcheck(
+        lambda p, c_, v: P.project_cloud(p, c_, v, 16, colour_sigma2=0.4)[0], (pts, cols, vp))
 
 
 def test_project_cloud_local_matches_dense():
@@ -148,6 +200,9 @@ def test_project_cloud_local_matches_dense():
     img_l, sil_l = P.project_cloud(pts, rgb, vp, 32)
     img_d, sil_d = P.project_cloud(pts, rgb, vp, 32, dense=True)
     torch.testing.assert_close(img_l, img_d, rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(P.project_cloud(pts, rgb, vp, 32, colour_sigma2=0.4)[0],
+                               P.project_cloud(pts, rgb, vp, 32, dense=True, colour_sigma2=0.4)[0],
+                               rtol=1e-5, atol=1e-12)
     assert (sil_l - sil_d).abs().max() < 200 * 4e-4
     assert sil_l.shape == (2, 32, 32) and img_l.shape == (2, 3, 32, 32)
 
