@@ -20,6 +20,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN_DIR/<stage>_last.pt with its optimiser and RNG state")
     add_dataclass_options(parser, TrainConfig, presets=PRESETS)
+    # The other verbs take --quiet too.
+    parser.add_argument("--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                        help="the same as --no-progress")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -77,6 +77,9 @@ def test_cli_train_runs(tiny_dataset, tmp_path, capsys):
     assert rc == 0
     saved = json.loads((tmp_path / "r" / "config_cc.json").read_text())
     assert saved["affinity_form"] == "intended" and saved["w_symmetry"] == 1.0
+    assert cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "q"),
+                "--steps", "1", "--quiet"]) == 0  # as render and evaluate take it
+    assert json.loads((tmp_path / "q" / "config_cc.json").read_text())["progress"] is False
     (tmp_path / "file").write_text("")
     assert cli(["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "file"),
                 "--steps", "1", "--no-progress"]) == 2
