@@ -11,7 +11,7 @@
 # trained but were not yet scored then get a Chamfer-only evaluation in the last RESCUE seconds
 # (benchmarks/rescue_evaluations.sh); the summaries are written then. EXPORT="NAME ..." also
 # returns those runs' final models in half precision as $OUT/NAME.pt (benchmarks/export_model.py;
-# about 12 MB each at the preset's width, in int8 when half precision would pass the tool's 16 MiB
+# about 12 MB each at the preset's width, in int8 when half precision would exceed the tool's 16 MiB
 # a file; at most four, as the tool returns at most 8 files and 64 MiB), for analysis on a CPU.
 # Sizing (4 x H200, 6,000 models, 4,500 CC + 1,500 NN steps): two runs per GPU train in about
 # 185 + 70 s and were scored within a 470-540 s call (diagnostics and real-mesh rows cut off);
@@ -57,11 +57,12 @@ wait "${sweep_pids[@]}"
 for n in ${EXPORT:-}; do
   run=$(ls -d runs/*/"$n" 2>/dev/null | head -n 1)
   if [ -z "$run" ]; then echo "export: no run $n"; continue; fi
-  python3 benchmarks/export_model.py "$run" "$OUT/$n.pt"
+  python3 benchmarks/export_model.py "$run" "$OUT/$n.pt" || continue
   if [ "$(stat -c %s "$OUT/$n.pt")" -gt $(( 16 * 1024 * 1024 )) ]; then
     # The tool returns no file over 16 MiB (a model twice the preset's width is 20 MB in half
     # precision): int8 with per-row scales instead, a quarter of float32.
     python3 benchmarks/export_model.py "$run" "$OUT/$n.pt" --int8 && echo "export: $n in int8 (over 16 MiB in half precision)"
+    [ "$(stat -c %s "$OUT/$n.pt")" -gt $(( 16 * 1024 * 1024 )) ] && echo "export: $n exceeds 16 MiB even in int8; it will not come back"
   fi
 done
 { cat /tmp/summary/*.txt; echo "total $(( $(date +%s) - start )) s"; } > "$OUT/$name.txt"

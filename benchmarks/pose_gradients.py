@@ -1,7 +1,9 @@
-"""How much does each term of the pose loss move a trained pose net? For one batch of training
-images, the norm of the gradient of each pose-loss term (the selector's cross-entropy, the image
-and mask reprojection terms and the pose cycle, each at weight 1) with respect to the pose net's
-parameters, at the checkpoint's weights. The paper weighs the three pose terms 1 : 1 : 1
+"""How much does each term of the pose loss move a trained pose net? For batches of training
+images, the norm of the gradient of each pose-loss term (the image and mask reprojection terms
+and the pose cycle, each at weight 1, and as "selector" the terms those weights do not scale: the
+selector's cross-entropy, and the view-distribution prior and weight decay where a run has them)
+with respect to the pose net's parameters, at the checkpoint's weights. This is the stage-CC
+form of the loss: stage NN also adds the neighbour's mask term (at w_pose_mask), left out here. The paper weighs the three pose terms 1 : 1 : 1
 (METHOD section 5); this says which of them the pose net mostly learns from once trained.
 
 Each term's gradient is the difference of the pose loss's gradient with that term alone at
@@ -11,10 +13,11 @@ throughout (the selection scores use the image and mask weights too); the differ
 exact. The view prior does not enter the pose loss and is off here.
 
 With --colour-sigma2 S the same at the checkpoint's weights with the colour projection's
-Gaussian weighting (ssl3d.ops.projection.splat_colour): what the image term would then give.
+Gaussian weighting (ssl3d.ops.projection.splat_colour): what the image term would then give;
+--beta B the same with another sharpness of its depth softmax.
 
     python benchmarks/pose_gradients.py DATA_DIR CATEGORY RUN_OR_CKPT [--batch 64] [--batches 4]
-        [--colour-sigma2 S]
+        [--colour-sigma2 S] [--beta B]
 """
 
 import argparse
@@ -49,6 +52,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--colour-sigma2", type=float, default=None,
                     help="the colour projection's Gaussian variance (px^2); default: the run's")
+    ap.add_argument("--beta", type=float, default=None,
+                    help="the colour projection's depth sharpness; default: the run's")
     args = ap.parse_args()
     recon, pose, cfg = load_models(find_checkpoint(args.run))
     if cfg.supervision != "self":
@@ -56,6 +61,8 @@ def main() -> None:
     cfg = dataclasses.replace(cfg, w_view_prior=0.0)
     if args.colour_sigma2 is not None:
         cfg = dataclasses.replace(cfg, colour_sigma2=args.colour_sigma2)
+    if args.beta is not None:
+        cfg = dataclasses.replace(cfg, beta=args.beta)
     # Hypotheses chosen as in training whatever the weights below (see the module's docstring).
     scores = losses.hypothesis_scores
     losses.hypothesis_scores = lambda image, mask, imgs, sils, _cfg: scores(image, mask, imgs, sils, cfg)
@@ -78,7 +85,7 @@ def main() -> None:
     print(f"{args.run}: pose-loss gradient norms at weight 1 over {args.batches} batches of "
           f"{args.batch} training images (mean, min-max); the run's weights image / mask / cycle: "
           f"{cfg.w_pose_image:g} / {cfg.w_pose_mask:g} / {cfg.w_pose_cycle:g}; colour_sigma2 "
-          f"{cfg.colour_sigma2:g}")
+          f"{cfg.colour_sigma2:g}, beta {cfg.beta:g}")
     for name, v in norms.items():
         t = torch.tensor(v)
         print(f"  {name:13s} {t.mean():9.3g}  ({t.min():.3g}-{t.max():.3g})")

@@ -13,8 +13,9 @@ kernel is below exp(-2.5^2 / 0.8) = 4e-4. ``radius`` trades that truncation agai
 large radius reproduces the dense form to rounding.
 
 Colour uses a "well": pixel p sees point i only if |u_i - p_u| <= well and |v_i - p_v| <= well;
-within the well, weights are softmax_i(beta / depth_i), so nearer points dominate; pixels no point
-reaches are black.
+within the well, weights are softmax_i(beta / depth_i), so nearer points dominate (optionally
+also a Gaussian of the point's distance to the pixel: ``sigma2`` of :func:`splat_colour`); pixels
+no point reaches are black.
 
 All functions take pixel coordinates from :func:`ssl3d.camera.project`: ``uv`` (B, N, 2) as
 (column, row), with pixel (i, j)'s centre at (j + 0.5, i + 0.5).
@@ -140,9 +141,12 @@ def splat_colour(uv: torch.Tensor, depth: torch.Tensor, rgb: torch.Tensor, image
     With ``sigma2`` > 0 (px^2) the softmax's logits also lose |uv_i - p|^2 / (2 sigma2): within
     the well a point weighs as a Gaussian of its distance to the pixel (times its depth weight),
     so moving a point, or the camera, moves the colour edges between points of one surface. In
-    the paper's form (0) the weights depend on depth alone, and the image reaches the points'
-    image positions and the viewpoint only through the depths: with beta = 100 nearly not at
-    all (benchmarks/pose_gradients.py).
+    the paper's form (0) the weights depend on depth alone and the well is a hard box, so the
+    image reaches the points' image positions and the viewpoint only through the depth
+    differences of the points sharing a well, which a turn of the camera hardly changes
+    (benchmarks/pose_gradients.py). The distance term competes with the depth term: at
+    sigma2 = 0.4 a point at the well's corner loses as much weight as one 0.1 farther away at
+    depth 2, so nearer surfaces occlude less sharply.
 
     uv: (B, N, 2); depth: (B, N); rgb: (B, N, 3). Returns (B, 3, H, W).
     """

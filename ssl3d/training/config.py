@@ -160,12 +160,16 @@ class TrainConfig:
     airplanes and cars, worse on chairs, whose thin legs it covers only with closely spaced
     points (README)."""
     colour_sigma2: float = 0.0
-    """0 (the paper's): within a pixel's 1-px well the colour projection weighs points by depth
-    alone, so the image term reaches the viewpoint and the points' image positions only through
-    their depths, which with beta = 100 is nearly not at all (the pose net then learns nothing
-    from colour: benchmarks/pose_gradients.py). S > 0: each point's weight also falls as a
-    Gaussian of its distance to the pixel, variance S px^2 (ssl3d.ops.projection.splat_colour),
-    so colour edges within a surface move with the camera and the points."""
+    """0 (the paper's): within a pixel's 1-px well (a hard box) the colour projection weighs
+    points by depth alone, so the image term reaches the viewpoint and the points' image
+    positions only through the depth differences of the points sharing a well, which a turn of
+    the camera hardly changes (at a trained chair the pose net gets 1/1800 of the mask term's
+    gradient from it: benchmarks/pose_gradients.py). S > 0: each point's weight also falls as a
+    Gaussian of its distance to the pixel, variance S px^2 of the training image (not rescaled
+    with the image size, like the well), so colour edges within a surface move with the camera
+    and the points. The price: the distance term (down to -2 / (2 S) at the well's corner)
+    competes with the depth term, so a nearer surface occludes less sharply (at S = 0.4 a point
+    at the corner loses as much as one 0.1 farther at depth 2) (ssl3d.ops.projection.splat_colour)."""
     # --- loss weights: reconstruction optimiser ------------------------------------------------
     w_image: float = 100.0
     """Weight of the image reprojection loss in the reconstruction loss."""

@@ -112,6 +112,20 @@ def test_soft_colour_weighs_the_nearer_point_in_the_image():
     assert grad[0, 0, 0] > 0 and grad[0, 1, 0] > 0
 
 
+def test_soft_colour_occludes_less_sharply():
+    """The price of the distance term: a nearer point at the well's corner against a farther one
+    at the pixel's centre. Its weight is the softmax of beta / depth less d^2 / (2 sigma2)."""
+    uv = torch.tensor([[[5.5, 5.5], [4.5, 4.5]]], dtype=torch.float64)  # corner, centre of (4, 4)
+    depth = torch.tensor([[1.9, 2.0]], dtype=torch.float64)
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    for sigma2, dist in ((0.0, 0.0), (0.4, 2.0 / 0.8)):
+        red = P.splat_colour(uv, depth, rgb, 10, sigma2=sigma2)[0, 0, 4, 4]
+        logits = torch.tensor([100 / 1.9 - dist, 100 / 2.0], dtype=torch.float64)
+        torch.testing.assert_close(red, torch.softmax(logits, 0)[0])
+    assert P.splat_colour(uv, depth, rgb, 10)[0, 0, 4, 4] > 0.9
+    assert P.splat_colour(uv, depth, rgb, 10, sigma2=0.4)[0, 0, 4, 4] < 0.6
+
+
 def test_soft_colour_image_term_turns_the_camera_towards_the_target():
     """A two-coloured sheet seen from azimuth 0.4 against its own image from 0.45 or 0.35: the
     image term's azimuth gradient points towards the target's view."""
@@ -152,14 +166,19 @@ def test_local_gradients_match_dense(seed):
         (fn_dense(u2) * w).sum().backward()
         torch.testing.assert_close(u1.grad, u2.grad, rtol=1e-5, atol=1e-10)
     for sigma2 in (0.0, 0.4):
+        # Depths close enough that the distance term decides among the points when it is on.
+        near = depth if sigma2 == 0 else 1.9 + 0.02 * depth
         grads = []
         for fn in (P.splat_colour, P.splat_colour_dense):
             u = uv.clone().requires_grad_()
-            d = depth.clone().requires_grad_()
+            d = near.clone().requires_grad_()
             c = rgb.clone().requires_grad_()
             w = torch.randn(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
             (fn(u, d, c, 12, sigma2=sigma2) * w).sum().backward()
             grads.append((u.grad, d.grad, c.grad))
+        if sigma2 == 0:  # the paper's colour weights do not depend on the image positions
+            assert grads[0][0] is None and grads[1][0] is None
+            grads = [g[1:] for g in grads]
         for local, dense in zip(*grads):
             torch.testing.assert_close(local, dense, rtol=1e-5, atol=1e-10)
 
