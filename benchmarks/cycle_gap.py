@@ -34,18 +34,16 @@ import torch
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
 from ssl3d.evaluation.evaluate import find_checkpoint
+from ssl3d.evaluation.metrics import pose_errors
 from ssl3d.training.checkpoint import load_models
 from ssl3d.training.losses import project_views, silhouette_losses
 
 
 def errors_deg(pred: torch.Tensor, true: torch.Tensor, rot: torch.Tensor | None = None) -> torch.Tensor:
-    """Angle (deg) between predicted and true viewing directions. pred: (..., M, 2) hypotheses;
-    true: (..., 2). ``rot`` takes predictions into the true frame. Returns (..., M)."""
-    d_pred = camera.viewing_direction(pred)
-    if rot is not None:
-        d_pred = d_pred @ rot.T
-    d_true = camera.viewing_direction(true).unsqueeze(-2).expand_as(d_pred)
-    return torch.rad2deg(camera.angle_between(d_pred, d_true))
+    """:func:`ssl3d.evaluation.metrics.pose_errors` of each hypothesis. pred: (..., M, 2);
+    true: (..., 2). Returns (..., M) degrees."""
+    flat_true = true.unsqueeze(-2).expand_as(pred).reshape(-1, 2)
+    return torch.from_numpy(pose_errors(pred.reshape(-1, 2), flat_true, rot)).view(pred.shape[:-1])
 
 
 def refit_views(xyz: torch.Tensor, rgb: torch.Tensor, start: torch.Tensor, mask: torch.Tensor,

@@ -28,6 +28,12 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--no-progress`` (either spelling, in every verb): ``args.quiet``."""
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                        help="no progress bars (for logs)")
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type,
                           skip: tuple[str, ...] = (), presets: dict[str, dict] | None = None) -> None:
     """Add one ``--field-name`` option per field of ``cls`` (defaults are left unset). ``presets``

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ssl3d.cli.dataclass_args import add_quiet_option
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="run folder (uses nn.pt, else cc.pt) or a checkpoint")
@@ -18,8 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="processes for the exact EMD (default: %(default)s)")
     parser.add_argument("--no-emd", action="store_true", help="skip EMD (faster)")
-    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
-                        help="no progress bars (for logs)")
+    add_quiet_option(parser)
     parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
                         help="models with several pose hypotheses: pick one with the selector "
                              "from the image alone (net, default) or by how well its projection "
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
                  workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
                  tag=args.tag, rotation_from=args.rotation_from,
-                 progress=not args.no_progress)
+                 progress=not args.quiet)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ssl3d.cli.dataclass_args import add_quiet_option
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``render`` arguments to its sub-parser."""
@@ -31,8 +33,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "and scale its diagonal to 1)")
     parser.add_argument("--up-axis", choices=("y", "z"), default="y",
                         help="up axis of the input meshes; z-up meshes are rotated to y-up")
-    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                        help="no progress bar (--no-progress, as train and evaluate spell it)")
+    add_quiet_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

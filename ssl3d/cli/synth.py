@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ssl3d.cli.dataclass_args import add_quiet_option
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth`` arguments to its sub-parser."""
@@ -21,8 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="random seed; shape i depends only on (seed, i) (default 0)")
     parser.add_argument("--workers", type=int, default=1, metavar="W",
                         help="parallel processes (default 1)")
-    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                        help="no progress bar (--no-progress, as train and evaluate spell it)")
+    add_quiet_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
