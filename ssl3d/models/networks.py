@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ssl3d.camera import wrap_angle
+from ssl3d.ops.blur import gaussian_blur, gaussian_taps
 
 STRUCTURE_CONVS = ((32, 3), (64, 3), (128, 3), (256, 5))
 """(channels, kernel) of the structure and pose encoders; every layer has stride 2."""
@@ -49,6 +50,9 @@ class NetworkConfig:
     saturated tanh, and with M a multiple of 4 the axes (0, +-90, 180 deg: a symmetric object's
     front, back and sides in the network's frame) are sector centres. The elevation stays free.
     False: each hypothesis ranges over the whole circle. No parameter depends on it."""
+    pose_input_blur: float = 0.0
+    """Standard deviation, in pixels, of a Gaussian blur the pose net applies to every input
+    image before its encoder (0 = none, the paper). No parameter depends on it."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder. 0 gives every image the same
     cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
@@ -66,6 +70,8 @@ class NetworkConfig:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
         if self.pose_sectors and self.pose_hypotheses < 2:
             raise ValueError(f"pose_sectors needs pose_hypotheses > 1, got {self.pose_hypotheses}")
+        if not (math.isfinite(self.pose_input_blur) and self.pose_input_blur >= 0):
+            raise ValueError(f"pose_input_blur must be >= 0 pixels, got {self.pose_input_blur}")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 
@@ -146,6 +152,8 @@ class PoseNet(nn.Module):
         if cfg.pose_sectors:  # centres 2 pi j / M; a buffer (not saved): a captured step copies nothing
             self.register_buffer("sector_centres", torch.tensor([2 * math.pi * j / m for j in range(m)]),
                                  persistent=False)
+        if cfg.pose_input_blur > 0:  # a buffer (not saved), as the sector centres
+            self.register_buffer("blur_taps", gaussian_taps(cfg.pose_input_blur), persistent=False)
         if m > 1:
             self.select = nn.Linear(h, m)
             if not cfg.pose_sectors:
@@ -158,6 +166,8 @@ class PoseNet(nn.Module):
         ``all_hypotheses`` (B, M, 2) viewpoints and (B, M) selector logits (zeros when M = 1).
         (One forward method for both, so DistributedDataParallel sees every call.)"""
         _check_image(image, self.cfg.image_size)
+        if self.cfg.pose_input_blur > 0:
+            image = gaussian_blur(image, self.blur_taps)
         f = self.head(self.encoder(image))
         views = math.pi * torch.tanh(self.out(f)).view(image.shape[0], -1, 2)  # (B, M, 2)
         m = views.shape[1]

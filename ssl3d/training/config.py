@@ -138,6 +138,13 @@ class TrainConfig:
     degrees off makes the shape fit the silhouette from the wrong angle; averaged over many
     images this pulls points towards the vertical axis (self-supervised chairs spread their
     points 0.13 in x and z, the pose-supervised baseline 0.17, the ground truth 0.18)."""
+    pose_input_blur: float = 0.0
+    """Standard deviation in pixels of a Gaussian blur the pose net applies to its every input,
+    real images and the pose cycle's renders alike, at training and at inference (0 = off, the
+    paper; not in the paper). Why: the pose net learns the views mostly from the cycle's renders
+    of its own clouds, speckled and noisy in colour, and is used on crisp real images; it poses
+    the renders 1.2-1.8 deg off (median) and the real images 4.7-5.8 deg off
+    (benchmarks/cycle_gap.py). A blur brings the two kinds of image nearer each other."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
     image share one cloud, a template, so the pose net must explain every image with a single
@@ -331,6 +338,7 @@ class TrainConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,
                              pose_hidden=self.pose_hidden, activation=self.activation,
                              pose_hypotheses=self.pose_hypotheses, pose_sectors=self.pose_sectors,
+                             pose_input_blur=self.pose_input_blur,
                              shape_code_scale=self.shape_code_scale)
 
     def pixel_sigma2(self) -> float:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ssl3d.models import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty
+from ssl3d.ops import gaussian_blur, gaussian_taps
 
 
 @pytest.mark.parametrize("size,n", [(64, 1024), (32, 100), (128, 256)])
@@ -229,3 +230,20 @@ def test_pose_hidden_widens_the_pose_net_alone():
     assert [m.out_features for m in same.head if isinstance(m, torch.nn.Linear)] == [16, 16, 16]
     with pytest.raises(ValueError, match="pose_hidden >= 0"):
         NetworkConfig(pose_hidden=-1)
+
+
+def test_pose_input_blur_filters_every_input_before_the_encoder():
+    """A pose net with the input blur equals the same weights without it fed blurred images, and
+    its output differs from theirs on the raw image; the blur has no parameters of its own."""
+    cfg = NetworkConfig(image_size=32, hidden=16, pose_hypotheses=2, pose_input_blur=1.0)
+    blurred = PoseNet(cfg)
+    plain = PoseNet(NetworkConfig(image_size=32, hidden=16, pose_hypotheses=2))
+    plain.load_state_dict(blurred.state_dict())  # same keys: the taps are not saved
+    image = torch.rand(3, 3, 32, 32)
+    views, logits = blurred(image, all_hypotheses=True)
+    want_views, want_logits = plain(gaussian_blur(image, gaussian_taps(1.0)), all_hypotheses=True)
+    torch.testing.assert_close(views, want_views)
+    torch.testing.assert_close(logits, want_logits)
+    assert not torch.allclose(views, plain(image, all_hypotheses=True)[0])
+    with pytest.raises(ValueError, match="pose_input_blur must be >= 0"):
+        NetworkConfig(pose_input_blur=-0.5)

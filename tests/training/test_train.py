@@ -12,6 +12,8 @@ import torch
 
 from ssl3d import camera
 from ssl3d.cli.main import main as cli
+from ssl3d.models import PoseNet
+from ssl3d.ops import gaussian_blur, gaussian_taps
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import load_checkpoint, load_models
 from ssl3d.training.trainer import Trainer, scheduled_lr, train
@@ -714,6 +716,19 @@ def test_template_phase_then_per_image_shapes(tiny_dataset, tmp_path, make_confi
     with pytest.raises(ValueError, match="shape_code_scale"):
         train(make_config(steps=4, shape_code_scale=0.0, init=str(tmp_path / "t" / "cc.pt")),
               tiny_dataset, "chair", tmp_path / "p", resume=True)
+
+
+def test_pose_input_blur_is_saved_and_rebuilt(tiny_dataset, tmp_path, make_config):
+    """A run with the pose net's input blur trains, saves the blur in its checkpoint, and the
+    rebuilt pose net applies it: its views are the unblurred net's on blurred images."""
+    train(make_config(steps=2, pose_hypotheses=2, pose_input_blur=1.0), tiny_dataset, "chair",
+          tmp_path / "b")
+    _, pose, net_cfg = load_models(tmp_path / "b" / "cc.pt")
+    assert net_cfg.pose_input_blur == 1.0
+    plain = PoseNet(dataclasses.replace(net_cfg, pose_input_blur=0.0))
+    plain.load_state_dict(pose.state_dict())
+    img = torch.rand(2, 3, net_cfg.image_size, net_cfg.image_size)
+    torch.testing.assert_close(pose(img), plain(gaussian_blur(img, gaussian_taps(1.0))))
 
 
 def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, make_config):
