@@ -17,6 +17,21 @@ for mark in "$runs"/*.trained "$runs"/*/*.trained; do
   [ -f "$out.train_failed" ] && continue
   scored "$out" || todo+=("$out")
 done
+# An evaluation the limit interrupted can go on after its sweep was stopped and finish in the
+# meantime (session 19 lost two runs' rows that way): its results.md then has the rows, the
+# summary (written by the stopped sweep) not. Checked again at the end, as one may finish later.
+late_rows() {
+  for mark in "$runs"/*.trained "$runs"/*/*.trained; do
+    [ -f "$mark" ] || continue
+    local out=${mark%.trained}
+    local sum="$summary/$(basename "$out").txt"
+    if scored "$out" && [ -f "$sum" ] && ! grep -q "| test |" "$sum"; then
+      { echo "rows of an evaluation that finished after the sweep's time limit:"
+        grep "| test |" "$out/results.md" | sort -u; } >> "$sum"
+    fi
+  done
+}
+late_rows
 [ "${#todo[@]}" -eq 0 ] && exit 0
 threads=$(( $(env -u OMP_NUM_THREADS nproc) / ${#todo[@]} )); [ "$threads" -lt 1 ] && threads=1
 pids=()
@@ -38,4 +53,5 @@ for out in "${todo[@]}"; do
   pids+=($!)
 done
 wait "${pids[@]}"
+late_rows
 exit 0
