@@ -152,23 +152,32 @@ def summarise(chamfer: np.ndarray, emd: np.ndarray | None, pose_err: np.ndarray 
 
 
 def mean_shape(train_clouds: torch.Tensor, n_points: int = 1024, steps: int = 300,
-               max_clouds: int = 512, seed: int = 0, device="cpu") -> torch.Tensor:
+               max_clouds: int = 512, seed: int = 0, device="cpu", batch: int = 0) -> torch.Tensor:
     """The category's mean shape: a cloud minimising the mean Chamfer to the (normalised)
-    training clouds, started from their Chamfer medoid. train_clouds: (M, P, 3). Returns (n, 3)
-    on the CPU."""
+    training clouds, started from their Chamfer medoid. train_clouds: (M, P, 3). ``max_clouds``
+    of them, drawn at random, are fitted; with ``batch`` > 0 each Adam step (and the medoid
+    search) sees a random ``batch`` of those only, which on a CPU fits many clouds for the cost
+    of a few. Returns (n, 3) on the CPU."""
+    if steps < 0 or max_clouds < 1 or batch < 0:
+        raise ValueError(f"steps must be >= 0, max_clouds >= 1 and batch >= 0, got {steps}, "
+                         f"{max_clouds}, {batch}")
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train_clouds), generator=g)[:max_clouds]
     clouds = normalize_unit_box(train_clouds[pick].float()).to(device)
+    size = min(batch, len(clouds)) if batch > 0 else len(clouds)
     cand = clouds[: min(32, len(clouds))]
     with torch.no_grad():
-        cost = torch.stack([chamfer_distance(c.expand(len(clouds), -1, -1), clouds, "none").mean()
+        ref = clouds[:size]
+        cost = torch.stack([chamfer_distance(c.expand(size, -1, -1), ref, "none").mean()
                             for c in cand])
     start = cand[int(cost.argmin())]
     idx = torch.randint(start.shape[0], (n_points,), generator=g)
     pts = (start[idx] + 1e-3 * torch.randn(n_points, 3, generator=g).to(device)).requires_grad_(True)
     opt = torch.optim.Adam([pts], lr=2e-3)
     for _ in range(steps):
+        some = clouds if size == len(clouds) else \
+            clouds[torch.randperm(len(clouds), generator=g)[:size].to(clouds.device)]
         opt.zero_grad()
-        chamfer_distance(pts.expand(len(clouds), -1, -1), clouds).backward()
+        chamfer_distance(pts.expand(size, -1, -1), some).backward()
         opt.step()
     return pts.detach().cpu()
