@@ -20,6 +20,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="models with several pose hypotheses: the selector's choice from "
                              "the image alone (net, default, as evaluate) or the hypothesis whose "
                              "projection best explains the image and its mask (mask)")
+    parser.add_argument("--colour-from-image", action="store_true",
+                        help="colour each point from the input image where it projects at the "
+                             "predicted viewpoint, instead of the colour branch's prediction "
+                             "(points off the silhouette keep theirs; not in the paper)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
 
 
@@ -34,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ssl3d.evaluation.colour import colours_from_image
     from ssl3d.evaluation.evaluate import find_checkpoint, predict
     from ssl3d.evaluation.refine import RefineConfig, refine
     from ssl3d.evaluation.user_images import collect_images, load_user_image
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             xyz, rgb, vp = predict(recon, pose, x,
                                    masks=m if args.pose_select == "mask" else None, cfg=cfg)
+        if args.colour_from_image:
+            rgb = colours_from_image(xyz, rgb, vp, x, m)
         xyz, rgb, vp = xyz[0].cpu().numpy(), rgb[0].cpu().numpy(), vp[0].cpu().numpy()
         ply = write_ply(out / f"{path.stem}.ply", xyz, rgb)
         views = [tuple(vp), (vp[0] + 2.0, 0.35), (vp[0] - 2.0, 0.35)]

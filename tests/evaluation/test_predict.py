@@ -208,3 +208,22 @@ def test_shipped_chair_model_predicts_without_model_flag(tmp_path, capsys):
     assert cli(["predict", str(tmp_path / "box.png"), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "box.ply").is_file()
     assert "azimuth" in capsys.readouterr().out
+
+
+def test_colour_from_image_paints_the_cloud_with_the_photos_colours(tmp_path):
+    """With --colour-from-image the shipped model's points that land on the object take its
+    colour (a uniform blue box here), which the colour branch alone does not give them."""
+    img = np.zeros((96, 96, 4), np.uint8)
+    img[20:80, 30:66] = (40, 90, 200, 255)
+    Image.fromarray(img, "RGBA").save(tmp_path / "box.png")
+
+    def colours(*flags):
+        out = tmp_path / ("out" + "".join(flags))
+        assert cli(["predict", str(tmp_path / "box.png"), "--out", str(out), *flags]) == 0
+        rows = (out / "box.ply").read_text().splitlines()
+        body = rows[rows.index("end_header") + 1:]
+        return np.array([[int(v) for v in r.split()[3:]] for r in body])
+
+    near = lambda c: (np.abs(c - np.array([40, 90, 200])).max(1) <= 12).mean()  # noqa: E731
+    painted, own = near(colours("--colour-from-image")), near(colours())
+    assert painted > 0.5 and painted > own + 0.3

@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+
+from ssl3d import camera
+from ssl3d.evaluation.colour import colours_from_image
+
+
+def colours_reference(points, rgb, viewpoint, image, mask):
+    """Loop reference: per point, the four pixels around its projection (centres at +0.5) with
+    bilinear weights, pixels outside the image counting as 0; colour = sum(w m c) / sum(w m),
+    kept only where sum(w m) >= 0.5."""
+    b, n, _ = points.shape
+    s = image.shape[-1]
+    uv, _ = camera.project(points, viewpoint, s)
+    out = rgb.clone()
+    for i in range(b):
+        for j in range(n):
+            x, y = float(uv[i, j, 0]) - 0.5, float(uv[i, j, 1]) - 0.5
+            x0, y0 = math.floor(x), math.floor(y)
+            num, den = torch.zeros(3, dtype=image.dtype), 0.0
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    c, r = x0 + dx, y0 + dy
+                    w = (1 - abs(x - c)) * (1 - abs(y - r))
+                    if 0 <= c < s and 0 <= r < s:
+                        num = num + w * mask[i, r, c] * image[i, :, r, c]
+                        den = den + w * float(mask[i, r, c])
+            if den >= 0.5:
+                out[i, j] = (num / den).clamp(0, 1)
+    return out
+
+
+def random_case(seed, b=2, n=40, s=8):
+    g = torch.Generator().manual_seed(seed)
+    points = (torch.rand(b, n, 3, generator=g, dtype=torch.float64) - 0.5) * 0.9
+    rgb = torch.rand(b, n, 3, generator=g, dtype=torch.float64)
+    viewpoint = (torch.rand(b, 2, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([6.0, 1.0], dtype=torch.float64)
+    image = torch.rand(b, 3, s, s, generator=g, dtype=torch.float64)
+    mask = (torch.rand(b, s, s, generator=g, dtype=torch.float64) > 0.3).to(torch.float64)
+    return points, rgb, viewpoint, image, mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_colours_from_image_match_loop_reference(seed):
+    points, rgb, viewpoint, image, mask = random_case(seed)
+    got = colours_from_image(points, rgb, viewpoint, image, mask)
+    torch.testing.assert_close(got, colours_reference(points, rgb, viewpoint, image, mask))
+    changed = (got != rgb).any(-1)
+    assert 0 < changed.float().mean() < 1  # some points read the image, some keep their colour
+
+
+def test_a_point_on_a_flat_patch_takes_its_colour_and_one_off_the_silhouette_keeps_its_own():
+    s = 16
+    image = torch.zeros(1, 3, s, s)
+    image[0, :, :, :] = torch.tensor([0.2, 0.6, 0.9]).view(3, 1, 1)
+    mask = torch.zeros(1, s, s)
+    mask[0, 4:12, 4:12] = 1
+    viewpoint = torch.zeros(1, 2)
+    points = torch.zeros(1, 2, 3)
+    uv, _ = camera.project(points, viewpoint, s)
+    assert torch.allclose(uv[0, 0], torch.full((2,), s / 2.0))  # the origin lands in the middle
+    points[0, 1] = torch.tensor([0.45, 0.45, 0.45])  # far off to the side: outside the square
+    assert (camera.project(points, viewpoint, s)[0][0, 1] - s / 2).abs().max() > 4
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    out = colours_from_image(points, rgb, viewpoint, image, mask)
+    torch.testing.assert_close(out[0, 0], torch.tensor([0.2, 0.6, 0.9]))
+    torch.testing.assert_close(out[0, 1], rgb[0, 1])
+
+
+def test_colours_from_image_reject_bad_shapes():
+    points, rgb, viewpoint, image, mask = random_case(0)
+    with pytest.raises(ValueError, match="mask"):
+        colours_from_image(points, rgb, viewpoint, image, mask[:, :4, :4])
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        colours_from_image(points, rgb, viewpoint[:1], image, mask)
+    with pytest.raises(ValueError, match="image"):
+        colours_from_image(points, rgb, viewpoint, image[:, :2], mask)
