@@ -28,6 +28,10 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=200, help="test images used (the first N)")
     ap.add_argument("--sigmas", default="0.5,1,1.5,2", help="blur widths in px, comma-separated")
     args = ap.parse_args()
+    sigmas = [float(s) for s in args.sigmas.split(",")]
+    if args.count < 1 or min(sigmas) <= 0:
+        raise SystemExit(f"--count must be >= 1 and every --sigmas value > 0, got {args.count} "
+                         f"and {args.sigmas}")
     recon, pose, cfg = load_models(find_checkpoint(args.run))
     test = load_split(args.data, args.category, "test", cfg.image_size, progress=False)
     images = test.images[:args.count]
@@ -37,7 +41,7 @@ def main() -> None:
         renders = renders[:, 0]
         print(f"{args.run}: {len(images)} {args.category} test images against their clouds' renders "
               f"at the predicted view (mean |image - render| / mean |image|)")
-        for sigma in [0.0] + [float(s) for s in args.sigmas.split(",")]:
+        for sigma in [0.0] + sigmas:
             a, b = images, renders
             if sigma > 0:
                 taps = gaussian_taps(sigma)

@@ -74,7 +74,7 @@ def mean_shape_baseline(data_dir, category: str, test_clouds: torch.Tensor, devi
     # At the training image size, whose decoded split training has already cached.
     train_clouds = load_split(data_dir, category, "train", image_size, progress=progress).clouds
     # 300 Adam steps on 512 clouds at once on a GPU; on a CPU each step sees a random 32 of the
-    # same 512 (chair, 6,000 models: Chamfer x1000 7.79 in 48 s on 2 cores, against the GPU's
+    # same 512 (chair, 6,000 models: Chamfer x1000 7.79 in about 50 s on 2 cores, against the GPU's
     # 7.72; the earlier 100 steps on 48 clouds gave 8.11, a weaker baseline than the GPU's).
     fit = {"n_points": test_clouds.shape[1], "steps": 300, "max_clouds": 512,
            "batch": 0 if device.type == "cuda" else 32}

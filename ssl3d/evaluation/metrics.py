@@ -158,9 +158,9 @@ def mean_shape(train_clouds: torch.Tensor, n_points: int = 1024, steps: int = 30
     of them, drawn at random, are fitted; with ``batch`` > 0 each Adam step (and the medoid
     search) sees a random ``batch`` of those only, which on a CPU fits many clouds for the cost
     of a few. Returns (n, 3) on the CPU."""
-    if steps < 0 or max_clouds < 1 or batch < 0:
-        raise ValueError(f"steps must be >= 0, max_clouds >= 1 and batch >= 0, got {steps}, "
-                         f"{max_clouds}, {batch}")
+    if n_points < 1 or steps < 0 or max_clouds < 1 or batch < 0:
+        raise ValueError(f"n_points and max_clouds must be >= 1, steps and batch >= 0, got "
+                         f"{n_points}, {max_clouds}, {steps}, {batch}")
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train_clouds), generator=g)[:max_clouds]
     clouds = normalize_unit_box(train_clouds[pick].float()).to(device)

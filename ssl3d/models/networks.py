@@ -70,8 +70,9 @@ class NetworkConfig:
             raise ValueError(f"pose_hypotheses must be >= 1, got {self.pose_hypotheses}")
         if self.pose_sectors and self.pose_hypotheses < 2:
             raise ValueError(f"pose_sectors needs pose_hypotheses > 1, got {self.pose_hypotheses}")
-        if not (math.isfinite(self.pose_input_blur) and self.pose_input_blur >= 0):
-            raise ValueError(f"pose_input_blur must be >= 0 pixels, got {self.pose_input_blur}")
+        if not (math.isfinite(self.pose_input_blur) and 0 <= self.pose_input_blur <= self.image_size / 4):
+            raise ValueError(f"pose_input_blur must be >= 0 and at most image_size / 4 = "
+                             f"{self.image_size / 4:g} pixels, got {self.pose_input_blur}")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
 

@@ -438,4 +438,4 @@ PRESETS: dict[str, dict] = {
 # Fields that change the networks' shapes or what their outputs mean: a checkpoint must agree
 # on them to be loaded.
 ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "pose_hidden", "activation",
-                       "pose_hypotheses", "pose_sectors")
+                       "pose_hypotheses", "pose_sectors", "pose_input_blur")

@@ -65,6 +65,35 @@ def test_mean_shape_beats_a_random_training_cloud():
     assert score_mean < score_one
 
 
+def mean_shape_reference(train_clouds, n_points, steps, max_clouds, seed=0):
+    """The full-batch fit written out plainly: the Chamfer medoid of the first 32 drawn clouds
+    against all drawn clouds, jittered, then Adam on the mean Chamfer to all of them."""
+    from ssl3d.ops import chamfer_distance, normalize_unit_box
+
+    g = torch.Generator().manual_seed(seed)
+    clouds = normalize_unit_box(train_clouds[torch.randperm(len(train_clouds), generator=g)[:max_clouds]].float())
+    costs = []
+    for c in clouds[:32]:
+        costs.append(sum(chamfer_distance(c[None], clouds[j][None]) for j in range(len(clouds))) / len(clouds))
+    start = clouds[int(torch.stack(costs).argmin())]
+    idx = torch.randint(start.shape[0], (n_points,), generator=g)
+    pts = (start[idx] + 1e-3 * torch.randn(n_points, 3, generator=g)).requires_grad_(True)
+    opt = torch.optim.Adam([pts], lr=2e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        chamfer_distance(pts.expand(len(clouds), -1, -1), clouds).backward()
+        opt.step()
+    return pts.detach()
+
+
+def test_mean_shape_full_batch_matches_the_plain_reference():
+    """batch 0 (the GPU's setting) is the plain full-batch fit, draw for draw."""
+    g = torch.Generator().manual_seed(4)
+    clouds = torch.rand(12, 50, 3, generator=g)
+    got = M.mean_shape(clouds, n_points=40, steps=5, max_clouds=10)
+    torch.testing.assert_close(got, mean_shape_reference(clouds, 40, 5, 10), rtol=1e-5, atol=1e-6)
+
+
 def test_mean_shape_from_random_batches_fits_as_well_as_from_all():
     """Each step on a random 8 of 40 clouds (the CPU setting's form) reaches about the full
     fit's mean Chamfer, and both beat a single training cloud; bad settings are refused."""
@@ -75,7 +104,8 @@ def test_mean_shape_from_random_batches_fits_as_well_as_from_all():
     full = score(M.mean_shape(clouds, n_points=200, steps=150))
     batched = score(M.mean_shape(clouds, n_points=200, steps=150, batch=8))
     assert batched < 1.1 * full
-    assert batched < score(clouds[3]) and batched < score(clouds[30])
+    for one in (clouds[3], clouds[30]):
+        assert full < score(one) and batched < score(one)
     with pytest.raises(ValueError, match="batch >= 0"):
         M.mean_shape(clouds, batch=-1)
 

@@ -247,3 +247,5 @@ def test_pose_input_blur_filters_every_input_before_the_encoder():
     assert not torch.allclose(views, plain(image, all_hypotheses=True)[0])
     with pytest.raises(ValueError, match="pose_input_blur must be >= 0"):
         NetworkConfig(pose_input_blur=-0.5)
+    with pytest.raises(ValueError, match="at most image_size / 4 = 8 pixels"):
+        NetworkConfig(image_size=32, pose_input_blur=9.0)

@@ -61,6 +61,8 @@ def test_blur_rejects_bad_arguments():
         gaussian_taps(0.0)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_taps(float("nan"))
+    with pytest.raises(ValueError, match="at most 100"):
+        gaussian_taps(1e5)
     with pytest.raises(ValueError, match="images"):
         gaussian_blur(torch.rand(3, 8, 8), gaussian_taps(1.0))
     with pytest.raises(ValueError, match="odd length"):

@@ -725,10 +725,14 @@ def test_pose_input_blur_is_saved_and_rebuilt(tiny_dataset, tmp_path, make_confi
           tmp_path / "b")
     _, pose, net_cfg = load_models(tmp_path / "b" / "cc.pt")
     assert net_cfg.pose_input_blur == 1.0
-    plain = PoseNet(dataclasses.replace(net_cfg, pose_input_blur=0.0))
+    plain = PoseNet(dataclasses.replace(net_cfg.network_config(), pose_input_blur=0.0))
     plain.load_state_dict(pose.state_dict())
     img = torch.rand(2, 3, net_cfg.image_size, net_cfg.image_size)
     torch.testing.assert_close(pose(img), plain(gaussian_blur(img, gaussian_taps(1.0))))
+    # Fine-tuning it without the blur would feed crisp images to a net trained on blurred ones.
+    with pytest.raises(ValueError, match="another architecture .pose_input_blur: checkpoint 1.0 vs config 0.0"):
+        Trainer(make_config(init=str(tmp_path / "b" / "cc.pt"), pose_hypotheses=2), tiny_dataset,
+                "chair", tmp_path / "c")
 
 
 def test_pose_labels_train_on_the_teachers_viewpoints(tiny_dataset, tmp_path, make_config):
