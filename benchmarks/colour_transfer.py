@@ -2,12 +2,12 @@
 the object from other views than the colour branch's own?
 
 Splits list one view per model (the protocol), so a temporary copy of the data folder lists
-every rendered view of the split's models instead. For every such model, the cloud is predicted from its first view,
-coloured either by the network or from that image (ssl3d.evaluation.colour), and rendered (the
-training's colour projection) at the viewpoint the pose net gives each of the model's other
-views. The score is the mean absolute colour difference to that view's image over the pixels
-both silhouettes cover (rendered silhouette > 0.5 and the view's mask), and, for reference, the
-same at the input view itself.
+every rendered view of the split's models instead. For every such model, the cloud is predicted
+from its first view, coloured either by the network or from that image
+(ssl3d.evaluation.colour), and rendered (the training's colour projection) at the viewpoint the
+pose net gives each of the model's other views. The score is the mean absolute colour
+difference to that view's image over the pixels both silhouettes cover (rendered silhouette
+> 0.5 and the view's mask), and, for reference, the same at the input view itself.
 
     python benchmarks/colour_transfer.py DATA_DIR CATEGORY RUN_OR_CHECKPOINT [--split test]
 """

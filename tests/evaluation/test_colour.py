@@ -36,7 +36,8 @@ def random_case(seed, b=2, n=40, s=8):
     g = torch.Generator().manual_seed(seed)
     points = (torch.rand(b, n, 3, generator=g, dtype=torch.float64) - 0.5) * 0.9
     rgb = torch.rand(b, n, 3, generator=g, dtype=torch.float64)
-    viewpoint = (torch.rand(b, 2, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([6.0, 1.0], dtype=torch.float64)
+    spread = torch.tensor([6.0, 1.0], dtype=torch.float64)  # azimuth, elevation
+    viewpoint = (torch.rand(b, 2, generator=g, dtype=torch.float64) - 0.5) * spread
     image = torch.rand(b, 3, s, s, generator=g, dtype=torch.float64)
     mask = (torch.rand(b, s, s, generator=g, dtype=torch.float64) > 0.3).to(torch.float64)
     return points, rgb, viewpoint, image, mask

@@ -71,10 +71,12 @@ def mean_shape_reference(train_clouds, n_points, steps, max_clouds, seed=0):
     from ssl3d.ops import chamfer_distance, normalize_unit_box
 
     g = torch.Generator().manual_seed(seed)
-    clouds = normalize_unit_box(train_clouds[torch.randperm(len(train_clouds), generator=g)[:max_clouds]].float())
+    pick = torch.randperm(len(train_clouds), generator=g)[:max_clouds]
+    clouds = normalize_unit_box(train_clouds[pick].float())
     costs = []
     for c in clouds[:32]:
-        costs.append(sum(chamfer_distance(c[None], clouds[j][None]) for j in range(len(clouds))) / len(clouds))
+        pairs = [chamfer_distance(c[None], clouds[j][None]) for j in range(len(clouds))]
+        costs.append(sum(pairs) / len(clouds))
     start = clouds[int(torch.stack(costs).argmin())]
     idx = torch.randint(start.shape[0], (n_points,), generator=g)
     pts = (start[idx] + 1e-3 * torch.randn(n_points, 3, generator=g)).requires_grad_(True)
