@@ -6,7 +6,8 @@
 # folder below it (device_sweep.sh's runs/GPU/NAME); runs whose training failed are skipped.
 # In session 15 twelve of them (4 GPUs, 64 cores) all ran out of their 55 s: each had started a
 # thread per core, and all ran on the first GPU. So the CPU cores are shared out between them,
-# and with DEVICE cuda (the default) a run in runs/N/ is scored on GPU N.
+# and with DEVICE cuda (the default) a run in runs/N/ is scored on GPU N. An evaluation the
+# stopped sweep left running is first given half the time to finish (session 19).
 set -uo pipefail
 runs=$1; summary=$2; limit=$3; device=${4:-cuda}
 scored() { [ -f "$1/results.md" ] && grep "| test |" "$1/results.md" | grep -qv "mean shape"; }
@@ -38,12 +39,27 @@ pids=()
 for out in "${todo[@]}"; do
   name=$(basename "$out") gpu=$(basename "$(dirname "$out")") dev=$device
   [ "$device" = cuda ] && [[ "$gpu" =~ ^[0-9]+$ ]] && dev=cuda:$gpu
-  echo "rescue: $name trained but was not scored; a Chamfer-only evaluation on $dev (at most $limit s, $threads threads)"
   (
-    OMP_NUM_THREADS=$threads timeout "$limit" python3 -m ssl3d evaluate "$out" --device "$dev" \
+    left=$limit
+    # The stopped sweep's own evaluation may still be running: let it finish (its rows, EMD
+    # included, are added by late_rows) for up to half the time, rather than start a second
+    # evaluation beside it in the same folder; stop it then and rescue in the other half.
+    running=$(pgrep -f -- "ssl3d evaluate $out( |$)")
+    if [ -n "$running" ]; then
+      echo "rescue: $name is still being evaluated; waiting for it (at most $(( limit / 2 )) s)"
+      for (( i = 0; i < limit / 2; i++ )); do
+        kill -0 $running 2>/dev/null || break
+        sleep 1
+      done
+      if ! kill -0 $running 2>/dev/null; then exit 0; fi
+      kill $running 2>/dev/null
+      left=$(( limit - limit / 2 ))
+    fi
+    echo "rescue: $name trained but was not scored; a Chamfer-only evaluation on $dev (at most $left s, $threads threads)"
+    OMP_NUM_THREADS=$threads timeout "$left" python3 -m ssl3d evaluate "$out" --device "$dev" \
       --no-emd --no-progress > "$out.rescue.txt" 2>&1
     rc=$?
-    if [ "$rc" = 124 ]; then echo "rescue: $name ran out of its $limit s"
+    if [ "$rc" = 124 ]; then echo "rescue: $name ran out of its $left s"
     elif [ "$rc" != 0 ]; then echo "rescue: $name failed, see $out.rescue.txt"; tail -n 3 "$out.rescue.txt"; fi
     if scored "$out"; then
       { echo "rows of a Chamfer-only evaluation after the time limit (EMD not computed):"
