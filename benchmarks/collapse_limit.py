@@ -1,7 +1,8 @@
 """Where should the pose-collapse warning's limit lie? Every run summary in benchmarks/results
-that logs ``view_distribution`` every 500 steps (the sweeps' --log-every 500) and has a scored
-ssl3d row gives one point: the highest value two logs in a row reached in the second half of
-stage CC or in stage NN (what the trainer's warning looks at) against the run's pose accuracy.
+with a "view_distribution by log" line (most sweeps log every 500 steps, a few every 100) and a
+scored ssl3d row gives one point: the highest value two logs in a row reached in the second half
+of stage CC or of stage NN (the logs the trainer's warning looks at: step >= half the stage's
+steps) against the run's pose accuracy. Summaries without a score are counted and named.
 
     python benchmarks/collapse_limit.py [--results benchmarks/results] [--category chair]
 """
@@ -9,6 +10,12 @@ stage CC or in stage NN (what the trainer's warning looks at) against the run's 
 import argparse
 import re
 from pathlib import Path
+
+
+def second_half(logs: list[float]) -> list[float]:
+    """The logs at or after half the stage's steps, for evenly spaced logs ending at the last step
+    (log k of n, 1-based, is at step k * steps / n: kept when 2 k >= n)."""
+    return logs[(len(logs) + 1) // 2 - 1:] if logs else []
 
 
 def two_in_a_row(values: list[float]) -> float:
@@ -21,18 +28,21 @@ def main() -> None:
     ap.add_argument("--results", default="benchmarks/results")
     ap.add_argument("--category", default=None, help="only this category")
     args = ap.parse_args()
-    rows = []
+    rows, unscored = [], []
     for f in sorted(Path(args.results).glob("*.txt")):
         for block in re.split(r"^== ", f.read_text(), flags=re.M)[1:]:
             cc = re.search(r"view_distribution by log \(cc\): (.*)", block)
             nn = re.search(r"view_distribution by log \(nn\): (.*)", block)
             res = re.search(r"^\| (\w+) \| test \| ssl3d (?:NN|CC)[^|]*\| (\d+) \| ([\d.]+) \| [^|]* \| "
                             r"([\d.]+)%", block, flags=re.M)
-            if not cc or not res or "..." in cc.group(1):  # no logs, no score, or a shortened list
-                continue
+            if not cc or "..." in cc.group(1) or (nn and "..." in nn.group(1)):
+                continue  # no logs, or a shortened list
             cc_logs = [float(x) for x in cc.group(1).split()]
             nn_logs = [float(x) for x in nn.group(1).split()] if nn else []
-            level = max(two_in_a_row(cc_logs[len(cc_logs) // 2:]), two_in_a_row(nn_logs))
+            level = max(two_in_a_row(second_half(cc_logs)), two_in_a_row(second_half(nn_logs)))
+            if not res:
+                unscored.append(f"{block.split()[0]} {level:.2f}")
+                continue
             cat, n, chamfer, acc = res.groups()
             if args.category in (None, cat):
                 rows.append((level, float(acc), float(chamfer), cat, int(n), block.split()[0], f.name))
@@ -41,6 +51,7 @@ def main() -> None:
           f"Chamfer x1000, category, test images, run, file")
     for r in rows:
         print(f"  {r[0]:.2f}  {r[1]:5.1f}%  {r[2]:6.2f}  {r[3]:8s} {r[4]:4d}  {r[5]}  ({r[6]})")
+    print(f"{len(unscored)} more with logs but no score here (run, level): " + ", ".join(unscored))
     for cat in sorted({r[3] for r in rows}):
         ok = [r[0] for r in rows if r[3] == cat and r[1] >= 75]
         low = [r[0] for r in rows if r[3] == cat and r[1] < 75]

@@ -1,7 +1,7 @@
 # Runs of a sweep that finished training but whose evaluation a time limit cut off (session 14
 # lost five of twelve that way): score each with a quick Chamfer-only evaluation (no EMD), side
 # by side, and add its test rows to the run's summary, marked as such.
-#   bash benchmarks/rescue_evaluations.sh RUNS_DIR SUMMARY_DIR SECONDS [DEVICE]
+#   bash benchmarks/rescue_evaluations.sh RUNS_DIR SUMMARY_DIR SECONDS [DEVICE]   (SECONDS an integer)
 # A run is NAME/ beside NAME.trained (benchmarks/sweep_multi.sh's marks) in RUNS_DIR or one
 # folder below it (device_sweep.sh's runs/GPU/NAME); runs whose training failed are skipped.
 # In session 15 twelve of them (4 GPUs, 64 cores) all ran out of their 55 s: each had started a
@@ -44,16 +44,21 @@ for out in "${todo[@]}"; do
     # The stopped sweep's own evaluation may still be running: let it finish (its rows, EMD
     # included, are added by late_rows) for up to half the time, rather than start a second
     # evaluation beside it in the same folder; stop it then and rescue in the other half.
-    running=$(pgrep -f -- "ssl3d evaluate $out( |$)")
+    # The path as a regular expression: every character that could mean something escaped.
+    pattern=$(printf '%s' "$out" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+    running=$(pgrep -f -- "ssl3d evaluate $pattern( |$)")
     if [ -n "$running" ]; then
       echo "rescue: $name is still being evaluated; waiting for it (at most $(( limit / 2 )) s)"
       for (( i = 0; i < limit / 2; i++ )); do
         kill -0 $running 2>/dev/null || break
         sleep 1
       done
-      if ! kill -0 $running 2>/dev/null; then exit 0; fi
-      kill $running 2>/dev/null
-      left=$(( limit - limit / 2 ))
+      if kill -0 $running 2>/dev/null; then
+        kill $running 2>/dev/null
+        for (( i = 0; i < 5; i++ )); do kill -0 $running 2>/dev/null || break; sleep 1; done
+      fi
+      scored "$out" && exit 0  # it finished in time: late_rows adds its rows
+      left=$(( limit - limit / 2 - 5 )); [ "$left" -lt 1 ] && left=1
     fi
     echo "rescue: $name trained but was not scored; a Chamfer-only evaluation on $dev (at most $left s, $threads threads)"
     OMP_NUM_THREADS=$threads timeout "$left" python3 -m ssl3d evaluate "$out" --device "$dev" \
