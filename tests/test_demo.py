@@ -19,9 +19,13 @@ def test_demo_tiny(tmp_path, scratch):
     assert (init == "") if scratch else init.endswith("chair.pt")
     report = (out / "report.html").read_text()
     links = re.findall(r'(?:src|href)="([^"]+)"', report)
-    assert {"reconstructions.png", "turntable.gif", "losses.png", "viewer.html"} <= set(links)
+    assert {"reconstructions.png", "reconstructions_image_colours.png", "turntable.gif",
+            "losses.png", "viewer.html"} <= set(links)
     for link in links:
         assert (out / link).is_file(), link
+    # The clouds coloured from the input images look different from the colour branch's.
+    assert (out / "reconstructions.png").read_bytes() != \
+        (out / "reconstructions_image_colours.png").read_bytes()
     assert "Chamfer" in report and "mean shape" in report
     # Everything is kept: a second run resumes instead of redoing the work.
     assert cli(["demo", "--out", str(out), *flags]) == 0

@@ -94,6 +94,9 @@ table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
 on the validation split; clouds scaled to a unit bounding box); Chamfer and EMD are x1000.</p>
 <h2>Metrics</h2><table>{table}</table>
 <h2>Reconstructions (test split)</h2><img src="reconstructions.png">
+<p>The same clouds with each point coloured from the input image where it projects at the
+predicted viewpoint (<code>ssl3d predict --colour-from-image</code>): the colour branch learns only
+the colours of the points each training image shows.</p><img src="reconstructions_image_colours.png">
 <h2>Turntable</h2><img src="turntable.gif">
 <h2>Loss curves</h2><img src="losses.png">
 <p><a href="viewer.html">Interactive viewer</a> (rotate, zoom; works offline).</p>
@@ -105,11 +108,13 @@ on the validation split; clouds scaled to a unit bounding box); Chamfer and EMD 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from ssl3d.data.dataset import load_split
     from ssl3d.data.render import render_dataset
     from ssl3d.data.synth import synthesize
     from ssl3d.cli.predict import default_model
+    from ssl3d.evaluation.colour import colours_from_image
     from ssl3d.evaluation.evaluate import evaluate_run
     from ssl3d.evaluation.visualize import reconstruction_grid, turntable, write_viewer
     from ssl3d.training.trainer import train
@@ -143,9 +148,12 @@ def run(args: argparse.Namespace) -> int:
     test = load_split(data, "chair", "test", progress=False)
     n = min(8, len(test))
     # Ground truth in its own frame, seen from the true viewpoint.
-    reconstruction_grid(test.images[:n].numpy(), pred["xyz"][:n], pred["rgb"][:n],
-                        pred["viewpoints"][:n], test.clouds[:n].numpy(), out / "reconstructions.png",
-                        gt_views=test.viewpoints[:n].numpy())
+    xyz, rgb, views = (torch.from_numpy(pred[k][:n]) for k in ("xyz", "rgb", "viewpoints"))
+    painted = colours_from_image(xyz, rgb, views, test.images[:n], test.masks[:n]).numpy()
+    for rgb, name in ((pred["rgb"][:n], "reconstructions.png"),
+                      (painted, "reconstructions_image_colours.png")):
+        reconstruction_grid(test.images[:n].numpy(), pred["xyz"][:n], rgb, pred["viewpoints"][:n],
+                            test.clouds[:n].numpy(), out / name, gt_views=test.viewpoints[:n].numpy())
     turntable(pred["xyz"][0], pred["rgb"][0], out / "turntable.gif")
     write_viewer(out / "viewer.html", [(m, pred["xyz"][i], pred["rgb"][i])
                                        for i, m in enumerate(pred["models"][:n])])
