@@ -94,9 +94,9 @@ table{{border-collapse:collapse}}img{{max-width:100%}}</style></head><body>
 on the validation split; clouds scaled to a unit bounding box); Chamfer and EMD are x1000.</p>
 <h2>Metrics</h2><table>{table}</table>
 <h2>Reconstructions (test split)</h2><img src="reconstructions.png">
-<p>The same clouds with each point coloured from the input image where it projects at the
-predicted viewpoint (<code>ssl3d predict --colour-from-image</code>): the colour branch learns only
-the colours of the points each training image shows.</p><img src="reconstructions_image_colours.png">
+<p>The same clouds coloured from the input image (<code>ssl3d predict --colour-from-image</code>:
+the points the image shows take its colours, the others their nearest shown point's): the colour
+branch learns only the colours of the points each training image shows.</p><img src="reconstructions_image_colours.png">
 <h2>Turntable</h2><img src="turntable.gif">
 <h2>Loss curves</h2><img src="losses.png">
 <p><a href="viewer.html">Interactive viewer</a> (rotate, zoom; works offline).</p>

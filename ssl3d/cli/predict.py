@@ -21,9 +21,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "the image alone (net, default, as evaluate) or the hypothesis whose "
                              "projection best explains the image and its mask (mask)")
     parser.add_argument("--colour-from-image", action="store_true",
-                        help="colour each point from the input image where it projects at the "
-                             "predicted viewpoint, instead of the colour branch's prediction "
-                             "(points off the silhouette keep theirs; not in the paper)")
+                        help="colour the points the input image shows from the image (at the "
+                             "predicted viewpoint) and every other point like its nearest shown "
+                             "point, instead of the colour branch's prediction (not in the paper)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
 
 

@@ -1,9 +1,9 @@
 """Point colours read from the input image (an inference-time option, not in the paper).
 
 The colour branch learns a point's colour only where the point is seen in its training image;
-points hidden there keep colours no loss ever checked. Reading each point's colour off the input
-image where it projects, at the predicted viewpoint, gives the visible points the photo's own
-colours and the hidden ones the colour of the surface in front of them.
+points hidden there keep colours no loss ever checked. Reading the seen points' colours off the
+input image where they project, at the predicted viewpoint, and giving every other point the
+colour of its nearest seen point, paints the whole cloud with the photo's own colours.
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ from ssl3d.ops._checks import check_same_batch, check_tensor
 
 
 def colours_from_image(points: torch.Tensor, rgb: torch.Tensor, viewpoint: torch.Tensor,
-                       image: torch.Tensor, mask: torch.Tensor,
+                       image: torch.Tensor, mask: torch.Tensor, depth_tolerance: float = 0.05,
                        distance: float = camera.DEFAULT_DISTANCE) -> torch.Tensor:
-    """Each point's colour sampled (bilinearly) from ``image`` where the point projects at
-    ``viewpoint``, averaged over the silhouette only (so that edge points do not take in the
-    black background); a point whose projection lies mostly off the silhouette (the sampled mask
-    below 0.5, or outside the image) keeps its ``rgb``.
+    """Point colours from the input image. A point is *seen* when it projects (at
+    ``viewpoint``) mostly onto the silhouette (the bilinearly sampled mask at least 0.5) and
+    lies within ``depth_tolerance`` of the nearest point projecting into the same pixel; a seen
+    point takes the image's colour there (sampled bilinearly over the silhouette only, so that
+    edge points do not take in the black background). Every other point, hidden behind the
+    surface or off the silhouette, takes the colour of its nearest seen point in 3D: the back of
+    a chair's back-rest the front's, not the seat's in front of it. With no seen point the
+    colours stay ``rgb``.
 
     points, rgb: (B, N, 3); viewpoint: (B, 2) radians; image: (B, 3, S, S) in [0, 1];
     mask: (B, S, S) in [0, 1]. Returns (B, N, 3).
@@ -36,12 +40,23 @@ def colours_from_image(points: torch.Tensor, rgb: torch.Tensor, viewpoint: torch
     if rgb.shape[1] != points.shape[1] or mask.shape[1:] != image.shape[2:]:
         raise ValueError(f"rgb must match points {tuple(points.shape)} and mask the image's size "
                          f"{tuple(image.shape[2:])}; got {tuple(rgb.shape)} and {tuple(mask.shape)}")
-    s = image.shape[-1]
-    uv, _ = camera.project(points, viewpoint, s, distance)  # (B, N, 2) pixels, centres at +0.5
+    if not depth_tolerance >= 0:
+        raise ValueError(f"depth_tolerance must be >= 0, got {depth_tolerance}")
+    b, n, s = points.shape[0], points.shape[1], image.shape[-1]
+    uv, depth = camera.project(points, viewpoint, s, distance)  # (B, N, 2) pixels, centres at +0.5
     grid = (uv / s * 2 - 1).unsqueeze(1)  # (B, 1, N, 2) in grid_sample's [-1, 1], x first
     m = mask.unsqueeze(1)  # (B, 1, S, S)
     weighted = F.grid_sample(image * m, grid, align_corners=False)[:, :, 0]  # (B, 3, N)
     cover = F.grid_sample(m, grid, align_corners=False)[:, :, 0]  # (B, 1, N); 0 off the image
-    sampled = (weighted / cover.clamp_min(1e-6)).transpose(1, 2)  # (B, N, 3)
-    inside = (cover >= 0.5).transpose(1, 2)  # (B, N, 1)
-    return torch.where(inside, sampled.clamp(0, 1), rgb)
+    sampled = (weighted / cover.clamp_min(1e-6)).transpose(1, 2).clamp(0, 1)  # (B, N, 3)
+    # A z-buffer at the image's resolution: the nearest depth in each point's pixel.
+    pixel = uv.detach().floor().long().clamp(0, s - 1)
+    flat = pixel[..., 1] * s + pixel[..., 0]  # (B, N)
+    nearest = depth.new_full((b, s * s), float("inf")).scatter_reduce(1, flat, depth, "amin")
+    seen = (cover[:, 0] >= 0.5) & (depth <= nearest.gather(1, flat) + depth_tolerance)  # (B, N)
+    out = rgb.clone()
+    for i in range(b):  # per cloud: the seen points differ in number
+        src = seen[i].nonzero()[:, 0]
+        if len(src):
+            out[i] = sampled[i, src][torch.cdist(points[i], points[i, src]).argmin(1)]
+    return out

@@ -7,15 +7,18 @@ from ssl3d import camera
 from ssl3d.evaluation.colour import colours_from_image
 
 
-def colours_reference(points, rgb, viewpoint, image, mask):
-    """Loop reference: per point, the four pixels around its projection (centres at +0.5) with
-    bilinear weights, pixels outside the image counting as 0; colour = sum(w m c) / sum(w m),
-    kept only where sum(w m) >= 0.5."""
+def colours_reference(points, rgb, viewpoint, image, mask, tol=0.05):
+    """Loop reference. Per point: the four pixels around its projection (centres at +0.5) with
+    bilinear weights, outside the image counting as 0; sampled colour = sum(w m c) / sum(w m).
+    A point is seen when sum(w m) >= 0.5 and its depth is within ``tol`` of the smallest depth
+    among the points whose projection falls in the same pixel (floor, clamped into the image).
+    Every point takes the sampled colour of its nearest seen point (itself when seen)."""
     b, n, _ = points.shape
     s = image.shape[-1]
-    uv, _ = camera.project(points, viewpoint, s)
+    uv, depth = camera.project(points, viewpoint, s)
     out = rgb.clone()
     for i in range(b):
+        sampled, seen_cover, pixel = [], [], []
         for j in range(n):
             x, y = float(uv[i, j, 0]) - 0.5, float(uv[i, j, 1]) - 0.5
             x0, y0 = math.floor(x), math.floor(y)
@@ -27,8 +30,18 @@ def colours_reference(points, rgb, viewpoint, image, mask):
                     if 0 <= c < s and 0 <= r < s:
                         num = num + w * mask[i, r, c] * image[i, :, r, c]
                         den = den + w * float(mask[i, r, c])
-            if den >= 0.5:
-                out[i, j] = (num / den).clamp(0, 1)
+            sampled.append((num / max(den, 1e-6)).clamp(0, 1))
+            seen_cover.append(den >= 0.5)
+            col = min(max(math.floor(float(uv[i, j, 0])), 0), s - 1)
+            row = min(max(math.floor(float(uv[i, j, 1])), 0), s - 1)
+            pixel.append((row, col))
+        seen = [j for j in range(n) if seen_cover[j] and float(depth[i, j]) <= min(
+            float(depth[i, k]) for k in range(n) if pixel[k] == pixel[j]) + tol]
+        if not seen:
+            continue
+        for j in range(n):
+            best = min(seen, key=lambda k: float(((points[i, j] - points[i, k]) ** 2).sum()))
+            out[i, j] = sampled[best]
     return out
 
 
@@ -48,11 +61,15 @@ def test_colours_from_image_match_loop_reference(seed):
     points, rgb, viewpoint, image, mask = random_case(seed)
     got = colours_from_image(points, rgb, viewpoint, image, mask)
     torch.testing.assert_close(got, colours_reference(points, rgb, viewpoint, image, mask))
-    changed = (got != rgb).any(-1)
-    assert 0 < changed.float().mean() < 1  # some points read the image, some keep their colour
+    # Points hidden behind others or off the silhouette take another point's colour.
+    sampled_at_own = colours_reference(points, rgb, viewpoint, image, mask, tol=float("inf"))
+    assert (got != sampled_at_own).any()
 
 
-def test_a_point_on_a_flat_patch_takes_its_colour_and_one_off_the_silhouette_keeps_its_own():
+def test_a_flat_patch_paints_every_point_and_an_empty_mask_none():
+    """A point seen on a uniformly coloured square takes its colour, and so does a point off
+    the silhouette (through its nearest seen point); with an empty mask no point is seen and the
+    colours stay."""
     s = 16
     image = torch.zeros(1, 3, s, s)
     image[0, :, :, :] = torch.tensor([0.2, 0.6, 0.9]).view(3, 1, 1)
@@ -66,8 +83,8 @@ def test_a_point_on_a_flat_patch_takes_its_colour_and_one_off_the_silhouette_kee
     assert (camera.project(points, viewpoint, s)[0][0, 1] - s / 2).abs().max() > 4
     rgb = torch.tensor([[[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
     out = colours_from_image(points, rgb, viewpoint, image, mask)
-    torch.testing.assert_close(out[0, 0], torch.tensor([0.2, 0.6, 0.9]))
-    torch.testing.assert_close(out[0, 1], rgb[0, 1])
+    torch.testing.assert_close(out[0], torch.tensor([[0.2, 0.6, 0.9]] * 2))
+    torch.testing.assert_close(colours_from_image(points, rgb, viewpoint, image, mask * 0), rgb)
 
 
 def test_colours_from_image_reject_bad_shapes():
@@ -78,3 +95,5 @@ def test_colours_from_image_reject_bad_shapes():
         colours_from_image(points, rgb, viewpoint[:1], image, mask)
     with pytest.raises(ValueError, match="image"):
         colours_from_image(points, rgb, viewpoint, image[:, :2], mask)
+    with pytest.raises(ValueError, match="depth_tolerance"):
+        colours_from_image(points, rgb, viewpoint, image, mask, depth_tolerance=-1.0)
