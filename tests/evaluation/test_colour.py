@@ -7,12 +7,13 @@ from ssl3d import camera
 from ssl3d.evaluation.colour import colours_from_image
 
 
-def colours_reference(points, rgb, viewpoint, image, mask, tol=0.05):
+def colours_reference(points, rgb, viewpoint, image, mask, tol=0.05, r=0):
     """Loop reference. Per point: the four pixels around its projection (centres at +0.5) with
-    bilinear weights, outside the image counting as 0; sampled colour = sum(w m c) / sum(w m).
-    A point is seen when sum(w m) >= 0.5 and its depth is within ``tol`` of the smallest depth
-    among the points whose projection falls in the same pixel (floor, clamped into the image).
-    Every point takes the sampled colour of its nearest seen point (itself when seen)."""
+    bilinear weights, outside the image counting as 0; sampled colour = sum(w c) / sum(w m) for
+    an image composited on black (c = colour times mask). A point is seen when it projects into
+    the image, sum(w m) >= 0.5, and its depth is within ``tol`` of the smallest depth among the
+    points projecting into the image within ``r`` pixels (rows and columns) of its pixel. Every
+    point takes the sampled colour of its nearest seen point (itself when seen)."""
     b, n, _ = points.shape
     s = image.shape[-1]
     uv, depth = camera.project(points, viewpoint, s)
@@ -25,18 +26,18 @@ def colours_reference(points, rgb, viewpoint, image, mask, tol=0.05):
             num, den = torch.zeros(3, dtype=image.dtype), 0.0
             for dy in (0, 1):
                 for dx in (0, 1):
-                    c, r = x0 + dx, y0 + dy
-                    w = (1 - abs(x - c)) * (1 - abs(y - r))
-                    if 0 <= c < s and 0 <= r < s:
-                        num = num + w * mask[i, r, c] * image[i, :, r, c]
-                        den = den + w * float(mask[i, r, c])
+                    col, row = x0 + dx, y0 + dy
+                    w = (1 - abs(x - col)) * (1 - abs(y - row))
+                    if 0 <= col < s and 0 <= row < s:
+                        num = num + w * image[i, :, row, col]
+                        den = den + w * float(mask[i, row, col])
             sampled.append((num / max(den, 1e-6)).clamp(0, 1))
             seen_cover.append(den >= 0.5)
-            col = min(max(math.floor(float(uv[i, j, 0])), 0), s - 1)
-            row = min(max(math.floor(float(uv[i, j, 1])), 0), s - 1)
-            pixel.append((row, col))
-        seen = [j for j in range(n) if seen_cover[j] and float(depth[i, j]) <= min(
-            float(depth[i, k]) for k in range(n) if pixel[k] == pixel[j]) + tol]
+            pixel.append((math.floor(float(uv[i, j, 1])), math.floor(float(uv[i, j, 0]))))
+        inside = [0 <= pixel[j][0] < s and 0 <= pixel[j][1] < s for j in range(n)]
+        seen = [j for j in range(n) if inside[j] and seen_cover[j] and float(depth[i, j]) <= min(
+            float(depth[i, k]) for k in range(n) if inside[k]
+            and abs(pixel[k][0] - pixel[j][0]) <= r and abs(pixel[k][1] - pixel[j][1]) <= r) + tol]
         if not seen:
             continue
         for j in range(n):
@@ -52,15 +53,17 @@ def random_case(seed, b=2, n=40, s=8):
     spread = torch.tensor([6.0, 1.0], dtype=torch.float64)  # azimuth, elevation
     viewpoint = (torch.rand(b, 2, generator=g, dtype=torch.float64) - 0.5) * spread
     image = torch.rand(b, 3, s, s, generator=g, dtype=torch.float64)
-    mask = (torch.rand(b, s, s, generator=g, dtype=torch.float64) > 0.3).to(torch.float64)
-    return points, rgb, viewpoint, image, mask
+    mask = torch.rand(b, s, s, generator=g, dtype=torch.float64)
+    mask = torch.where(mask > 0.3, (mask * 2).clamp(max=1), 0)  # soft edges included
+    return points, rgb, viewpoint, image * mask.unsqueeze(1), mask  # composited on black
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_colours_from_image_match_loop_reference(seed):
+@pytest.mark.parametrize("seed,r", [(0, 0), (1, 0), (2, 0), (3, 1)])
+def test_colours_from_image_match_loop_reference(seed, r):
     points, rgb, viewpoint, image, mask = random_case(seed)
-    got = colours_from_image(points, rgb, viewpoint, image, mask)
-    torch.testing.assert_close(got, colours_reference(points, rgb, viewpoint, image, mask))
+    points[:, :3] *= 3  # a few points far out, some of them off the image
+    got = colours_from_image(points, rgb, viewpoint, image, mask, neighbourhood=r)
+    torch.testing.assert_close(got, colours_reference(points, rgb, viewpoint, image, mask, r=r))
     # Points hidden behind others or off the silhouette take another point's colour.
     sampled_at_own = colours_reference(points, rgb, viewpoint, image, mask, tol=float("inf"))
     assert (got != sampled_at_own).any()
@@ -97,3 +100,5 @@ def test_colours_from_image_reject_bad_shapes():
         colours_from_image(points, rgb, viewpoint, image[:, :2], mask)
     with pytest.raises(ValueError, match="depth_tolerance"):
         colours_from_image(points, rgb, viewpoint, image, mask, depth_tolerance=-1.0)
+    with pytest.raises(ValueError, match="neighbourhood"):
+        colours_from_image(points, rgb, viewpoint, image, mask, neighbourhood=-1)
