@@ -11,6 +11,8 @@ import argparse
 import re
 from pathlib import Path
 
+from pose_vs_chamfer import result_rows  # benchmarks/ is the script's own folder
+
 
 def second_half(logs: list[float]) -> list[float]:
     """The logs at or after half the stage's steps, for evenly spaced logs ending at the last step
@@ -33,8 +35,8 @@ def main() -> None:
         for block in re.split(r"^== ", f.read_text(), flags=re.M)[1:]:
             cc = re.search(r"view_distribution by log \(cc\): (.*)", block)
             nn = re.search(r"view_distribution by log \(nn\): (.*)", block)
-            res = re.search(r"^\| (\w+) \| test \| ssl3d (?:NN|CC)[^|]*\| (\d+) \| ([\d.]+) \| [^|]* \| "
-                            r"([\d.]+)%", block, flags=re.M)
+            res = next((r for r in result_rows(block) if r[1] == "test"
+                        and r[2].startswith(("ssl3d NN", "ssl3d CC"))), None)
             if not cc or "..." in cc.group(1) or (nn and "..." in nn.group(1)):
                 continue  # no logs, or a shortened list
             cc_logs = [float(x) for x in cc.group(1).split()]
@@ -43,9 +45,9 @@ def main() -> None:
             if not res:
                 unscored.append(f"{block.split()[0]} {level:.2f}")
                 continue
-            cat, n, chamfer, acc = res.groups()
+            cat, _, _, n, chamfer, acc, _ = res
             if args.category in (None, cat):
-                rows.append((level, float(acc), float(chamfer), cat, int(n), block.split()[0], f.name))
+                rows.append((level, acc, chamfer, cat, n, block.split()[0], f.name))
     rows.sort()
     print(f"{len(rows)} runs: second-half level two logs in a row reached, pose accuracy at 30 deg, "
           f"Chamfer x1000, category, test images, run, file")

@@ -30,17 +30,26 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
+def result_rows(text: str):
+    """The scored rows of the results tables in ``text`` (as ``ssl3d evaluate`` prints them), in
+    order: (category, split, method, n, Chamfer, pose accuracy %, median pose error deg); rows
+    without a Chamfer or a pose accuracy (the mean shape's, a header) are skipped."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8:
+            continue
+        try:
+            yield (cells[0], cells[1], cells[2], int(cells[3]), float(cells[4]),
+                   float(cells[6].rstrip("%")), float(cells[7]))
+        except ValueError:
+            continue
+
+
 def nn_row(path: Path, category: str, n: int):
     """(Chamfer, pose accuracy %, median pose error deg) of the file's last ssl3d NN row."""
-    row = None
-    for line in path.read_text(errors="replace").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 8 and cells[0] == category and cells[2] == "ssl3d NN" and cells[3] == str(n):
-            try:
-                row = (float(cells[4]), float(cells[6].rstrip("%")), float(cells[7]))
-            except ValueError:
-                continue
-    return row
+    rows = [r[4:] for r in result_rows(path.read_text(errors="replace"))
+            if r[0] == category and r[2] == "ssl3d NN" and r[3] == n]
+    return rows[-1] if rows else None
 
 
 def main() -> None:

@@ -148,11 +148,11 @@ def run(args: argparse.Namespace) -> int:
     test = load_split(data, "chair", "test", progress=False)
     n = min(8, len(test))
     # Ground truth in its own frame, seen from the true viewpoint.
-    xyz, rgb, views = (torch.from_numpy(pred[k][:n]) for k in ("xyz", "rgb", "viewpoints"))
-    painted = colours_from_image(xyz, rgb, views, test.images[:n], test.masks[:n]).numpy()
-    for rgb, name in ((pred["rgb"][:n], "reconstructions.png"),
-                      (painted, "reconstructions_image_colours.png")):
-        reconstruction_grid(test.images[:n].numpy(), pred["xyz"][:n], rgb, pred["viewpoints"][:n],
+    painted = colours_from_image(*(torch.from_numpy(pred[k][:n]) for k in ("xyz", "rgb", "viewpoints")),
+                                 test.images[:n], test.masks[:n]).numpy()
+    for colours, name in ((pred["rgb"][:n], "reconstructions.png"),
+                          (painted, "reconstructions_image_colours.png")):
+        reconstruction_grid(test.images[:n].numpy(), pred["xyz"][:n], colours, pred["viewpoints"][:n],
                             test.clouds[:n].numpy(), out / name, gt_views=test.viewpoints[:n].numpy())
     turntable(pred["xyz"][0], pred["rgb"][0], out / "turntable.gif")
     write_viewer(out / "viewer.html", [(m, pred["xyz"][i], pred["rgb"][i])

@@ -601,10 +601,11 @@ class Trainer:
         also catches a partial collapse: a chair run that stayed at 0.37-0.48 scored 10.77,
         against 3.9-5.9 for the preset's recipes whose second-half logs stayed at or below 0.27
         (session 15; logs every 500 steps). It misses milder bunching: chairs at 0.16-0.18 had
-        44.5-71.7% pose accuracy (one a half collapse, 7.30). A limit of 0.13 would have caught them without flagging any
-        scored run with 75% or more (those stay at or below 0.10), but an unscored run sat at
-        0.12-0.13 and the default 100-step logs are noisier than the 500-step logs it was
-        measured on, so the limit stays (benchmarks/collapse_limit.py, session 19)."""
+        44.5-71.7% pose accuracy (one a half collapse, 7.30). A limit of 0.13 would have caught
+        them without flagging any scored run with 75% or more (those stay at or below 0.10), but
+        an unscored run sat at 0.12-0.13 and the default 100-step logs are noisier than the
+        500-step logs it was measured on, so the limit stays (benchmarks/collapse_limit.py,
+        session 19)."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
         limit = max(0.25, 8 / b)  # uniform azimuths give about 2 / b, one azimuth 2
         high = value is not None and value > limit and 2 * self.step >= self.cfg.steps
