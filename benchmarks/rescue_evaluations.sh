@@ -68,7 +68,8 @@ for out in "${todo[@]}"; do
     elif [ "$rc" != 0 ]; then echo "rescue: $name failed, see $out.rescue.txt"; tail -n 3 "$out.rescue.txt"; fi
     if scored "$out"; then
       { echo "rows of a Chamfer-only evaluation after the time limit (EMD not computed):"
-        grep "| test |" "$out/results.md" | sort -u; } >> "$summary/$name.txt"
+        grep "| test |" "$out/results.md" | sort -u
+        grep -h "^label-free" "$out.rescue.txt"; } >> "$summary/$name.txt"
     fi
   ) &
   pids+=($!)

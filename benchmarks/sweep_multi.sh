@@ -104,6 +104,7 @@ one() {
         [ -n "$v" ] && echo "last log ($s): $v $(grep -ho 'view_search_mask=[^ ]*' "$out/train_$s.log" | tail -n 1)"
       done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
+      grep -h "^label-free" "$out.eval.txt" 2>/dev/null | head -n 1  # the run's own data's
       [ -f "$out.diag.txt" ] && cat "$out.diag.txt"
     } > "$sum"
   }

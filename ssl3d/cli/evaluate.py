@@ -36,11 +36,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.evaluate import evaluate_run, find_checkpoint
 
-    evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
-                 workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
-                 tag=args.tag, rotation_from=args.rotation_from,
-                 progress=not args.quiet)
+    entry = evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
+                         workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
+                         tag=args.tag, rotation_from=args.rotation_from,
+                         progress=not args.quiet)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")
+    if entry["label_free"]:
+        lf = entry["label_free"]
+        print(f"label-free fit on the validation split (no 3D or pose labels; to compare seeds, "
+              f"higher IoU is better): silhouette IoU {lf['val_silhouette_iou']:.4f}, forward "
+              f"affinity {lf['val_affinity_fwd']:.4f}")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")
     return 0

@@ -121,6 +121,8 @@ def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
         assert entry[key] is not None and entry["mean_shape"][key if key.startswith(("ch", "em", "n")) else "n"] is not None
     assert entry["n"] == 1 and "| chair | test |" in (tmp_path / "run" / "results.md").read_text()
     assert (tmp_path / "run" / "predictions_test.npz").is_file()
+    assert 0 <= entry["label_free"]["val_silhouette_iou"] <= 1
+    assert entry["label_free"]["val_affinity_fwd"] >= 0
 
 
 def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch):
@@ -175,6 +177,35 @@ def test_select_by_reprojection_picks_the_best_explaining_view():
             scores.append(float(cfg.w_pose_image * err + cfg.w_pose_mask * bce_intended(sil, mask[b:b + 1])))
         assert torch.equal(chosen[b], cands[b, int(np.argmin(scores))])
         assert torch.equal(chosen[b], truth[b])
+
+
+def test_silhouette_fit_matches_a_per_image_reference():
+    """Per image, alone: project the cloud at its view, threshold silhouette and mask at 0.5,
+    intersection over union; the forward affinity as training computes it. A cloud seen from the
+    view its mask was drawn from fits it exactly; from another view it does not."""
+    from ssl3d.ops import project_cloud
+    from ssl3d.evaluation.evaluate import silhouette_fit
+    from ssl3d.training.config import TrainConfig
+    from ssl3d.training.losses import silhouette_losses
+
+    cfg = TrainConfig(image_size=32)
+    g = torch.Generator().manual_seed(5)
+    xyz = torch.rand(3, 300, 3, generator=g) * torch.tensor([0.6, 0.3, 0.15]) - 0.2
+    rgb = torch.rand(3, 300, 3, generator=g)
+    drawn = torch.tensor([[0.4, 0.2], [-2.0, 0.1], [1.0, 0.3]])
+    _, sil = project_cloud(xyz, rgb, drawn, 32, sigma2=cfg.pixel_sigma2())
+    masks = (sil > 0.5).float()
+    seen = drawn + torch.tensor([[0.0, 0.0], [1.2, 0.0], [0.0, 0.0]])  # image 1 from elsewhere
+    fit = silhouette_fit(xyz, rgb, seen, masks, cfg, batch_size=2)
+    for b in range(3):
+        _, s = project_cloud(xyz[b:b + 1], rgb[b:b + 1], seen[b:b + 1], 32, sigma2=cfg.pixel_sigma2())
+        a, m = s[0] > 0.5, masks[b] > 0.5
+        assert float(fit["iou"][b]) == pytest.approx(float((a & m).sum()) / float((a | m).sum()))
+        ref_fwd = silhouette_losses(s, masks[b:b + 1], cfg)[1][0]
+        assert float(fit["affinity_fwd"][b]) == pytest.approx(float(ref_fwd), rel=1e-5, abs=1e-7)
+    assert float(fit["iou"][0]) == 1.0 and float(fit["iou"][2]) == 1.0 and float(fit["iou"][1]) < 0.9
+    with pytest.raises(ValueError, match="one row per image"):
+        silhouette_fit(xyz, rgb, seen[:2], masks, cfg)
 
 
 def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
