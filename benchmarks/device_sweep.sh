@@ -17,7 +17,9 @@
 # 185 + 70 s and were scored within a 470-540 s call (diagnostics and real-mesh rows cut off);
 # three per GPU train in about 270 + 100 s, and a 560 s call scored none of them (session 15).
 # One run alone on a GPU (4 x H100) trains twice the steps, 9,000 + 3,000, in 184 + 71 s, and its
-# full evaluation and diagnostics fit a 570 s call (session 17).
+# full evaluation and diagnostics fit a 570 s call (session 17). On 2 x H100 two stage-CC runs per
+# GPU, each followed by three stage-NN variants from its cc.pt (six NN runs per GPU at once), had
+# not finished training 412 s into the sweep (session 20): count NN runs sharing a GPU as CC runs.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}
 : "${OUT:?OUT must name the folder the summaries go to}"
@@ -54,6 +56,21 @@ done
 wait "${sweep_pids[@]}"
 [ "$rescue" -gt 0 ] && bash benchmarks/rescue_evaluations.sh runs /tmp/summary \
   $(( rescue - 5 > 1 ? rescue - 5 : 1 ))
+# A run the limit stopped before its training ended has no summary (session 20 lost a whole call
+# that way, blind): say how far each such run got.
+mkdir -p /tmp/summary
+for f in "${sweeps[@]}"; do
+  while read -r n _; do
+    [ -z "$n" ] || [ -f "/tmp/summary/$n.txt" ] && continue
+    {
+      echo "== $n: stopped by the time limit before its training ended"
+      for s in cc nn; do
+        log=$(ls runs/*/"$n"/train_$s.log 2>/dev/null | head -n 1)
+        [ -n "$log" ] && echo "last log ($s): $(tail -n 1 "$log" | cut -c1-200)"
+      done
+    } > "/tmp/summary/$n.txt"
+  done < "$f"
+done
 for n in ${EXPORT:-}; do
   run=$(ls -d runs/*/"$n" 2>/dev/null | head -n 1)
   if [ -z "$run" ]; then echo "export: no run $n"; continue; fi
