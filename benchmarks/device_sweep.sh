@@ -63,7 +63,7 @@ for f in "${sweeps[@]}"; do
   while read -r n _; do
     [ -z "$n" ] || [ -f "/tmp/summary/$n.txt" ] && continue
     {
-      echo "== $n: stopped by the time limit before its training ended"
+      echo "== $n: no summary: stopped by the time limit before its training ended, or never started"
       for s in cc nn; do
         log=$(ls runs/*/"$n"/train_$s.log 2>/dev/null | head -n 1)
         [ -n "$log" ] && echo "last log ($s): $(tail -n 1 "$log" | cut -c1-200)"

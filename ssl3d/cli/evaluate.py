@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     print((out / "results.md").read_text(), end="")
     if entry["label_free"]:
         lf = entry["label_free"]
-        print(f"label-free fit on the validation split (no 3D or pose labels; to compare seeds, "
-              f"higher IoU is better): silhouette IoU {lf['val_silhouette_iou']:.4f}, forward "
-              f"affinity {lf['val_affinity_fwd']:.4f}")
+        print(f"label-free fit on the validation split (no 3D or pose labels; compares runs of "
+              f"the same settings, e.g. seeds): silhouette IoU {lf['val_silhouette_iou']:.4f} "
+              f"(higher is better), forward affinity {lf['val_affinity_fwd']:.4f} (lower is better)")
     print(f"written: {out / 'metrics.json'}, {out / 'results.md'}")
     return 0

@@ -4,7 +4,9 @@ Writes into the run folder: ``predictions_<key>.npz`` (clouds, colours, viewpoin
 key = the split, e.g. ``test``, with the tag, refinement and pose-selection marks of its
 metrics.json entry), ``metrics.json`` (per category and split: chamfer_x1000, emd_x1000, pose_acc_30,
 pose_median_deg, n, the fitted rotation, the same for the mean-shape baseline, and ``label_free``:
-the validation split's silhouette fit, which needs no 3D or pose labels, for comparing runs) and
+the validation split's silhouette fit, which needs no 3D or pose labels, for comparing runs of
+the same projection settings; empty with ``rotation_from`` (no validation split predicted) and
+with refinement or mask-selected poses, which fit the very masks the score reads) and
 ``results.md`` (a Markdown table).
 """
 
@@ -60,8 +62,10 @@ def silhouette_fit(xyz: torch.Tensor, rgb: torch.Tensor, viewpoints: torch.Tenso
     projection and affinity forms). Returns per image, on the CPU: ``iou`` (M,) of the projected
     silhouette and the mask, both thresholded at 0.5, and ``affinity_fwd`` (M,), the training's
     forward affinity (projected silhouette outside the mask; 64-px px^2 for the intended form).
-    Over 12 chair runs at 6,000 models (3.79-8.00 Chamfer x1000) their validation means ranked the
-    runs' test Chamfer with Spearman -0.59 and +0.66 (benchmarks/label_free_score.py)."""
+    Both depend on the projection settings in ``cfg``: compare runs that share them. Over 12 chair
+    runs of several recipes at 6,000 models (3.79-8.00 Chamfer x1000) their validation means
+    ranked the runs' test Chamfer with Spearman -0.59 and +0.66 (benchmarks/label_free_score.py)
+    by singling out the worst; among the nine under 5 they told little (-0.02 and +0.23)."""
     from ssl3d.training.losses import project_views, silhouette_losses
 
     if not (xyz.shape[0] == rgb.shape[0] == viewpoints.shape[0] == masks.shape[0]):
@@ -188,9 +192,10 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     else:
         val, val_xyz, val_rgb, val_vps = run_split("val")
         align = M.fit_global_rotation(val_xyz, val.clouds, device=dev, **alignment_settings(dev))
-        fit = silhouette_fit(val_xyz.to(dev), val_rgb.to(dev), val_vps.to(dev), val.masks, cfg)
-        label_free = {"val_silhouette_iou": float(fit["iou"].mean()),
-                      "val_affinity_fwd": float(fit["affinity_fwd"].mean())}
+        if not refine_steps and pose_select == "net":  # those fit the very masks they are scored on
+            fit = silhouette_fit(val_xyz.to(dev), val_rgb.to(dev), val_vps.to(dev), val.masks, cfg)
+            label_free = {"val_silhouette_iou": float(fit["iou"].mean()),
+                          "val_affinity_fwd": float(fit["affinity_fwd"].mean())}
     rot = align.matrix()
     test, xyz, rgb, vps = run_split(split)
     scores = M.cloud_metrics(xyz, test.clouds, rot, emd=emd, workers=workers)
