@@ -289,6 +289,12 @@ class TrainConfig:
     # --- stage NN ------------------------------------------------------------------------------
     neighbours: int = 5
     """k: neighbours kept per training image (the authors sampled 5 of the 6 closest)."""
+    w_neighbour: float = 1.0
+    """Stage nn: weight of the neighbour's silhouette terms (mask, affinity, point-silhouette,
+    transport) in the reconstruction loss, relative to the input's own; 1 = the paper's equal
+    weights (the pose loss's neighbour mask term keeps weight 1; stage cc has no neighbour). The
+    neighbour's silhouette is the one real image, not a render of the cloud, that shows a
+    similar shape from a second view."""
     init: str = ""
     """Checkpoint to start from. Stage nn: empty = RUN_DIR/cc.pt; stage cc: empty = random
     weights, a checkpoint = fine-tuning (its networks must have this config's architecture)."""
@@ -348,7 +354,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
-                     "w_view_distribution", "view_distribution_steps", "colour_sigma2"):
+                     "w_view_distribution", "view_distribution_steps", "colour_sigma2",
+                     "w_neighbour"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",

@@ -370,21 +370,24 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     if cfg.w_point_silhouette > 0:
         l_pts = point_silhouette_term(xyz, v_r, mask, s)
         if neighbour is not None:
-            l_pts = l_pts + point_silhouette_term(xyz, views[:, nb], neighbour["mask"], s)
+            terms["nn_point_silhouette"] = point_silhouette_term(xyz, views[:, nb], neighbour["mask"], s)
+            l_pts = l_pts + cfg.w_neighbour * terms["nn_point_silhouette"]
         terms["point_silhouette"] = l_pts
         loss_r = loss_r + cfg.w_point_silhouette * l_pts
 
     if cfg.w_transport > 0:
         l_tr = transport_term(xyz, v_r, mask, s, cfg.transport_directions)
         if neighbour is not None:
-            l_tr = l_tr + transport_term(xyz, views[:, nb], neighbour["mask"], s, cfg.transport_directions)
+            terms["nn_transport"] = transport_term(xyz, views[:, nb], neighbour["mask"], s,
+                                                   cfg.transport_directions)
+            l_tr = l_tr + cfg.w_neighbour * terms["nn_transport"]
         terms["transport"] = l_tr
         loss_r = loss_r + cfg.w_transport * l_tr
 
     if neighbour is not None:
         nb_mask, nb_f, nb_b = silhouette_terms(sils[:, nb], neighbour["mask"], cfg)
         terms.update(nn_mask=nb_mask, nn_affinity_fwd=nb_f, nn_affinity_bwd=nb_b)
-        loss_r = loss_r + cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b)
+        loss_r = loss_r + cfg.w_neighbour * (cfg.w_mask * nb_mask + cfg.w_affinity * (nb_f + nb_b))
 
     if cfg.w_outlier > 0:
         terms["stray_points"] = stray_point_term(xyz, cfg.outlier_k, cfg.outlier_threshold)

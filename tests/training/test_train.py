@@ -1163,3 +1163,39 @@ def test_pose_sectors_train_both_stages_and_guard_their_checkpoints(tiny_dataset
         make_config(supervision="pose", **kw).validate()
     with pytest.raises(ValueError, match="another architecture.*pose_sectors"):
         load_models(out / "nn.pt", cfg=make_config(pose_hypotheses=4))
+
+
+@pytest.mark.parametrize("w_pts, w_tr", [(0.0, 0.0), (0.1, 0.0), (0.1, 0.5)])
+def test_w_neighbour_scales_only_the_neighbour_terms(w_pts, w_tr):
+    """The reconstruction loss is the input's terms plus w_neighbour times the neighbour's (mask,
+    affinity and, when on, point-silhouette and transport, each logged unscaled): linear in
+    w_neighbour with exactly that slope; the pose loss does not change."""
+    from ssl3d.models import ReconstructionNet
+
+    torch.manual_seed(0)
+    base = tiny_config(w_point_silhouette=w_pts, w_transport=w_tr)
+    recon, pose = ReconstructionNet(base.network_config()), PoseNet(base.network_config())
+    g = torch.Generator().manual_seed(3)
+    batch = {"image": torch.rand(2, 3, 32, 32, generator=g),
+             "mask": (torch.rand(2, 32, 32, generator=g) > 0.5).float(),
+             "viewpoint": torch.zeros(2, 2), "cloud": torch.rand(2, 64, 3, generator=g)}
+    neighbour = {"image": torch.rand(2, 3, 32, 32, generator=g),
+                 "mask": (torch.rand(2, 32, 32, generator=g) > 0.5).float(),
+                 "viewpoint": torch.zeros(2, 2)}
+    views = camera.sample_viewpoints(6, generator=g).view(2, 3, 2)
+    out = {w: L.step_losses(recon, pose, batch, views, dataclasses.replace(base, w_neighbour=w),
+                            neighbour=neighbour) for w in (0.0, 1.0, 3.0)}
+    (r0, p0, _, _), (r1, p1, terms, _), (r3, p3, _, _) = out[0.0], out[1.0], out[3.0]
+    slope = (base.w_mask * terms["nn_mask"]
+             + base.w_affinity * (terms["nn_affinity_fwd"] + terms["nn_affinity_bwd"]))
+    if w_pts:
+        slope = slope + w_pts * terms["nn_point_silhouette"]
+    if w_tr:
+        slope = slope + w_tr * terms["nn_transport"]
+        assert float(terms["nn_transport"].detach()) > 0
+    slope, gain = float(slope.detach()), float((r1 - r0).detach())
+    assert slope > 0 and gain == pytest.approx(slope, rel=1e-5)
+    assert float((r3 - r0).detach()) == pytest.approx(3 * gain, rel=1e-5)
+    assert torch.equal(p0, p1) and torch.equal(p1, p3)
+    with pytest.raises(ValueError, match="w_neighbour"):
+        dataclasses.replace(base, w_neighbour=-1.0).validate()
