@@ -422,7 +422,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           # would differ (CPU: diff / moved 0.22-0.25 at 1000, 0.01-0.02 at 10)
           "w_view_distribution": 0.0 if stage_nn else 1000.0,
           "view_distribution_steps": 0 if stage_nn else 2,
-          "pose_sectors": stage_nn, "flip_augment": form == "max"}
+          "pose_sectors": stage_nn, "flip_augment": form == "max",
+          "w_neighbour": 2.0 if stage_nn else 1.0}  # the neighbour terms scaled (stage nn only)
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
     weights = {}
