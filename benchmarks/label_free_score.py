@@ -4,8 +4,8 @@ the run's stored test Chamfer.
 Self-supervised runs of one recipe differ by seed (plain chairs at 6,000 models: 3.90-5.37
 Chamfer x1000 without a collapse). A user has no 3D ground truth to pick the best of several
 seeds; these scores use only the images and masks, and compare runs that share the projection
-settings (silhouette form, kernel, image size, affinity form). For every image of the split (default val, which the
-evaluation already reads to fit its rotation):
+settings (silhouette form, kernel, image size, affinity form). For every image of the split
+(default val, which the evaluation already reads to fit its rotation):
 
 - silhouette IoU: the predicted cloud projected at the predicted view against the input mask
   (thresholded at 0.5), and the training's mask BCE and affinity terms (forward: the projected

@@ -214,6 +214,8 @@ def test_evaluate_with_mask_selected_pose(tiny_dataset, tmp_path, make_config):
                 "--pose-select", "mask"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["chair"]["test_maskpose"]["method"].endswith("mask-selected pose")
+    # Poses picked by the masks would flatter the label-free score that reads those masks.
+    assert metrics["chair"]["test_maskpose"]["label_free"] == {}
 
 
 def test_evaluate_no_progress_hides_the_bars(tiny_dataset, tmp_path, make_config, capsys):
