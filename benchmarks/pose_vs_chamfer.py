@@ -2,12 +2,16 @@
 (each a results table as ``ssl3d evaluate`` prints it), keeps the ssl3d NN rows of one category
 scored on N test models, drops pose collapses (pose accuracy below --min-acc), and prints the
 Spearman rank correlation of the Chamfer with the median pose error and with the pose accuracy
-at 30 deg, over the runs.
+at 30 deg, over the runs. Then where the self-supervised runs lose to the pose-supervised ones:
+over the summaries that split the Chamfer by pose (``diagnose_run.py``'s line), how much of the
+gap between the two means comes from the wrongly posed images' excess over the rightly posed
+ones, and how much from the rightly posed ones.
 
     python benchmarks/pose_vs_chamfer.py [--category chair] [--n 600] [--min-acc 60]
 """
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,46 @@ def nn_row(path: Path, category: str, n: int):
     return rows[-1] if rows else None
 
 
+def pose_split(path: Path, category: str, n: int):
+    """From a summary with ``diagnose_run.py``'s lines: (method kind "self" or "pose", Chamfer,
+    Chamfer of the images posed within 30 deg, their share %, Chamfer of the others) for the
+    file's first ssl3d row of ``category`` on ``n`` test models, or None (also for the label-noise
+    ablations of the pose-supervised baseline, whose labels are corrupted on purpose)."""
+    text = path.read_text(errors="replace")
+    if "--pose-label-noise-deg" in text.split("\n", 1)[0]:
+        return None
+    rows = [r for r in result_rows(text) if r[0] == category and r[1] == "test" and r[3] == n
+            and r[2] in ("ssl3d NN", "ssl3d CC (pose-supervised)")]
+    m = re.search(r"with the pose within 30 deg ([0-9.]+) \(([0-9.]+)%\), the others ([0-9.]+|nan)",
+                  text)
+    if not rows or not m:
+        return None
+    kind = "self" if rows[0][2] == "ssl3d NN" else "pose"
+    return kind, rows[0][4], float(m.group(1)), float(m.group(2)), float(m.group(3))
+
+
+def gap_split(category: str, n: int, min_acc: float) -> None:
+    """Where the self-supervised runs lose to the pose-supervised ones: the images they pose
+    within 30 deg, and the others."""
+    by_kind = {"self": [], "pose": []}
+    for p in sorted(RESULTS.glob("*.txt")):
+        s = pose_split(p, category, n)
+        if s is not None and s[3] >= min_acc:
+            by_kind[s[0]].append(s[1:])
+    if not by_kind["self"] or not by_kind["pose"]:
+        return
+    (cd, right, share, wrong), (cd_p, right_p, share_p, wrong_p) = (
+        np.array(by_kind[k]).mean(0) for k in ("self", "pose"))
+    as_right = right  # the self-supervised mean if its wrongly posed images scored as the others
+    print(f"  where the gap lies ({len(by_kind['self'])} self-supervised and "
+          f"{len(by_kind['pose'])} pose-supervised runs with the pose split in their summaries; "
+          f"means): self-supervised {cd:.2f} = posed within 30 deg {right:.2f} ({share:.1f}%), "
+          f"the others {wrong:.2f}; pose-supervised {cd_p:.2f} = {right_p:.2f} ({share_p:.1f}%), "
+          f"the others {wrong_p:.2f}. Of the gap {cd - cd_p:.2f}, the wrongly posed images' excess "
+          f"over the rightly posed ones carries {cd - as_right:.2f} and the rightly posed ones' "
+          f"lag {as_right - cd_p:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--category", default="chair")
@@ -70,6 +114,7 @@ def main() -> None:
           f"with pose accuracy at 30 deg {spearman(cd, acc):+.2f}")
     print("  lowest median pose error: " + "; ".join(
         f"{k} {v[2]:.1f} deg, Chamfer {v[0]:.2f}" for k, v in sorted(kept.items(), key=lambda kv: kv[1][2])[:5]))
+    gap_split(a.category, a.n, a.min_acc)
 
 
 if __name__ == "__main__":
