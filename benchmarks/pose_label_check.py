@@ -10,7 +10,8 @@ training images, which the trainer's pose-collapse warning reads. And two signal
 out the wrong labels without ground truth, with the label accuracy among the images each keeps:
 the selector's confidence (softmax of its logits) and the side gap (how much worse the cloud
 explains the image seen from the view turned half a turn: the training selection score there
-over the predicted view's, minus 1; what --pose-label-keep ranks by); for the side gap's top 60%
+over the predicted view's, minus 1; what --pose-label-keep ranks by), and the doubt gap (the
+same against the best hypothesis 45 deg or more away; what --doubt-gap weighs by); for the side gap's top 60%
 and 40%, the share kept per true azimuth and elevation, and the run's Chamfer on the kept images.
 
     python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]
@@ -27,7 +28,7 @@ from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
 from ssl3d.ops import chamfer_distance
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
-from ssl3d.training.losses import azimuth_moments_term, side_gap
+from ssl3d.training.losses import azimuth_moments_term, doubt_gaps, reprojection_scores, side_gap
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import half_turn  # noqa: E402
@@ -72,7 +73,19 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
         gap = torch.cat([side_gap(xyz[i:i + 128], rgb[i:i + 128], views[i:i + 128],
                                   images[i:i + 128], masks[i:i + 128], cfg)
                          for i in range(0, n, 128)]).numpy()
-    for name, signal in (("selector confidence", confidence), ("side gap", gap)):
+        doubt = []  # what --doubt-gap weighs by: the best hypothesis 45 deg or more away
+        for i in range(0, n, 128):
+            hyp, _ = pose(images[i:i + 128], all_hypotheses=True)
+            sc = reprojection_scores(xyz[i:i + 128], rgb[i:i + 128], hyp, images[i:i + 128],
+                                     masks[i:i + 128], cfg)
+            doubt.append(doubt_gaps(sc, hyp, sc.argmin(1)))
+        doubt = torch.cat(doubt).numpy()
+    # "rightly posed": the selector's view within 30 deg; the doubt gap is taken, as in training,
+    # around the hypothesis that best explains the image.
+    print(f"  doubt gap (--doubt-gap): median {np.median(doubt[right]):.2f} over the rightly posed "
+          f"images, {np.median(doubt[~right]):.2f} over the others; share under 1 (weight below 1 "
+          f"at --doubt-gap 1): {(doubt[right] < 1).mean():.1%} and {(doubt[~right] < 1).mean():.1%}")
+    for name, signal in (("selector confidence", confidence), ("side gap", gap), ("doubt gap", doubt)):
         cells = []
         for keep in (1.0, 0.8, 0.6, 0.4):
             kept = signal >= np.quantile(signal, 1 - keep)

@@ -247,6 +247,28 @@ def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: t
     return scores[:, 1] / scores[:, 0].clamp_min(1e-12) - 1  # (B,)
 
 
+def doubt_gaps(scores: torch.Tensor, hyp: torch.Tensor, best: torch.Tensor,
+               min_deg: float = 45.0) -> torch.Tensor:
+    """How much worse the best distant view explains each image: s_alt / s_best - 1, where s_best
+    is the chosen hypothesis's selection score and s_alt the best score among the hypotheses at
+    least ``min_deg`` of azimuth from it (inf when there is none). scores: (B, M), lower is
+    better; hyp: (B, M, 2) radians; best: (B,) indices. Returns (B,), no grad."""
+    with torch.no_grad():
+        pick = torch.arange(len(best), device=best.device)
+        chosen = hyp[pick, best, 0].unsqueeze(1)  # (B, 1) azimuth
+        apart = torch.remainder(hyp[..., 0] - chosen + math.pi, 2 * math.pi) - math.pi  # (B, M)
+        far = apart.abs() >= math.radians(min_deg)
+        s_alt = scores.masked_fill(~far, float("inf")).amin(1)
+        return s_alt / scores[pick, best].clamp_min(1e-12) - 1
+
+
+def doubt_weights(scores: torch.Tensor, hyp: torch.Tensor, best: torch.Tensor, gap: float,
+                  min_deg: float = 45.0) -> torch.Tensor:
+    """How much each image may teach the reconstruction: min(1, g / gap) with g
+    :func:`doubt_gaps` (weight 1 when no hypothesis is ``min_deg`` away). Returns (B,), no grad."""
+    return (doubt_gaps(scores, hyp, best, min_deg) / gap).clamp(0, 1)
+
+
 def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
     """Sum of the squared batch means of cos a, sin a, cos 2a and sin 2a over the azimuths a of
     ``views`` (B, 2). About 2 / B for azimuths drawn uniformly (0 for B >= 3 evenly spaced ones);
@@ -336,6 +358,11 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         # Logged beside "mask" (at the pose net's view): what the search gained.
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
                      view_search_image=r_img, view_search_mask=r_mask)
+    if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
+        wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
+        r_img = (wts * image_errors(image, img0.unsqueeze(1))[:, 0]).mean()
+        r_mask, r_f, r_b = ((wts * t).mean() for t in silhouette_losses(sil0, mask, cfg))
+        terms["doubt_weight"] = wts.mean()
     if m > 1 and cfg.hypothesis_temperature > 0:
         wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)
         per_img = image_errors(image, imgs[:, :m])  # (B, M)

@@ -1200,3 +1200,53 @@ def test_w_neighbour_scales_only_the_neighbour_terms(w_pts, w_tr):
     assert torch.equal(p0, p1) and torch.equal(p1, p3)
     with pytest.raises(ValueError, match="w_neighbour"):
         dataclasses.replace(base, w_neighbour=-1.0).validate()
+
+
+def test_doubt_weights_match_a_loop_reference():
+    """Per image: among the hypotheses at least 45 deg of azimuth (wrapped) from the chosen one,
+    the best score; weight min(1, (s_alt / s_best - 1) / gap), 1 when none is that far."""
+    g = torch.Generator().manual_seed(7)
+    b, m = 6, 5
+    scores = torch.rand(b, m, generator=g) + 0.1
+    hyp = (torch.rand(b, m, 2, generator=g) - 0.5) * 2 * math.pi
+    hyp[5, :, 0] = 3.1  # all hypotheses together: no alternative, weight 1
+    hyp[4, :, 0] = torch.tensor([3.0, -3.0, 3.1, 0.0, -3.1])  # 3.0 and -3.0 are 16 deg apart
+    best = scores.argmin(1)
+    w = L.doubt_weights(scores, hyp, best, 0.5)
+    for i in range(b):
+        a0 = float(hyp[i, best[i], 0])
+        alts = [float(scores[i, j]) for j in range(m)
+                if abs(math.remainder(float(hyp[i, j, 0]) - a0, 2 * math.pi)) >= math.radians(45)]
+        ref = 1.0 if not alts else min(1.0, max(0.0, (min(alts) / float(scores[i, best[i]]) - 1) / 0.5))
+        assert float(w[i]) == pytest.approx(ref, rel=1e-5, abs=1e-6)
+    assert float(w[5]) == 1.0
+
+
+def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms():
+    """A huge doubt_gap gives every image a weight near 0: the reconstruction loss loses exactly
+    its own image, mask and affinity terms (the logged best hypothesis's); a tiny one gives weight
+    1 (the loss as without it). The pose loss never changes."""
+    from ssl3d.models import ReconstructionNet
+
+    torch.manual_seed(0)
+    base = tiny_config(pose_hypotheses=4)
+    recon, pose = ReconstructionNet(base.network_config()), PoseNet(base.network_config())
+    g = torch.Generator().manual_seed(4)
+    batch = {"image": torch.rand(3, 3, 32, 32, generator=g),
+             "mask": (torch.rand(3, 32, 32, generator=g) > 0.5).float(),
+             "viewpoint": torch.zeros(3, 2), "cloud": torch.rand(3, 64, 3, generator=g)}
+    views = camera.sample_viewpoints(3 * (base.n_views - 1), generator=g).view(3, base.n_views - 1, 2)
+    out = {d: L.step_losses(recon, pose, batch, views, dataclasses.replace(base, doubt_gap=d))
+           for d in (0.0, 1e-9, 1e9)}
+    (r0, p0, t0, _), (r_small, p_small, t_small, _), (r_big, p_big, t_big, _) = out[0.0], out[1e-9], out[1e9]
+    own = (base.w_image * t0["image"] + base.w_mask * t0["mask"]
+           + base.w_affinity * (t0["affinity_fwd"] + t0["affinity_bwd"]))
+    assert float(t_small["doubt_weight"]) == pytest.approx(1.0)
+    assert float(t_big["doubt_weight"]) < 1e-6
+    assert float(r_small.detach()) == pytest.approx(float(r0.detach()), rel=1e-5)
+    assert float(r_big.detach()) == pytest.approx(float((r0 - own).detach()), rel=1e-4, abs=1e-6)
+    assert torch.equal(p0, p_small) and torch.equal(p0, p_big)
+    for bad in ({"doubt_gap": -1.0}, {"doubt_gap": 1.0, "pose_hypotheses": 1},
+                {"doubt_gap": 1.0, "hypothesis_temperature": 0.3}):
+        with pytest.raises(ValueError, match="doubt_gap"):
+            dataclasses.replace(base, **bad).validate()
