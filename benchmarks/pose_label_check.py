@@ -10,8 +10,9 @@ training images, which the trainer's pose-collapse warning reads. And two signal
 out the wrong labels without ground truth, with the label accuracy among the images each keeps:
 the selector's confidence (softmax of its logits) and the side gap (how much worse the cloud
 explains the image seen from the view turned half a turn: the training selection score there
-over the predicted view's, minus 1; what --pose-label-keep ranks by), and the doubt gap (the
-same against the best hypothesis 45 deg or more away; what --doubt-gap weighs by); for the side gap's top 60%
+over the predicted view's, minus 1; what --pose-label-keep ranks by), and the doubt gap (the best
+hypothesis 45 deg or more of azimuth from the one that explains the image best, against that
+one; what --doubt-gap weighs by); for the side gap's top 60%
 and 40%, the share kept per true azimuth and elevation, and the run's Chamfer on the kept images.
 
     python benchmarks/pose_label_check.py DATA_DIR CATEGORY RUN_DIR [IMAGES]

@@ -342,8 +342,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         img0, sil0, v0 = imgs[:, 0], sils[:, 0], first[:, 0]
 
     terms: dict[str, torch.Tensor] = {}
-    l_img = image_errors(image, img0.unsqueeze(1)).mean()
-    l_mask, aff_f, aff_b = silhouette_terms(sil0, mask, cfg)
+    per_sample = (image_errors(image, img0.unsqueeze(1))[:, 0], *silhouette_losses(sil0, mask, cfg))
+    l_img, l_mask, aff_f, aff_b = (t_.mean() for t_ in per_sample)  # each (B,) -> a batch mean
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)
     # What the reconstruction learns from: the best hypothesis's projection, or with a
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
@@ -360,8 +360,10 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
                      view_search_image=r_img, view_search_mask=r_mask)
     if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
         wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
-        r_img = (wts * image_errors(image, img0.unsqueeze(1))[:, 0]).mean()
-        r_mask, r_f, r_b = ((wts * t).mean() for t in silhouette_losses(sil0, mask, cfg))
+        # A weighted mean: the terms keep their scale against the others (neighbour, cycle,
+        # prior), and the doubtful images' share goes to the sure ones.
+        norm = wts.sum().clamp_min(1e-6)
+        r_img, r_mask, r_f, r_b = ((wts * t_).sum() / norm for t_ in per_sample)
         terms["doubt_weight"] = wts.mean()
     if m > 1 and cfg.hypothesis_temperature > 0:
         wts = hypothesis_weights(scores, cfg.hypothesis_temperature)  # (B, M)

@@ -404,8 +404,9 @@ def test_cuda_graph_refuses_what_it_cannot_capture(tiny_dataset, tmp_path, make_
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-@pytest.mark.parametrize("stage_nn,form", [(False, "tanh_sum"), (True, "tanh_sum"), (False, "max")])
-def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form):
+@pytest.mark.parametrize("stage_nn,form,doubt", [(False, "tanh_sum", 0.0), (True, "tanh_sum", 0.0),
+                                                 (False, "max", 0.0), (True, "tanh_sum", 0.5)])
+def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form, doubt):
     """Reference: the same steps run eagerly. Atomic scatter-adds make runs differ in the last
     bits, which Adam's normalised steps can blow up for near-zero gradients, so the weights are
     compared relative to how far training moved them: a step computed differently, lost or
@@ -415,7 +416,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
-          "view_search_deg": 0.0 if form == "max" else 5.0,  # the search needs temperature 0
+          # the search needs temperature 0, and doubt_gap needs neither
+          "view_search_deg": 0.0 if form == "max" or doubt else 5.0, "doubt_gap": doubt,
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
           # a prior that switches off after step 2, strong enough that a graph kept from before
@@ -1202,30 +1204,37 @@ def test_w_neighbour_scales_only_the_neighbour_terms(w_pts, w_tr):
         dataclasses.replace(base, w_neighbour=-1.0).validate()
 
 
-def test_doubt_weights_match_a_loop_reference():
+def test_doubt_gaps_match_a_loop_reference():
     """Per image: among the hypotheses at least 45 deg of azimuth (wrapped) from the chosen one,
-    the best score; weight min(1, (s_alt / s_best - 1) / gap), 1 when none is that far."""
+    the best score s_alt; gap s_alt / s_best - 1 (inf when none is that far); the weight
+    min(1, gap / G)."""
     g = torch.Generator().manual_seed(7)
     b, m = 6, 5
     scores = torch.rand(b, m, generator=g) + 0.1
     hyp = (torch.rand(b, m, 2, generator=g) - 0.5) * 2 * math.pi
-    hyp[5, :, 0] = 3.1  # all hypotheses together: no alternative, weight 1
-    hyp[4, :, 0] = torch.tensor([3.0, -3.0, 3.1, 0.0, -3.1])  # 3.0 and -3.0 are 16 deg apart
+    # Image 3: the chosen 3.0 rad; -3.0 is 16 deg away across the wrap (near, though 6 rad apart
+    # unwrapped), 0.0 is far; 3.0 - 40 deg is near, 3.0 + 50 deg (wrapping) is far.
+    hyp[3, :, 0] = torch.tensor([3.0, -3.0, 0.0, 3.0 - math.radians(40), 3.0 + math.radians(50)])
+    scores[3] = torch.tensor([0.2, 0.21, 0.3, 0.205, 0.26])
+    hyp[5, :, 0] = 3.1  # all hypotheses together: no alternative
     best = scores.argmin(1)
-    w = L.doubt_weights(scores, hyp, best, 0.5)
+    gaps = L.doubt_gaps(scores, hyp, best)
     for i in range(b):
         a0 = float(hyp[i, best[i], 0])
         alts = [float(scores[i, j]) for j in range(m)
                 if abs(math.remainder(float(hyp[i, j, 0]) - a0, 2 * math.pi)) >= math.radians(45)]
-        ref = 1.0 if not alts else min(1.0, max(0.0, (min(alts) / float(scores[i, best[i]]) - 1) / 0.5))
-        assert float(w[i]) == pytest.approx(ref, rel=1e-5, abs=1e-6)
+        ref = math.inf if not alts else min(alts) / float(scores[i, best[i]]) - 1
+        assert float(gaps[i]) == pytest.approx(ref, rel=1e-5)
+    assert float(gaps[3]) == pytest.approx(0.26 / 0.2 - 1, rel=1e-5) and math.isinf(float(gaps[5]))
+    w = L.doubt_weights(scores, hyp, best, 0.5)
+    torch.testing.assert_close(w, (gaps / 0.5).clamp(0, 1))
     assert float(w[5]) == 1.0
 
 
-def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms():
-    """A huge doubt_gap gives every image a weight near 0: the reconstruction loss loses exactly
-    its own image, mask and affinity terms (the logged best hypothesis's); a tiny one gives weight
-    1 (the loss as without it). The pose loss never changes."""
+def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms(monkeypatch):
+    """With known weights (1, 0, 0.5) the reconstruction loss holds the image, mask and affinity
+    terms of the best hypothesis's projection as their weighted means over the images, instead
+    of plain means; the logged terms stay the plain means, the pose loss does not change."""
     from ssl3d.models import ReconstructionNet
 
     torch.manual_seed(0)
@@ -1236,17 +1245,24 @@ def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms():
              "mask": (torch.rand(3, 32, 32, generator=g) > 0.5).float(),
              "viewpoint": torch.zeros(3, 2), "cloud": torch.rand(3, 64, 3, generator=g)}
     views = camera.sample_viewpoints(3 * (base.n_views - 1), generator=g).view(3, base.n_views - 1, 2)
-    out = {d: L.step_losses(recon, pose, batch, views, dataclasses.replace(base, doubt_gap=d))
-           for d in (0.0, 1e-9, 1e9)}
-    (r0, p0, t0, _), (r_small, p_small, t_small, _), (r_big, p_big, t_big, _) = out[0.0], out[1e-9], out[1e9]
-    own = (base.w_image * t0["image"] + base.w_mask * t0["mask"]
-           + base.w_affinity * (t0["affinity_fwd"] + t0["affinity_bwd"]))
-    assert float(t_small["doubt_weight"]) == pytest.approx(1.0)
-    assert float(t_big["doubt_weight"]) < 1e-6
-    assert float(r_small.detach()) == pytest.approx(float(r0.detach()), rel=1e-5)
-    assert float(r_big.detach()) == pytest.approx(float((r0 - own).detach()), rel=1e-4, abs=1e-6)
-    assert torch.equal(p0, p_small) and torch.equal(p0, p_big)
-    for bad in ({"doubt_gap": -1.0}, {"doubt_gap": 1.0, "pose_hypotheses": 1},
-                {"doubt_gap": 1.0, "hypothesis_temperature": 0.3}):
+    known = torch.tensor([1.0, 0.0, 0.5])
+    monkeypatch.setattr(L, "doubt_weights", lambda *a, **k: known)
+    r0, p0, t0, x0 = L.step_losses(recon, pose, batch, views, base)
+    r1, p1, t1, _ = L.step_losses(recon, pose, batch, views, dataclasses.replace(base, doubt_gap=1.0))
+    per = (L.image_errors(batch["image"], x0["images"].unsqueeze(1))[:, 0],
+           *L.silhouette_losses(x0["silhouettes"], batch["mask"], base))
+    w_of = (base.w_image, base.w_mask, base.w_affinity, base.w_affinity)
+    plain = sum(w * t_.mean() for w, t_ in zip(w_of, per))
+    weighted = sum(w * (known * t_).sum() / known.sum() for w, t_ in zip(w_of, per))
+    assert float((r1 - r0).detach()) == pytest.approx(float((weighted - plain).detach()), rel=1e-4, abs=1e-6)
+    assert abs(float((weighted - plain).detach())) > 1e-4  # the weights matter here
+    for k in ("image", "mask", "affinity_fwd", "affinity_bwd"):
+        assert torch.equal(t0[k], t1[k])
+    assert float(t1["doubt_weight"]) == pytest.approx(0.5)
+    assert torch.equal(p0, p1)
+    for bad in ({"doubt_gap": -1.0}, {"doubt_gap": float("nan")}, {"doubt_gap": float("inf")},
+                {"doubt_gap": 1.0, "pose_hypotheses": 1}, {"doubt_gap": 1.0, "supervision": "pose"},
+                {"doubt_gap": 1.0, "hypothesis_temperature": 0.3},
+                {"doubt_gap": 1.0, "view_search_deg": 5.0}):
         with pytest.raises(ValueError, match="doubt_gap"):
             dataclasses.replace(base, **bad).validate()
