@@ -35,7 +35,7 @@ import torch
 from pose_vs_chamfer import spearman  # benchmarks/ is the script's own folder (ties: mean ranks)
 from ssl3d import camera
 from ssl3d.data.dataset import load_split
-from ssl3d.evaluation.evaluate import find_checkpoint, silhouette_fit
+from ssl3d.evaluation.evaluate import find_checkpoint, silhouette_iou
 from ssl3d.ops import chamfer_distance
 from ssl3d.training.checkpoint import load_models
 from ssl3d.training.losses import image_errors, project_views, silhouette_losses
@@ -66,7 +66,7 @@ def scores(run: str, data: str, category: str, split: str, views: int, batch: in
         xyz, rgb = recon(x)
         v = pose(x)  # (B, 2)
         imgs, sils = project_views(xyz, rgb, v.unsqueeze(1), cfg)  # (B, 1, 3, S, S), (B, 1, S, S)
-        out["iou"].append(silhouette_fit(xyz, rgb, v, m, cfg)["iou"])  # as ssl3d evaluate
+        out["iou"].append(silhouette_iou(sils[:, 0], m))  # as ssl3d evaluate's label-free score
         bce, fwd, bwd = silhouette_losses(sils[:, 0], m, cfg)
         out["bce"].append(bce)
         out["aff_fwd"].append(fwd)

@@ -68,19 +68,17 @@ def main(data: str, category: str, run: str, n: int | None = None) -> None:
     moments = np.array([float(azimuth_moments_term(views[i:i + 64])) for i in range(0, max(n - 63, 1), 64)])
     print(f"  view_distribution per batch of 64 training images: mean {moments.mean():.3f}, max "
           f"{moments.max():.3f} (uniform azimuths about {2 / 64:.3f}, one azimuth 2)")
+    confidence, gap, doubt = [], [], []
     with torch.no_grad():
-        confidence = torch.cat([pose(images[i:i + 256], all_hypotheses=True)[1].softmax(1).amax(1)
-                                for i in range(0, n, 256)]).numpy()
-        gap = torch.cat([side_gap(xyz[i:i + 128], rgb[i:i + 128], views[i:i + 128],
-                                  images[i:i + 128], masks[i:i + 128], cfg)
-                         for i in range(0, n, 128)]).numpy()
-        doubt = []  # what --doubt-gap weighs by: the best hypothesis 45 deg or more away
         for i in range(0, n, 128):
-            hyp, _ = pose(images[i:i + 128], all_hypotheses=True)
-            sc = reprojection_scores(xyz[i:i + 128], rgb[i:i + 128], hyp, images[i:i + 128],
-                                     masks[i:i + 128], cfg)
+            sl = slice(i, i + 128)
+            hyp, logits = pose(images[sl], all_hypotheses=True)
+            confidence.append(logits.softmax(1).amax(1))
+            gap.append(side_gap(xyz[sl], rgb[sl], views[sl], images[sl], masks[sl], cfg))
+            # what --doubt-gap weighs by: the best hypothesis 45 deg or more away
+            sc = reprojection_scores(xyz[sl], rgb[sl], hyp, images[sl], masks[sl], cfg)
             doubt.append(doubt_gaps(sc, hyp, sc.argmin(1)))
-        doubt = torch.cat(doubt).numpy()
+    confidence, gap, doubt = (torch.cat(v).numpy() for v in (confidence, gap, doubt))
     # "rightly posed": the selector's view within 30 deg; the doubt gap is taken, as in training,
     # around the hypothesis that best explains the image.
     print(f"  doubt gap (--doubt-gap): median {np.median(doubt[right]):.2f} over the rightly posed "

@@ -86,14 +86,13 @@ def gap_split(category: str, n: int, min_acc: float) -> None:
         return
     (cd, right, share, wrong), (cd_p, right_p, share_p, wrong_p) = (
         np.array(by_kind[k]).mean(0) for k in ("self", "pose"))
-    as_right = right  # the self-supervised mean if its wrongly posed images scored as the others
     print(f"  where the gap lies ({len(by_kind['self'])} self-supervised and "
           f"{len(by_kind['pose'])} pose-supervised runs with the pose split in their summaries; "
           f"means): self-supervised {cd:.2f} = posed within 30 deg {right:.2f} ({share:.1f}%), "
           f"the others {wrong:.2f}; pose-supervised {cd_p:.2f} = {right_p:.2f} ({share_p:.1f}%), "
           f"the others {wrong_p:.2f}. Of the gap {cd - cd_p:.2f}, the wrongly posed images' excess "
-          f"over the rightly posed ones carries {cd - as_right:.2f} and the rightly posed ones' "
-          f"lag {as_right - cd_p:.2f}")
+          f"over the rightly posed ones carries {cd - right:.2f} and the rightly posed ones' "
+          f"lag {right - cd_p:.2f}")
 
 
 def main() -> None:

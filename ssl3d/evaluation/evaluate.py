@@ -77,11 +77,17 @@ def silhouette_fit(xyz: torch.Tensor, rgb: torch.Tensor, viewpoints: torch.Tenso
         sl = slice(i, i + batch_size)
         _, sils = project_views(xyz[sl], rgb[sl], viewpoints[sl].unsqueeze(1), cfg)  # (B, 1, S, S)
         sil, mask = sils[:, 0], masks[sl].to(sils.device)
-        inter = ((sil > 0.5) & (mask > 0.5)).flatten(1).sum(1)
-        union = ((sil > 0.5) | (mask > 0.5)).flatten(1).sum(1).clamp_min(1)
-        iou.append((inter / union).cpu())
+        iou.append(silhouette_iou(sil, mask).cpu())
         fwd.append(silhouette_losses(sil, mask, cfg)[1].cpu())
     return {"iou": torch.cat(iou), "affinity_fwd": torch.cat(fwd)}
+
+
+def silhouette_iou(sil: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of two silhouettes, each thresholded at 0.5. sil, mask: (B, S, S).
+    Returns (B,)."""
+    inter = ((sil > 0.5) & (mask > 0.5)).flatten(1).sum(1)
+    union = ((sil > 0.5) | (mask > 0.5)).flatten(1).sum(1).clamp_min(1)
+    return inter / union
 
 
 def alignment_settings(device: torch.device) -> dict:

@@ -16,7 +16,8 @@ from ssl3d.ops.transport import sliced_silhouette_distance
 
 __all__ = [
     "affinity_intended", "affinity_released", "soft_distance_transform", "bce_intended",
-    "bce_released", "gaussian_blur", "gaussian_taps", "chamfer_distance", "chamfer_distance_dense", "emd_exact", "emd_sinkhorn",
+    "bce_released", "gaussian_blur", "gaussian_taps", "chamfer_distance", "chamfer_distance_dense",
+    "emd_exact", "emd_sinkhorn",
     "kth_neighbour_sq_dist", "normalize_unit_box", "project_cloud", "project_silhouette", "splat_colour",
     "splat_colour_dense", "splat_silhouette", "splat_silhouette_dense", "sliced_silhouette_distance",
 ]

@@ -136,10 +136,11 @@ class TrainConfig:
     the image (relative gap of the selection scores, s_alt / s_best - 1); 0 = off (every image
     weight 1). A weighted mean: the terms keep their scale, the doubtful images' share going to
     the sure ones. The pose net and the other terms are unchanged; the logged image, mask and
-    affinity terms stay the unweighted ones, and doubt_weight logs the mean weight. Why: the clouds of wrongly posed
-    chairs score 8.70 against 3.53 (session 20, benchmarks/pose_vs_chamfer.py), on training
-    images as on test ones: the reconstruction learns clouds that fit the wrong view. An image
-    that another, distant view explains almost as well teaches the shape less."""
+    affinity terms stay the unweighted ones, and doubt_weight logs the mean weight. Why: the
+    clouds of wrongly posed chairs score 8.70 against 3.53 (session 20,
+    benchmarks/pose_vs_chamfer.py), on training images as on test ones: the reconstruction
+    learns clouds that fit the wrong view. An image that another, distant view explains almost
+    as well teaches the shape less."""
     view_search_deg: float = 0.0
     """Self-supervision: before the reconstruction learns from the chosen hypothesis's projection,
     try that view turned by +-D and +-2D deg of azimuth and +-D deg of elevation, and let the
@@ -393,8 +394,8 @@ class TrainConfig:
         if not math.isfinite(self.doubt_gap) or self.doubt_gap < 0 or (self.doubt_gap > 0 and (
                 self.pose_hypotheses < 2 or self.supervision != "self"
                 or self.hypothesis_temperature > 0 or self.view_search_deg > 0)):
-            raise ValueError(f"doubt_gap must be finite and >= 0, and > 0 needs pose_hypotheses > 1, supervision "
-                             f"self, hypothesis_temperature 0 and view_search_deg 0 (got "
+            raise ValueError(f"doubt_gap must be finite and >= 0, and > 0 needs pose_hypotheses "
+                             f"> 1, supervision self, hypothesis_temperature 0 and view_search_deg 0 (got "
                              f"{self.doubt_gap}, {self.pose_hypotheses}, {self.supervision!r}, "
                              f"{self.hypothesis_temperature}, {self.view_search_deg})")
         if not 0 <= self.view_search_deg <= 30:  # at 90, the +-2D steps would undo the pose

@@ -256,7 +256,7 @@ def doubt_gaps(scores: torch.Tensor, hyp: torch.Tensor, best: torch.Tensor,
     with torch.no_grad():
         pick = torch.arange(len(best), device=best.device)
         chosen = hyp[pick, best, 0].unsqueeze(1)  # (B, 1) azimuth
-        apart = torch.remainder(hyp[..., 0] - chosen + math.pi, 2 * math.pi) - math.pi  # (B, M)
+        apart = camera.wrap_angle(hyp[..., 0] - chosen)  # (B, M)
         far = apart.abs() >= math.radians(min_deg)
         s_alt = scores.masked_fill(~far, float("inf")).amin(1)
         return s_alt / scores[pick, best].clamp_min(1e-12) - 1
