@@ -9,7 +9,10 @@
   diagnostic only: the protocol keeps every point);
 - the Chamfer's two halves (prediction -> truth, truth -> prediction) and each axis's point spread,
   against the ground truth's (bunched points);
-- pose error quantiles;
+- where the surface is left bare: the truth -> prediction half by height third of the ground
+  truth (legs, seat, back on a chair), with each third's share of the points;
+- pose error quantiles, and where the pose is right its median azimuth and elevation error and
+  the Chamfer by pose error (0-5 / 5-10 / 10-20 / 20-30 deg);
 - colour: the clouds' mean RGB and spread within an object, against the inputs' pixels inside
   their masks (is the colour learnt at all?);
 - the vertical plane the predictions are most symmetric about, in the network's own frame
@@ -25,7 +28,9 @@
   lower);
 - with --turns, an oracle: each cloud turned about the network's vertical axis by the angle (5 deg
   steps) that brings it nearest its ground truth. If that barely lowers the Chamfer, the clouds
-  are wrong in shape, not right shapes turned, and no per-image re-orientation can help.
+  are wrong in shape, not right shapes turned, and no per-image re-orientation can help. Then,
+  from there, a tilt of up to 15 deg about both horizontal axes (a cloud leaning by the pose's
+  elevation error).
 
 With --picture PATH it also writes a grid of the 4 best and 4 worst test clouds.
 
@@ -121,6 +126,27 @@ def best_turns(raw: torch.Tensor, rot: torch.Tensor, gt: torch.Tensor, step_deg:
     return arg
 
 
+def best_tilts(clouds: torch.Tensor, gt: torch.Tensor, max_deg: int = 15, step_deg: int = 5,
+               points: int = 256) -> torch.Tensor:
+    """Oracle: per cloud, the small rotation about the ground truth's two horizontal axes (z then
+    x, each within +-``max_deg``) that brings it nearest its ground truth, searched on ``points``
+    seeded points of each. clouds: (M, N, 3) in the ground-truth frame; gt: (M, P, 3). Returns
+    (M, 3, 3)."""
+    g = torch.Generator().manual_seed(0)
+    p = clouds[:, torch.randperm(clouds.shape[1], generator=g)[:points]]
+    t = normalize_unit_box(gt)[:, torch.randperm(gt.shape[1], generator=g)[:points]]
+    best = torch.full((len(p),), float("inf"))
+    arg = torch.eye(3).expand(len(p), 3, 3).clone()
+    angles = [math.radians(d) for d in range(-max_deg, max_deg + 1, step_deg)]
+    for e in angles:
+        for k in angles:
+            r = camera.rotation_from_euler(torch.tensor(0.0), torch.tensor(e), torch.tensor(k))
+            d = chamfer_distance(normalize_unit_box(M.rotate(p, r)), t, "none")
+            better = d < best
+            best, arg[better] = torch.where(better, d, best), r
+    return arg
+
+
 def reversal_groups(flipped: np.ndarray, pose_error_deg: np.ndarray) -> tuple:
     """(name, boolean mask) of the kept clouds, the reversed ones seen from more than 90 deg off
     (the wrong side) and the reversed ones seen from the right view (a wrong shape)."""
@@ -164,6 +190,17 @@ def main() -> None:
     sd = lambda c: " ".join(f"{v:.3f}" for v in c.std(1).mean(0).tolist())  # noqa: E731
     print(f"  Chamfer x1000 halves: prediction -> truth {to_gt:.2f}, truth -> prediction "
           f"{to_pred:.2f}; point spread (sd, unit box) x/y/z predicted {sd(pn)}, ground truth {sd(gn)}")
+    # Where the bare surface lies: the truth -> prediction half by the ground truth point's height
+    # (thirds of each cloud's vertical extent: legs, seat, back on a chair), and each third's
+    # share of the predicted points against its share of the true ones.
+    bare = 1000 * nearest_sq_dist(gn, pn)  # (M, P)
+    lo, hi = gn[..., 1].amin(1, keepdim=True), gn[..., 1].amax(1, keepdim=True)
+    band_g = ((gn[..., 1] - lo) / (hi - lo) * 3).clamp(0, 2.999).long()  # (M, P) in 0..2
+    band_p = ((pn[..., 1] - lo) / (hi - lo) * 3).clamp(0, 2.999).long()  # (M, N), the truth's thirds
+    print("  truth -> prediction x1000 by height third (bottom / middle / top), with the share of "
+          "predicted / true points there: " + "; ".join(
+              f"{bare[band_g == k].mean():.2f} ({(band_p == k).float().mean():.0%} / "
+              f"{(band_g == k).float().mean():.0%})" for k in range(3)))
     right = pred["pose_error_deg"] <= 30  # does the shape lag even where the pose is right?
     print(f"  pose error deg p10/p50/p90/max {q(pred['pose_error_deg'])}; Chamfer x1000 with the "
           f"pose within 30 deg {cd[right].mean():.2f} ({right.mean():.1%}), the others "
@@ -181,6 +218,17 @@ def main() -> None:
           f"predicted azimuth (ground-truth frame, 60 deg bins from -180): {by_bin}")
     # By the true view, with how far the wrong ones' azimuths are off.
     off = np.degrees(np.abs(wrap(az_p - az_t)))
+    # Pose precision where the pose is right: which angle is off, and does the cloud worsen with
+    # the error? (A model trained on its own views learns its shapes at them; the pose-supervised
+    # baseline, trained at the true views, is the control.)
+    d_p = camera.viewing_direction(torch.from_numpy(pred["viewpoints"]).float()) @ rot.T
+    el_off = np.degrees(np.abs(torch.asin(d_p[:, 1].clamp(-1, 1)).numpy() - test.viewpoints[:, 1].numpy()))
+    e = pred["pose_error_deg"]
+    print(f"  pose right: median error {np.median(e[right]):.1f} deg, of it azimuth "
+          f"{np.median(off[right]):.1f} and elevation {np.median(el_off[right]):.1f}; Chamfer x1000 by "
+          "pose error 0-5 / 5-10 / 10-20 / 20-30 deg: " + " ".join(
+              f"{cd[(e > lo) & (e <= hi)].mean():.2f} ({((e > lo) & (e <= hi)).mean():.0%})"
+              for lo, hi in ((-1, 5), (5, 10), (10, 20), (20, 30))))
     # Point spread along the true viewing direction's horizontal part (depth, which the outline
     # leaves free) and across it, each against the ground truth's: a cloud flattened towards the
     # camera, as the view prior's sheets were, has the first ratio well below the second.
@@ -208,6 +256,16 @@ def main() -> None:
               f"{cd_best[right].mean():.2f}, the others {cd[~right].mean() if (~right).any() else 0:.2f} -> "
               f"{cd_best[~right].mean() if (~right).any() else 0:.2f}); clouds turned more than 30 deg "
               f"{(turn.abs() > 30).float().mean():.1%}, median |turn| {float(turn.abs().median()):.0f} deg")
+        # Then a small tilt too: a cloud leaning by the pose's elevation error would straighten.
+        upright = M.rotate(turned, rot)
+        tilt = best_tilts(upright, gt)
+        tilted = torch.einsum("mij,mnj->mni", tilt, upright)
+        cd_tilt = 1000 * chamfer_distance(normalize_unit_box(tilted), normalize_unit_box(gt),
+                                          "none").numpy()
+        lean = torch.rad2deg(torch.acos(tilt[:, 1, 1].clamp(-1, 1))).numpy()  # tilt of the vertical
+        print(f"  oracle turn and tilt (+-15 deg about both horizontal axes): Chamfer x1000 "
+              f"{cd_tilt.mean():.2f} (pose within 30 deg {cd_tilt[right].mean():.2f}); median tilt of "
+              f"the vertical {np.median(lean):.1f} deg")
     inside = (test.masks > 0.5).unsqueeze(1).float()  # (M, 1, S, S)
     area = inside.sum((2, 3)).clamp(min=1)
     px_mean = (test.images * inside).sum((2, 3)) / area  # (M, 3)

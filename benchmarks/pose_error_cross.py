@@ -1,0 +1,53 @@
+"""Is a test cloud worse because its own pose is off, or because its image is a hard one? Two
+evaluated runs on the same test split (``ssl3d evaluate`` wrote RUN/predictions_test.npz), e.g. a
+self-supervised run and the pose-supervised baseline: each run's per-image Chamfer, over the
+images both pose within 30 deg, by its own pose error and by the other run's, with the Spearman
+correlations. A cloud that worsens with its own run's pose error but not with the other's was
+learnt to fit that view; one that worsens with both comes from a hard image.
+
+    python benchmarks/pose_error_cross.py DATA_DIR CATEGORY RUN_A RUN_B
+"""
+
+import sys
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from diagnose_run import chamfer_turned, load_run
+
+BINS = ((-1, 5), (5, 10), (10, 20), (20, 30))
+
+
+def by_error(cd: np.ndarray, err: np.ndarray) -> str:
+    """Mean Chamfer per pose-error bin, with the bin's share of the images."""
+    cells = []
+    for lo, hi in BINS:
+        sel = (err > lo) & (err <= hi)
+        cells.append(f"{cd[sel].mean():.2f} ({sel.mean():.0%})" if sel.any() else "- (0%)")
+    return " / ".join(cells)
+
+
+def main(data: str, category: str, run_a: str, run_b: str) -> None:
+    runs = {}
+    for run in (run_a, run_b):
+        pred, _, _, xyz, gt = load_run(data, category, run)
+        runs[run] = (chamfer_turned(xyz, gt)[0], pred["pose_error_deg"], pred["models"])
+    if not np.array_equal(runs[run_a][2], runs[run_b][2]):
+        raise ValueError(f"{run_a} and {run_b} were evaluated on different test models")
+    both = (runs[run_a][1] <= 30) & (runs[run_b][1] <= 30)
+    print(f"{both.sum()} of {len(both)} test images posed within 30 deg by both runs; Chamfer x1000 "
+          f"by pose error {' / '.join(f'{lo + 1 if lo < 0 else lo}-{hi}' for lo, hi in BINS)} deg")
+    for run, other in ((run_a, run_b), (run_b, run_a)):
+        cd = runs[run][0][both]
+        own, theirs = runs[run][1][both], runs[other][1][both]
+        print(f"{run}: Chamfer {cd.mean():.2f}; by its own pose error {by_error(cd, own)} "
+              f"(Spearman {spearmanr(cd, own)[0]:+.2f}); by the other run's {by_error(cd, theirs)} "
+              f"(Spearman {spearmanr(cd, theirs)[0]:+.2f})")
+    err_a, err_b = runs[run_a][1][both], runs[run_b][1][both]
+    print(f"the two runs' pose errors: Spearman {spearmanr(err_a, err_b)[0]:+.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
