@@ -141,15 +141,6 @@ class TrainConfig:
     benchmarks/pose_vs_chamfer.py), on training images as on test ones: the reconstruction
     learns clouds that fit the wrong view. An image that another, distant view explains almost
     as well teaches the shape less."""
-    doubt_keep: float = 1.0
-    """Self-supervision with pose_hypotheses > 1: the reconstruction's own reprojection terms
-    (image, mask, affinity) learn only from the share doubt_keep of each batch whose doubt gap g
-    (see doubt_gap) is largest, the images whose view is surest; the rest get weight 0 (1 = off;
-    in (0, 1]; with doubt_gap > 0 the two weights multiply). The pose net and the other terms are
-    unchanged. Why: in a CPU probe from a trained chair, training the reconstruction at the true
-    views instead of its own took the Chamfer from 4.53 to 3.79 in 100 steps, and at true views
-    with 7 deg noise to 4.11 (session 21): the wrongly posed images are worth most of the gap,
-    and doubt_gap's soft weights still let them count about 40% as much as a right one."""
     view_search_deg: float = 0.0
     """Self-supervision: before the reconstruction learns from the chosen hypothesis's projection,
     try that view turned by +-D and +-2D deg of azimuth and +-D deg of elevation, and let the
@@ -406,13 +397,6 @@ class TrainConfig:
             raise ValueError(f"doubt_gap must be finite and >= 0, and > 0 needs pose_hypotheses "
                              f"> 1, supervision self, hypothesis_temperature 0 and view_search_deg 0 (got "
                              f"{self.doubt_gap}, {self.pose_hypotheses}, {self.supervision!r}, "
-                             f"{self.hypothesis_temperature}, {self.view_search_deg})")
-        if not 0 < self.doubt_keep <= 1 or (self.doubt_keep < 1 and (
-                self.pose_hypotheses < 2 or self.supervision != "self"
-                or self.hypothesis_temperature > 0 or self.view_search_deg > 0)):
-            raise ValueError(f"doubt_keep must be in (0, 1], and < 1 needs pose_hypotheses > 1, "
-                             f"supervision self, hypothesis_temperature 0 and view_search_deg 0 (got "
-                             f"{self.doubt_keep}, {self.pose_hypotheses}, {self.supervision!r}, "
                              f"{self.hypothesis_temperature}, {self.view_search_deg})")
         if not 0 <= self.view_search_deg <= 30:  # at 90, the +-2D steps would undo the pose
             raise ValueError(f"view_search_deg must be in [0, 30] degrees, got {self.view_search_deg}")

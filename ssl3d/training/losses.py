@@ -269,15 +269,6 @@ def doubt_weights(scores: torch.Tensor, hyp: torch.Tensor, best: torch.Tensor, g
     return (doubt_gaps(scores, hyp, best, min_deg) / gap).clamp(0, 1)
 
 
-def surest_mask(gaps: torch.Tensor, keep: float) -> torch.Tensor:
-    """1 for the round(keep * B) images (at least one) with the largest doubt gaps, 0 for the
-    others (ties at the cut all kept). gaps: (B,). Returns (B,) floats, no grad."""
-    with torch.no_grad():
-        k = max(1, round(keep * len(gaps)))
-        cut = torch.topk(gaps, k).values[-1]  # the k-th largest; no host sync (CUDA graphs)
-        return (gaps >= cut).float()
-
-
 def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
     """Sum of the squared batch means of cos a, sin a, cos 2a and sin 2a over the azimuths a of
     ``views`` (B, 2). About 2 / B for azimuths drawn uniformly (0 for B >= 3 evenly spaced ones);
@@ -367,12 +358,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         # Logged beside "mask" (at the pose net's view): what the search gained.
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
                      view_search_image=r_img, view_search_mask=r_mask)
-    if cfg.doubt_gap > 0 or cfg.doubt_keep < 1:  # validate(): several hypotheses, self-supervision,
-        # no search or temperature
-        wts = (doubt_weights(scores, hyp, best, cfg.doubt_gap) if cfg.doubt_gap > 0
-               else torch.ones(b, device=scores.device))  # (B,)
-        if cfg.doubt_keep < 1:
-            wts = wts * surest_mask(doubt_gaps(scores, hyp, best), cfg.doubt_keep)
+    if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
+        wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
         # A weighted mean: the terms keep their scale against the others (neighbour, cycle,
         # prior), and the doubtful images' share goes to the sure ones.
         norm = wts.sum().clamp_min(1e-6)

@@ -43,8 +43,7 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
                      "cuda_graph"}
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
-STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap",
-                  "doubt_keep"}
+STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap"}
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:

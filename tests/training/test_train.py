@@ -418,7 +418,6 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
           # the search needs temperature 0, and doubt_gap needs neither
           "view_search_deg": 0.0 if form == "max" or doubt else 5.0, "doubt_gap": doubt,
-          "doubt_keep": 0.5 if doubt else 1.0,  # the cut's top-k runs inside the graph too
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
           # a prior that switches off after step 2, strong enough that a graph kept from before
@@ -1266,54 +1265,4 @@ def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms(monkey
                 {"doubt_gap": 1.0, "hypothesis_temperature": 0.3},
                 {"doubt_gap": 1.0, "view_search_deg": 5.0}):
         with pytest.raises(ValueError, match="doubt_gap"):
-            dataclasses.replace(base, **bad).validate()
-
-
-def test_surest_mask_keeps_the_largest_gaps_like_a_sort():
-    """round(keep * B) images (at least one) with the largest doubt gaps get 1, the rest 0;
-    images without a distant hypothesis (gap inf) are the surest."""
-    g = torch.Generator().manual_seed(3)
-    for b, keep in ((10, 0.6), (7, 0.5), (5, 0.01), (4, 1.0)):
-        gaps = torch.rand(b, generator=g)
-        gaps[0] = math.inf
-        want = torch.zeros(b)
-        for i in sorted(range(b), key=lambda j: -float(gaps[j]))[:max(1, round(keep * b))]:
-            want[i] = 1.0
-        assert torch.equal(L.surest_mask(gaps, keep), want)
-
-
-def test_doubt_keep_trains_the_reconstruction_on_the_surest_images_only(monkeypatch):
-    """With known doubt gaps (0.9, 0.1, 0.5) and keep 2/3, the reconstruction's own image, mask
-    and affinity terms are the means over images 0 and 2; with doubt_gap 1 too, the weights
-    min(1, g) multiply the cut: (0.9, 0, 0.5). The pose loss does not change."""
-    from ssl3d.models import ReconstructionNet
-
-    torch.manual_seed(0)
-    base = tiny_config(pose_hypotheses=4)
-    recon, pose = ReconstructionNet(base.network_config()), PoseNet(base.network_config())
-    g = torch.Generator().manual_seed(4)
-    batch = {"image": torch.rand(3, 3, 32, 32, generator=g),
-             "mask": (torch.rand(3, 32, 32, generator=g) > 0.5).float(),
-             "viewpoint": torch.zeros(3, 2), "cloud": torch.rand(3, 64, 3, generator=g)}
-    views = camera.sample_viewpoints(3 * (base.n_views - 1), generator=g).view(3, base.n_views - 1, 2)
-    monkeypatch.setattr(L, "doubt_gaps", lambda *a, **k: torch.tensor([0.9, 0.1, 0.5]))
-    r0, p0, _, x0 = L.step_losses(recon, pose, batch, views, base)
-    per = (L.image_errors(batch["image"], x0["images"].unsqueeze(1))[:, 0],
-           *L.silhouette_losses(x0["silhouettes"], batch["mask"], base))
-    w_of = (base.w_image, base.w_mask, base.w_affinity, base.w_affinity)
-    plain = sum(w * t_.mean() for w, t_ in zip(w_of, per))
-    for extra, wts in (({}, torch.tensor([1.0, 0.0, 1.0])),
-                       ({"doubt_gap": 1.0}, torch.tensor([0.9, 0.0, 0.5]))):
-        r1, p1, t1, _ = L.step_losses(recon, pose, batch, views,
-                                      dataclasses.replace(base, doubt_keep=2 / 3, **extra))
-        weighted = sum(w * (wts * t_).sum() / wts.sum() for w, t_ in zip(w_of, per))
-        assert abs(float((weighted - plain).detach())) > 1e-4  # the cut matters here
-        assert float((r1 - r0).detach()) == pytest.approx(float((weighted - plain).detach()),
-                                                          rel=1e-4, abs=1e-6)
-        assert float(t1["doubt_weight"]) == pytest.approx(float(wts.mean()))
-        assert torch.equal(p0, p1)
-    for bad in ({"doubt_keep": 0.0}, {"doubt_keep": 1.5}, {"doubt_keep": float("nan")},
-                {"doubt_keep": 0.5, "pose_hypotheses": 1}, {"doubt_keep": 0.5, "supervision": "pose"},
-                {"doubt_keep": 0.5, "view_search_deg": 5.0}):
-        with pytest.raises(ValueError, match="doubt_keep"):
             dataclasses.replace(base, **bad).validate()
