@@ -21,7 +21,7 @@
 # GPU, each followed by three stage-NN variants from its cc.pt (six NN runs per GPU at once), had
 # not finished training 412 s into the sweep (session 20): count NN runs sharing a GPU as CC runs.
 # One stage-CC run per GPU followed by three stage-NN variants from its cc.pt at once (2 x H100,
-# session 21) trains in 93 + 107-112 s and was scored (EMD and diagnostics) within a 520 s call,
+# session 21) trains in 93 + 104-112 s and was scored (EMD and diagnostics) within a 520 s call,
 # 391 s on a warm machine; with a 440 s limit the NN variants got Chamfer-only rows.
 set -uo pipefail
 sweep=$1; cats=$2; limit=${3:-540}

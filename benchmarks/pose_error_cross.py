@@ -35,8 +35,11 @@ def main(data: str, category: str, run_a: str, run_b: str) -> None:
     if not np.array_equal(runs[run_a][2], runs[run_b][2]):
         raise ValueError(f"{run_a} and {run_b} were evaluated on different test models")
     both = (runs[run_a][1] <= 30) & (runs[run_b][1] <= 30)
+    if both.sum() < 3:
+        raise ValueError(f"only {both.sum()} test images posed within 30 deg by both runs")
     print(f"{both.sum()} of {len(both)} test images posed within 30 deg by both runs; Chamfer x1000 "
-          f"by pose error {' / '.join(f'{lo + 1 if lo < 0 else lo}-{hi}' for lo, hi in BINS)} deg")
+          f"by pose error {' / '.join(f'{lo + 1 if lo < 0 else lo}-{hi}' for lo, hi in BINS)} deg "
+          "(share of those images)")
     for run, other in ((run_a, run_b), (run_b, run_a)):
         cd = runs[run][0][both]
         own, theirs = runs[run][1][both], runs[other][1][both]
