@@ -2,8 +2,9 @@
 evaluated runs on the same test split (``ssl3d evaluate`` wrote RUN/predictions_test.npz), e.g. a
 self-supervised run and the pose-supervised baseline: each run's per-image Chamfer, over the
 images both pose within 30 deg, by its own pose error and by the other run's, with the Spearman
-correlations. A cloud that worsens with its own run's pose error but not with the other's was
-learnt to fit that view; one that worsens with both comes from a hard image.
+correlations. If a run's clouds worsen with its own pose error while the other run's clouds of
+the same images do not, the clouds were learnt to fit those views; if both runs' clouds worsen
+with it, that error marks hard images.
 
     python benchmarks/pose_error_cross.py DATA_DIR CATEGORY RUN_A RUN_B
 """
