@@ -88,11 +88,29 @@ def chamfer_turned(xyz: torch.Tensor, gt: torch.Tensor):
     return cd, cd_turn, cd_turn < 0.9 * cd
 
 
+def view_in_frame(views: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuths and elevations (radians, each (M,)) of predicted viewpoints (M, 2) once their
+    viewing directions are taken into the ground-truth frame by ``rot`` (3, 3), in the camera
+    module's convention."""
+    d = camera.viewing_direction(views.float()) @ rot.T  # (M, 3) = (cos az cos el, sin el, -sin az cos el)
+    return torch.atan2(-d[:, 2], d[:, 0]), torch.asin(d[:, 1].clamp(-1, 1))
+
+
 def azimuth_in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Azimuths (radians) of predicted viewpoints (M, 2) once their viewing directions are taken
-    into the ground-truth frame by ``rot`` (3, 3), in the camera module's convention."""
-    d = camera.viewing_direction(views.float()) @ rot.T  # (M, 3) = (cos az cos el, ., -sin az cos el)
-    return torch.atan2(-d[:, 2], d[:, 0])
+    """The azimuths (M,) of :func:`view_in_frame`."""
+    return view_in_frame(views, rot)[0]
+
+
+POSE_BINS = ((-1, 5), (5, 10), (10, 20), (20, 30))  # pose error (deg) bins within "right", (lo, hi]
+
+
+def by_pose_error(cd: np.ndarray, err: np.ndarray, sep: str = " / ") -> str:
+    """Mean Chamfer per POSE_BINS bin of ``err`` (deg), with the bin's share of the images."""
+    cells = []
+    for lo, hi in POSE_BINS:
+        sel = (err > lo) & (err <= hi)
+        cells.append(f"{cd[sel].mean():.2f} ({sel.mean():.0%})" if sel.any() else "- (0%)")
+    return sep.join(cells)
 
 
 def view_groups(az_true: np.ndarray) -> dict[str, np.ndarray]:
@@ -184,7 +202,7 @@ def main() -> None:
           f"pose within 30 deg {cd[right].mean():.2f} ({right.mean():.1%}), the others "
           f"{cd[~right].mean() if (~right).any() else float('nan'):.2f}")
     rot = torch.from_numpy(pred["rotation"]).float()
-    az_p = azimuth_in_frame(torch.from_numpy(pred["viewpoints"]), rot).numpy()
+    az_p, el_p = (v.numpy() for v in view_in_frame(torch.from_numpy(pred["viewpoints"]), rot))
     az_t = test.viewpoints[:, 0].numpy()
     wrap = lambda v: camera.wrap_angle(torch.from_numpy(v)).numpy()  # noqa: E731
     mirrored = np.abs(wrap(az_p + az_t)) < math.radians(20)
@@ -196,19 +214,15 @@ def main() -> None:
           f"predicted azimuth (ground-truth frame, 60 deg bins from -180): {by_bin}")
     # By the true view, with how far the wrong ones' azimuths are off.
     off = np.degrees(np.abs(wrap(az_p - az_t)))
-    mean_of = lambda x, sel: f"{x[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
-    mean = lambda sel: mean_of(cd, sel)  # noqa: E731
     # Pose precision where the pose is right: which angle is off, and does the cloud worsen with
     # the error? (A model trained on its own views learns its shapes at them; the pose-supervised
     # baseline, trained at the true views, is the control.)
-    d_p = camera.viewing_direction(torch.from_numpy(pred["viewpoints"]).float()) @ rot.T
-    el_off = np.degrees(np.abs(torch.asin(d_p[:, 1].clamp(-1, 1)).numpy() - test.viewpoints[:, 1].numpy()))
+    el_off = np.degrees(np.abs(el_p - test.viewpoints[:, 1].numpy()))
     e = pred["pose_error_deg"]
     print(f"  pose right: median error {np.median(e[right]):.1f} deg, median |azimuth difference| "
           f"{np.median(off[right]):.1f}, |elevation difference| {np.median(el_off[right]):.1f}; Chamfer "
-          "x1000 by pose error 0-5 / 5-10 / 10-20 / 20-30 deg (share of all images): " + " ".join(
-              f"{mean(sel)} ({sel.mean():.0%})"
-              for sel in ((e > e0) & (e <= e1) for e0, e1 in ((-1, 5), (5, 10), (10, 20), (20, 30)))))
+          "x1000 by pose error 0-5 / 5-10 / 10-20 / 20-30 deg (share of all images): "
+          + by_pose_error(cd, e, sep=" "))
     # Point spread along the true viewing direction's horizontal part (depth, which the outline
     # leaves free) and across it, each against the ground truth's: a cloud flattened towards the
     # camera, as the view prior's sheets were, has the first ratio well below the second.
@@ -216,6 +230,8 @@ def main() -> None:
     v = torch.linalg.cross(u, torch.tensor([0.0, 1.0, 0.0]).expand_as(u))  # horizontal, across
     along = lambda c, w: torch.einsum("mnk,mk->mn", c, w).std(1).numpy()  # noqa: E731
     depth_ratio, side_ratio = along(pn, u) / along(gn, u), along(pn, v) / along(gn, v)
+    mean_of = lambda x, sel: f"{x[sel].mean():.2f}" if sel.any() else "-"  # noqa: E731
+    mean = lambda sel: mean_of(cd, sel)  # noqa: E731
     for name, g in view_groups(az_t).items():
         w = g & ~right
         print(f"  true view {name} ({g.sum()} images): pose accuracy {right[g].mean():.1%}, "

@@ -47,8 +47,7 @@ SCORES = [("iou", False), ("bce", True), ("aff_fwd", True), ("aff_bwd", True), (
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Angles between the viewing directions of viewpoints a, b: (P, 2) -> (P,) degrees."""
-    cos = (camera.viewing_direction(a) * camera.viewing_direction(b)).sum(-1)
-    return torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+    return torch.rad2deg(camera.angle_between(camera.viewing_direction(a), camera.viewing_direction(b)))
 
 
 @torch.no_grad()

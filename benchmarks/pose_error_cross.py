@@ -14,18 +14,7 @@ import sys
 import numpy as np
 from scipy.stats import spearmanr
 
-from diagnose_run import chamfer_turned, load_run
-
-BINS = ((-1, 5), (5, 10), (10, 20), (20, 30))
-
-
-def by_error(cd: np.ndarray, err: np.ndarray) -> str:
-    """Mean Chamfer per pose-error bin, with the bin's share of the images."""
-    cells = []
-    for lo, hi in BINS:
-        sel = (err > lo) & (err <= hi)
-        cells.append(f"{cd[sel].mean():.2f} ({sel.mean():.0%})" if sel.any() else "- (0%)")
-    return " / ".join(cells)
+from diagnose_run import POSE_BINS, by_pose_error, chamfer_turned, load_run
 
 
 def main(data: str, category: str, run_a: str, run_b: str) -> None:
@@ -39,13 +28,13 @@ def main(data: str, category: str, run_a: str, run_b: str) -> None:
     if both.sum() < 3:
         raise ValueError(f"only {both.sum()} test images posed within 30 deg by both runs")
     print(f"{both.sum()} of {len(both)} test images posed within 30 deg by both runs; Chamfer x1000 "
-          f"by pose error {' / '.join(f'{lo + 1 if lo < 0 else lo}-{hi}' for lo, hi in BINS)} deg "
+          f"by pose error {' / '.join(f'{lo + 1 if lo < 0 else lo}-{hi}' for lo, hi in POSE_BINS)} deg "
           "(share of those images)")
     for run, other in ((run_a, run_b), (run_b, run_a)):
         cd = runs[run][0][both]
         own, theirs = runs[run][1][both], runs[other][1][both]
-        print(f"{run}: Chamfer {cd.mean():.2f}; by its own pose error {by_error(cd, own)} "
-              f"(Spearman {spearmanr(cd, own)[0]:+.2f}); by the other run's {by_error(cd, theirs)} "
+        print(f"{run}: Chamfer {cd.mean():.2f}; by its own pose error {by_pose_error(cd, own)} "
+              f"(Spearman {spearmanr(cd, own)[0]:+.2f}); by the other run's {by_pose_error(cd, theirs)} "
               f"(Spearman {spearmanr(cd, theirs)[0]:+.2f})")
     err_a, err_b = runs[run_a][1][both], runs[run_b][1][both]
     print(f"the two runs' pose errors: Spearman {spearmanr(err_a, err_b)[0]:+.2f}")
