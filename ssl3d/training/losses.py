@@ -279,6 +279,19 @@ def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
     return (moments ** 2).sum()
 
 
+def elevation_distribution_term(views: torch.Tensor, low: float = camera.ELEVATION_RANGE[0],
+                                high: float = camera.ELEVATION_RANGE[1]) -> torch.Tensor:
+    """The 1D Wasserstein-1 distance (radians) between the elevations of ``views`` (B, 2) and a
+    uniform distribution on [low, high]: the mean |e_(i) - q_i| over the sorted elevations e_(i),
+    with q_i = low + (high - low) i / (B + 1) the expected i-th smallest of B uniform draws
+    (i = 1..B). 0 for B evenly spread elevations; a compressed spread (a pose net that pulls every
+    elevation towards the middle) costs in proportion. Returns a scalar."""
+    b = views.shape[0]
+    ranks = torch.arange(1, b + 1, device=views.device, dtype=views.dtype)  # (B,)
+    quantiles = low + (high - low) * ranks / (b + 1)
+    return (views[:, 1].sort().values - quantiles).abs().mean()
+
+
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, r1: float = 0.0) -> torch.Tensor:
     """The view prior critic's logistic loss: ``real`` silhouettes (B, S, S) should score high,
     ``fake`` ones (F, S, S) low. ``r1`` > 0 adds the R1 penalty r1 / 2 * mean over the real
@@ -458,6 +471,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         w_dist = view_distribution_weight(cfg, step)
         if w_dist > 0:
             loss_p = loss_p + w_dist * terms["view_distribution"]
+        if cfg.w_elevation_distribution > 0:
+            terms["elevation_distribution"] = elevation_distribution_term(v0)
+            loss_p = loss_p + cfg.w_elevation_distribution * terms["elevation_distribution"]
         if m > 1:
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
             loss_p = loss_p + terms["pose_select"]

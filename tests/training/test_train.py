@@ -425,6 +425,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_view_distribution": 0.0 if stage_nn else 1000.0,
           "view_distribution_steps": 0 if stage_nn else 2,
           "pose_sectors": stage_nn, "flip_augment": form == "max",
+          "w_elevation_distribution": 1.0 if doubt else 0.0,
           "w_neighbour": 2.0 if stage_nn else 1.0}  # the neighbour terms scaled (stage nn only)
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
@@ -1266,3 +1267,46 @@ def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms(monkey
                 {"doubt_gap": 1.0, "view_search_deg": 5.0}):
         with pytest.raises(ValueError, match="doubt_gap"):
             dataclasses.replace(base, **bad).validate()
+
+
+def test_elevation_distribution_term_against_a_loop_and_in_gradcheck():
+    def reference(views, low, high):
+        elevations = sorted(float(e) for e in views[:, 1])
+        b = len(elevations)
+        return sum(abs(e - (low + (high - low) * (i + 1) / (b + 1)))
+                   for i, e in enumerate(elevations)) / b
+
+    low, high = camera.ELEVATION_RANGE
+    g = torch.Generator().manual_seed(0)
+    views = torch.rand(9, 2, generator=g, dtype=torch.float64) * (high - low) + low
+    assert abs(float(L.elevation_distribution_term(views)) - reference(views, low, high)) < 1e-12
+    spread = low + (high - low) * torch.arange(5, 0, -1, dtype=torch.float64) / 6
+    even = torch.stack([torch.zeros_like(spread), spread], 1)
+    assert float(L.elevation_distribution_term(even)) < 1e-12  # any order: the term sorts
+    # Compressing the elevations towards the middle costs in proportion to the compression.
+    middle = (low + high) / 2
+    squeezed = even.clone()
+    squeezed[:, 1] = middle + 0.5 * (even[:, 1] - middle)
+    shift = reference(squeezed, low, high)
+    assert shift > 0.05 and abs(float(L.elevation_distribution_term(squeezed)) - shift) < 1e-12
+    torch.autograd.gradcheck(L.elevation_distribution_term, (views.clone().requires_grad_(),))
+
+
+def test_elevation_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_path, make_config):
+    t = Trainer(make_config(steps=1, w_elevation_distribution=2.0), tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    torch.manual_seed(3)
+    loss_r, loss_p, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    torch.manual_seed(3)
+    loss_r0, loss_p0, terms0, _ = L.step_losses(t.recon, t.pose, batch, views, make_config(steps=1))
+    assert "elevation_distribution" not in terms0
+    torch.testing.assert_close(terms["elevation_distribution"],
+                               L.elevation_distribution_term(extras["viewpoint"]).detach())
+    torch.testing.assert_close(loss_p - loss_p0, 2.0 * terms["elevation_distribution"])
+    torch.testing.assert_close(loss_r, loss_r0)
+    grads = torch.autograd.grad(loss_p - loss_p0, list(t.pose.parameters()), allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    for bad in (dict(w_elevation_distribution=-1.0), dict(w_elevation_distribution=float("nan")),
+                dict(w_elevation_distribution=1.0, supervision="pose")):
+        with pytest.raises(ValueError, match="w_elevation_distribution"):
+            make_config(**bad).validate()
