@@ -48,7 +48,12 @@ def camera_position(azimuth: torch.Tensor, elevation: torch.Tensor,
     """
     ca, sa = torch.cos(azimuth), torch.sin(azimuth)
     ce, se = torch.cos(elevation), torch.sin(elevation)
-    return torch.stack([ca * ce, se, -sa * ce], dim=-1) * torch.as_tensor(distance).unsqueeze(-1)
+    position = torch.stack([ca * ce, se, -sa * ce], dim=-1)
+    # A float scales as a Python number: a tensor made from it would sit on the CPU (and making
+    # one on the GPU is a host copy, which a CUDA graph being captured refuses).
+    if isinstance(distance, torch.Tensor):
+        return position * distance.unsqueeze(-1)
+    return position * distance
 
 
 def world_to_camera_rotation(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:

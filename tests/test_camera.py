@@ -114,3 +114,16 @@ def test_mirror_viewpoint_sees_the_mirrored_scene_as_the_flipped_image():
     twice = camera.mirror_viewpoint(camera.mirror_viewpoint(vp))
     torch.testing.assert_close(camera.wrap_angle(twice - vp), torch.zeros_like(vp), atol=1e-12, rtol=0)
     assert camera.mirror_viewpoint(vp)[:, 0].abs().max() <= math.pi
+
+
+def test_viewing_directions_stay_on_the_viewpoints_device():
+    """A float distance must not put a CPU tensor into the product: angular_error on GPU
+    viewpoints raised a device mismatch (session 22). The meta device stands in for a GPU: any
+    CPU tensor mixed into the computation raises there too."""
+    views = torch.zeros(3, 2, device="meta")
+    assert camera.viewing_direction(views).device.type == "meta"
+    assert camera.angular_error(views, views).shape == (3,)
+    assert camera.camera_position(views[:, 0], views[:, 1], torch.full((3,), 2.0, device="meta")).shape == (3, 3)
+    far = camera.camera_position(torch.tensor([0.3]), torch.tensor([0.2]), torch.tensor([2.0]))
+    near = camera.camera_position(torch.tensor([0.3]), torch.tensor([0.2]), 1.0)
+    torch.testing.assert_close(far, 2 * near)
