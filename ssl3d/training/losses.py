@@ -234,6 +234,38 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
                                       image, mask, cfg)  # candidates: (B, 7, 2)
 
 
+def flip_averaged_view(pose, image: torch.Tensor, view: torch.Tensor, amp: bool = False,
+                       max_deg: float = 20.0) -> torch.Tensor:
+    """``view`` averaged with what the pose net says of the image flipped left to right: the
+    flipped image shows the object mirrored across the plane x = 0 of the network's frame, which
+    a symmetric object's learnt frame makes the same object, seen from the mirrored viewpoint
+    (:func:`ssl3d.camera.mirror_viewpoint`). Its hypothesis nearest ``view``, mirrored back, is a
+    second estimate of the view whose errors are partly independent of the first; where the two
+    agree within ``max_deg``, the mean of their azimuths (the shorter way round) and elevations
+    is returned, elsewhere ``view``. image: (B, 3, S, S); view: (B, 2). Returns (B, 2), no grad."""
+    with torch.no_grad(), torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+        hyp, _ = pose(image.flip(-1), all_hypotheses=True)  # (B, M, 2)
+    with torch.no_grad():
+        view = view.detach()
+        mirrored = camera.mirror_viewpoint(hyp.float())  # (B, M, 2)
+        apart = camera.angular_error(mirrored, view.unsqueeze(1))  # (B, M)
+        near, j = apart.min(1)
+        other = mirrored[torch.arange(len(j), device=j.device), j]  # (B, 2)
+        mean = torch.stack([camera.wrap_angle(view[:, 0] + camera.wrap_angle(other[:, 0] - view[:, 0]) / 2),
+                            (view[:, 1] + other[:, 1]) / 2], -1)
+        return torch.where((near <= math.radians(max_deg)).unsqueeze(1), mean, view)
+
+
+def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
+    """The ablation ``true_views_for``: ``truth`` for every image (``which`` = "all"), for those
+    whose ``view`` is more than 30 deg from it ("wrong") or within 30 deg ("right"); ``view``
+    elsewhere. view, truth: (B, 2). Returns (B, 2), no grad."""
+    with torch.no_grad():
+        wrong = camera.angular_error(view, truth) > math.radians(30)  # (B,)
+        use = {"all": torch.ones_like(wrong), "wrong": wrong, "right": ~wrong}[which]
+        return torch.where(use.unsqueeze(1), truth, view.detach())
+
+
 def side_gap(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor, image: torch.Tensor,
              mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """How much worse the cloud explains the input seen from the view turned half a turn about
@@ -362,15 +394,21 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
     v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
-    if cfg.view_search_deg > 0:
-        v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
+    if cfg.view_search_deg > 0 or cfg.flip_average_views or cfg.true_views_for != "none":
+        if cfg.view_search_deg > 0:
+            v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
+        elif cfg.flip_average_views:
+            v_r = flip_averaged_view(pose, image, v0, amp)
+        else:
+            v_r = true_view_where(v0, batch["viewpoint"], cfg.true_views_for)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
         sil_r = sil_r[:, 0]  # (B, S, S); img_r stays (B, 1, 3, S, S), as image_errors takes it
         r_img = image_errors(image, img_r).mean()
         r_mask, r_f, r_b = silhouette_terms(sil_r, mask, cfg)
-        # Logged beside "mask" (at the pose net's view): what the search gained.
+        # Logged beside "mask" (at the pose net's view): what the new view changed.
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
-                     view_search_image=r_img, view_search_mask=r_mask)
+                     view_search_image=r_img, view_search_mask=r_mask,
+                     view_search_shift_deg=torch.rad2deg(camera.angular_error(v_r, v0.detach())).mean())
     if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
         wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
         # A weighted mean: the terms keep their scale against the others (neighbour, cycle,

@@ -404,9 +404,10 @@ def test_cuda_graph_refuses_what_it_cannot_capture(tiny_dataset, tmp_path, make_
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-@pytest.mark.parametrize("stage_nn,form,doubt", [(False, "tanh_sum", 0.0), (True, "tanh_sum", 0.0),
-                                                 (False, "max", 0.0), (True, "tanh_sum", 0.5)])
-def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form, doubt):
+@pytest.mark.parametrize("stage_nn,form,view", [(False, "tanh_sum", "search"), (True, "tanh_sum", "search"),
+                                                (False, "max", ""), (True, "tanh_sum", "doubt"),
+                                                (False, "tanh_sum", "flip"), (True, "tanh_sum", "true")])
+def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form, view):
     """Reference: the same steps run eagerly. Atomic scatter-adds make runs differ in the last
     bits, which Adam's normalised steps can blow up for near-zero gradients, so the weights are
     compared relative to how far training moved them: a step computed differently, lost or
@@ -416,8 +417,10 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
-          # the search needs temperature 0, and doubt_gap needs neither
-          "view_search_deg": 0.0 if form == "max" or doubt else 5.0, "doubt_gap": doubt,
+          # where the reconstruction learns: at a searched view, weighted by the doubt gap, at
+          # the flip-averaged view or at the true one (each needs temperature 0, excludes the others)
+          "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
+          "flip_average_views": view == "flip", "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
           # a prior that switches off after step 2, strong enough that a graph kept from before
@@ -425,7 +428,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_view_distribution": 0.0 if stage_nn else 1000.0,
           "view_distribution_steps": 0 if stage_nn else 2,
           "pose_sectors": stage_nn, "flip_augment": form == "max",
-          "w_elevation_distribution": 1.0 if doubt else 0.0,
+          "w_elevation_distribution": 1.0 if view == "doubt" else 0.0,
           "w_neighbour": 2.0 if stage_nn else 1.0}  # the neighbour terms scaled (stage nn only)
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
@@ -1310,3 +1313,129 @@ def test_elevation_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_
                 dict(w_elevation_distribution=1.0, supervision="pose")):
         with pytest.raises(ValueError, match="w_elevation_distribution"):
             make_config(**bad).validate()
+
+
+def test_flip_averaged_view_against_a_loop():
+    """The pose net is asked about the flipped images; each view is averaged with the mirrored
+    flipped-image hypothesis nearest it, where that is within 20 deg, and kept elsewhere."""
+    g = torch.Generator().manual_seed(5)
+    image = torch.rand(4, 3, 8, 8, generator=g)
+    view = torch.tensor([[3.1, 0.2], [0.4, -0.1], [-1.2, 0.6], [2.0, 0.0]])
+    # Per image 3 hypotheses for the flipped image: near the mirrored view (5-15 deg off, across
+    # the azimuth seam for image 0), far, and for image 3 none within 20 deg.
+    r = math.radians
+    mirror = camera.mirror_viewpoint(view)
+    hyp = torch.stack([mirror + torch.tensor([[r(8), r(3)], [r(-5), r(2)], [r(4), r(-10)], [r(25), 0.0]]),
+                       mirror + torch.tensor([[2.0, 0.1]] * 4), mirror + torch.tensor([[-1.5, 0.0]] * 4)], 1)
+    seen = []
+
+    def pose(x, all_hypotheses=False):
+        seen.append(x)
+        return hyp, torch.zeros(len(x), 3)
+
+    got = L.flip_averaged_view(pose, image, view)
+    torch.testing.assert_close(seen[0], image.flip(-1))
+    for b in range(4):
+        best, best_angle = None, math.inf
+        for m in range(3):
+            az, el = math.pi - float(hyp[b, m, 0]), float(hyp[b, m, 1])  # mirrored back
+            a = float(camera.angular_error(torch.tensor([az, el]), view[b]))
+            if a < best_angle:
+                best, best_angle = (az, el), a
+        want = view[b].tolist()
+        if best_angle <= r(20):
+            d = math.remainder(best[0] - want[0], 2 * math.pi)
+            want = [math.remainder(want[0] + d / 2, 2 * math.pi), (want[1] + best[1]) / 2]
+        assert abs(math.remainder(float(got[b, 0]) - want[0], 2 * math.pi)) < 1e-5, b
+        assert abs(float(got[b, 1]) - want[1]) < 1e-5, b
+    torch.testing.assert_close(got[3], view[3])  # no hypothesis within 20 deg: kept
+    assert not L.flip_averaged_view(pose, image, view.requires_grad_()).requires_grad
+
+
+def test_flip_average_views_trains_the_shape_at_the_averaged_view(make_config):
+    """A pose net 6 deg off one way on the images and 6 deg off the other way on their flips:
+    the reconstruction's mask term is taken at the average, the true view, while the pose net
+    keeps its own view's terms."""
+    kw = dict(image_size=32, n_points=200, w_symmetry=1.0, pose_hypotheses=2)
+    cfg = make_config(flip_average_views=True, **kw)
+    g = torch.Generator().manual_seed(4)
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    colour = torch.rand(1, 200, 3, generator=g)
+    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
+    off = torch.tensor([math.radians(6.0), 0.0])
+    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(2, -1, -1)}
+
+    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
+        def __init__(self):
+            super().__init__()
+            self.xyz = torch.nn.Parameter(cloud.clone())
+            self.v = torch.nn.Parameter(truth + off)
+
+        def recon(self, image):
+            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
+
+        def pose(self, image, all_hypotheses=False):
+            if torch.equal(image, batch["image"]):
+                v = self.v
+            elif torch.equal(image, batch["image"].flip(-1)):  # the flips: mirrored, off the other way
+                v = camera.mirror_viewpoint(truth - off)
+            else:  # the cycle's renders
+                v = torch.zeros(len(image), 2)
+            hyp = torch.stack([v, v + 2.0], 1)  # a far second hypothesis, never chosen
+            return (hyp, torch.zeros(len(image), 2)) if all_hypotheses else v
+
+    nets = Fixed()
+    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
+    loss_r, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg)
+    at_truth = L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0]
+    torch.testing.assert_close(terms["view_search_mask"], at_truth, rtol=1e-4, atol=1e-6)
+    assert terms["view_search_mask"] < terms["mask"]
+    moved = torch.rad2deg(camera.angular_error(truth, truth + off)).mean()  # 6 deg of azimuth
+    torch.testing.assert_close(terms["view_search_shift_deg"], moved, rtol=1e-4, atol=0)
+    loss_r.backward()
+    assert nets.v.grad is None  # the averaged view carries no gradient to the pose net
+    _, loss_p_off, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, make_config(**kw))
+    assert "view_search_mask" not in terms_off
+    torch.testing.assert_close(loss_p_off, loss_p)
+    for bad in (dict(supervision="pose"), dict(w_symmetry=0.0), dict(symmetry_plane="best_vertical"),
+                dict(view_search_deg=5.0), dict(doubt_gap=0.5)):
+        with pytest.raises(ValueError, match="flip_average_views needs"):
+            make_config(flip_average_views=True, **{**kw, **bad}).validate()
+
+
+def test_true_view_where_against_a_loop_and_in_a_step(make_config):
+    """The ablation swaps in the true view for all, the wrongly (> 30 deg) or the rightly posed
+    images, and the reconstruction's mask term is then taken there."""
+    r = math.radians
+    truth = torch.tensor([[0.5, 0.2], [-1.0, 0.1], [2.0, 0.5], [3.0, -0.2]])
+    view = truth + torch.tensor([[r(10), 0.0], [r(40), 0.0], [0.0, r(-29)], [r(170), r(5)]])
+    for which in ("all", "wrong", "right"):
+        got = L.true_view_where(view, truth, which)
+        for b in range(4):
+            wrong = float(camera.angular_error(view[b], truth[b])) > r(30)
+            use = which == "all" or (which == "wrong") == wrong
+            torch.testing.assert_close(got[b], truth[b] if use else view[b])
+    cfg = make_config(image_size=32, n_points=200, w_symmetry=0.0, true_views_for="all")
+    g = torch.Generator().manual_seed(4)
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    colour = torch.rand(1, 200, 3, generator=g)
+    imgs, sils = L.project_views(cloud.expand(4, -1, -1), colour.expand(4, -1, -1), truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(4, -1, -1)}
+
+    def recon(image):
+        return cloud.expand(len(image), -1, -1), colour.expand(len(image), -1, -1)
+
+    def pose(image, all_hypotheses=False):
+        v = view if len(image) == 4 else torch.zeros(len(image), 2)
+        return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+    random_views = torch.zeros(4, cfg.n_views - 1, 2)
+    _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
+    torch.testing.assert_close(terms["view_search_mask"], L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0])
+    assert terms["view_search_mask"] < terms["mask"]
+    for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(flip_average_views=True)):
+        with pytest.raises(ValueError, match="true_views_for needs"):
+            make_config(true_views_for="wrong", **bad).validate()
