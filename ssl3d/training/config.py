@@ -141,13 +141,6 @@ class TrainConfig:
     benchmarks/pose_vs_chamfer.py), on training images as on test ones: the reconstruction
     learns clouds that fit the wrong view. An image that another, distant view explains almost
     as well teaches the shape less."""
-    flip_average_views: bool = False
-    """Self-supervision: the reconstruction learns at the chosen hypothesis's view averaged with
-    the pose net's view of the image flipped left to right, mirrored back, where the two agree
-    within 20 deg (losses.flip_averaged_view; not in the paper). The pose net and the terms
-    view_search_deg leaves at its view keep the chosen view. Why: self-supervised chair runs
-    train their shapes at views a few degrees off (median 6.4 deg where the pose is right), and
-    the two estimates' mean is nearer the truth (5.8 deg on one run's training images)."""
     true_views_for: Literal["none", "all", "wrong", "right"] = "none"
     """An ablation (not in the paper; it reads the ground-truth viewpoints, which self-supervision
     otherwise never sees): the reconstruction's own image, mask and affinity terms (and the
@@ -310,14 +303,6 @@ class TrainConfig:
     predicted azimuths, which are 0 for the uniform azimuths of the training views. It penalises
     a pose net that puts every image at one azimuth (a viewer-centred solution), or at two
     opposite ones. Computed over each process's share of the batch."""
-    w_elevation_distribution: float = 0.0
-    """Weight, in the pose loss, of the elevation-distribution prior (0 = off; not in the paper;
-    self-supervision only): the Wasserstein-1 distance (radians) between the elevations the pose
-    net gives the batch's images and the uniform [-20, 40] deg the training views are drawn from.
-    Why: self-supervised chair runs compress the elevation (fitted slope 0.85 against the true
-    one; median error 3.9 deg on the training images, against 1.3 for the pose-supervised
-    baseline), and a shape fitted at a view too low or too high is distorted. Computed over each
-    process's share of the batch."""
     view_distribution_steps: int = 0
     """Apply w_view_distribution only in stage cc's first this many steps, never in stage nn (0 =
     in every step of both stages). Meant against the pose collapse, which sets in early: an
@@ -393,7 +378,6 @@ class TrainConfig:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
                      "w_view_distribution", "view_distribution_steps", "colour_sigma2",
-                     "w_elevation_distribution",
                      "w_neighbour"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -428,21 +412,10 @@ class TrainConfig:
             raise ValueError(f"view_search_deg must be in [0, 30] degrees, got {self.view_search_deg}")
         if self.true_views_for != "none" and (
                 self.supervision != "self" or self.hypothesis_temperature > 0 or self.view_search_deg > 0
-                or self.doubt_gap > 0 or self.flip_average_views):
-            raise ValueError("true_views_for needs supervision self, hypothesis_temperature, "
-                             "view_search_deg and doubt_gap 0 and flip_average_views off (got "
-                             f"{self.supervision!r}, {self.hypothesis_temperature}, "
-                             f"{self.view_search_deg}, {self.doubt_gap}, {self.flip_average_views})")
-        if self.flip_average_views and (
-                self.supervision != "self" or self.hypothesis_temperature > 0 or self.view_search_deg > 0
-                or self.doubt_gap > 0 or not self.w_symmetry or self.symmetry_plane != "fixed"
-                or self.symmetry_axis != "x"):
-            # The flip mirrors across x = 0, which only the symmetry prior there makes the same object.
-            raise ValueError("flip_average_views needs supervision self, hypothesis_temperature, "
-                             "view_search_deg and doubt_gap 0, and w_symmetry > 0 across the fixed plane "
-                             f"x = 0 (got {self.supervision!r}, {self.hypothesis_temperature}, "
-                             f"{self.view_search_deg}, {self.doubt_gap}, {self.w_symmetry}, "
-                             f"{self.symmetry_plane!r}, {self.symmetry_axis!r})")
+                or self.doubt_gap > 0):
+            raise ValueError("true_views_for needs supervision self, and hypothesis_temperature, "
+                             f"view_search_deg and doubt_gap 0 (got {self.supervision!r}, "
+                             f"{self.hypothesis_temperature}, {self.view_search_deg}, {self.doubt_gap})")
         if self.view_search_deg > 0 and (self.supervision != "self" or self.hypothesis_temperature > 0):
             raise ValueError("view_search_deg > 0 needs supervision self and hypothesis_temperature "
                              f"0 (got {self.supervision!r} and {self.hypothesis_temperature})")
@@ -467,10 +440,6 @@ class TrainConfig:
         if self.view_distribution_steps and not self.w_view_distribution:
             raise ValueError("view_distribution_steps needs w_view_distribution > 0 (it says when "
                              "that prior stops)")
-        if not math.isfinite(self.w_elevation_distribution) or (
-                self.w_elevation_distribution > 0 and self.supervision != "self"):
-            raise ValueError(f"w_elevation_distribution must be finite, and > 0 only with supervision "
-                             f"self (got {self.w_elevation_distribution} and {self.supervision!r})")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.lr_decay_steps <= self.steps:

@@ -234,28 +234,6 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
                                       image, mask, cfg)  # candidates: (B, 7, 2)
 
 
-def flip_averaged_view(pose, image: torch.Tensor, view: torch.Tensor, amp: bool = False,
-                       max_deg: float = 20.0) -> torch.Tensor:
-    """``view`` averaged with what the pose net says of the image flipped left to right: the
-    flipped image shows the object mirrored across the plane x = 0 of the network's frame, which
-    a symmetric object's learnt frame makes the same object, seen from the mirrored viewpoint
-    (:func:`ssl3d.camera.mirror_viewpoint`). Its hypothesis nearest ``view``, mirrored back, is a
-    second estimate of the view whose errors are partly independent of the first; where the two
-    agree within ``max_deg``, the mean of their azimuths (the shorter way round) and elevations
-    is returned, elsewhere ``view``. image: (B, 3, S, S); view: (B, 2). Returns (B, 2), no grad."""
-    with torch.no_grad(), torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
-        hyp, _ = pose(image.flip(-1), all_hypotheses=True)  # (B, M, 2)
-    with torch.no_grad():
-        view = view.detach()
-        mirrored = camera.mirror_viewpoint(hyp.float())  # (B, M, 2)
-        apart = camera.angular_error(mirrored, view.unsqueeze(1))  # (B, M)
-        near, j = apart.min(1)
-        other = mirrored[torch.arange(len(j), device=j.device), j]  # (B, 2)
-        mean = torch.stack([camera.wrap_angle(view[:, 0] + camera.wrap_angle(other[:, 0] - view[:, 0]) / 2),
-                            (view[:, 1] + other[:, 1]) / 2], -1)
-        return torch.where((near <= math.radians(max_deg)).unsqueeze(1), mean, view)
-
-
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
     """The ablation ``true_views_for``: ``truth`` for every image (``which`` = "all"), for those
     whose ``view`` is more than 30 deg from it ("wrong") or within 30 deg ("right"); ``view``
@@ -309,19 +287,6 @@ def azimuth_moments_term(views: torch.Tensor) -> torch.Tensor:
     a = views[:, 0]
     moments = torch.stack([a.cos(), a.sin(), (2 * a).cos(), (2 * a).sin()]).mean(1)  # (4,)
     return (moments ** 2).sum()
-
-
-def elevation_distribution_term(views: torch.Tensor, low: float = camera.ELEVATION_RANGE[0],
-                                high: float = camera.ELEVATION_RANGE[1]) -> torch.Tensor:
-    """The 1D Wasserstein-1 distance (radians) between the elevations of ``views`` (B, 2) and a
-    uniform distribution on [low, high]: the mean |e_(i) - q_i| over the sorted elevations e_(i),
-    with q_i = low + (high - low) i / (B + 1) the expected i-th smallest of B uniform draws
-    (i = 1..B). 0 for B evenly spread elevations; a compressed spread (a pose net that pulls every
-    elevation towards the middle) costs in proportion. Returns a scalar."""
-    b = views.shape[0]
-    ranks = torch.arange(1, b + 1, device=views.device, dtype=views.dtype)  # (B,)
-    quantiles = low + (high - low) * ranks / (b + 1)
-    return (views[:, 1].sort().values - quantiles).abs().mean()
 
 
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, r1: float = 0.0) -> torch.Tensor:
@@ -394,11 +359,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
     v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
-    if cfg.view_search_deg > 0 or cfg.flip_average_views or cfg.true_views_for != "none":
+    if cfg.view_search_deg > 0 or cfg.true_views_for != "none":
         if cfg.view_search_deg > 0:
             v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
-        elif cfg.flip_average_views:
-            v_r = flip_averaged_view(pose, image, v0, amp)
         else:
             v_r = true_view_where(v0, batch["viewpoint"], cfg.true_views_for)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
@@ -509,9 +472,6 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         w_dist = view_distribution_weight(cfg, step)
         if w_dist > 0:
             loss_p = loss_p + w_dist * terms["view_distribution"]
-        if cfg.w_elevation_distribution > 0:
-            terms["elevation_distribution"] = elevation_distribution_term(v0)
-            loss_p = loss_p + cfg.w_elevation_distribution * terms["elevation_distribution"]
         if m > 1:
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
             loss_p = loss_p + terms["pose_select"]

@@ -406,7 +406,7 @@ def test_cuda_graph_refuses_what_it_cannot_capture(tiny_dataset, tmp_path, make_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("stage_nn,form,view", [(False, "tanh_sum", "search"), (True, "tanh_sum", "search"),
                                                 (False, "max", ""), (True, "tanh_sum", "doubt"),
-                                                (False, "tanh_sum", "flip"), (True, "tanh_sum", "true")])
+                                                (True, "tanh_sum", "true")])
 def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stage_nn, form, view):
     """Reference: the same steps run eagerly. Atomic scatter-adds make runs differ in the last
     bits, which Adam's normalised steps can blow up for near-zero gradients, so the weights are
@@ -417,10 +417,10 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
-          # where the reconstruction learns: at a searched view, weighted by the doubt gap, at
-          # the flip-averaged view or at the true one (each needs temperature 0, excludes the others)
+          # where the reconstruction learns: at a searched view, weighted by the doubt gap or at
+          # the true view (each needs temperature 0 and excludes the others)
           "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
-          "flip_average_views": view == "flip", "true_views_for": "wrong" if view == "true" else "none",
+          "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
           # a prior that switches off after step 2, strong enough that a graph kept from before
@@ -428,7 +428,6 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "w_view_distribution": 0.0 if stage_nn else 1000.0,
           "view_distribution_steps": 0 if stage_nn else 2,
           "pose_sectors": stage_nn, "flip_augment": form == "max",
-          "w_elevation_distribution": 1.0 if view == "doubt" else 0.0,
           "w_neighbour": 2.0 if stage_nn else 1.0}  # the neighbour terms scaled (stage nn only)
     flat = lambda sd: torch.cat([v.flatten().float() for k in ("recon", "pose", "critic")  # noqa: E731
                                  for v in sd[k].values()])
@@ -1272,139 +1271,6 @@ def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms(monkey
             dataclasses.replace(base, **bad).validate()
 
 
-def test_elevation_distribution_term_against_a_loop_and_in_gradcheck():
-    def reference(views, low, high):
-        elevations = sorted(float(e) for e in views[:, 1])
-        b = len(elevations)
-        return sum(abs(e - (low + (high - low) * (i + 1) / (b + 1)))
-                   for i, e in enumerate(elevations)) / b
-
-    low, high = camera.ELEVATION_RANGE
-    g = torch.Generator().manual_seed(0)
-    views = torch.rand(9, 2, generator=g, dtype=torch.float64) * (high - low) + low
-    assert abs(float(L.elevation_distribution_term(views)) - reference(views, low, high)) < 1e-12
-    spread = low + (high - low) * torch.arange(5, 0, -1, dtype=torch.float64) / 6
-    even = torch.stack([torch.zeros_like(spread), spread], 1)
-    assert float(L.elevation_distribution_term(even)) < 1e-12  # any order: the term sorts
-    # Compressing the elevations towards the middle costs in proportion to the compression.
-    middle = (low + high) / 2
-    squeezed = even.clone()
-    squeezed[:, 1] = middle + 0.5 * (even[:, 1] - middle)
-    shift = reference(squeezed, low, high)
-    assert shift > 0.05 and abs(float(L.elevation_distribution_term(squeezed)) - shift) < 1e-12
-    torch.autograd.gradcheck(L.elevation_distribution_term, (views.clone().requires_grad_(),))
-
-
-def test_elevation_distribution_term_trains_only_the_pose_net(tiny_dataset, tmp_path, make_config):
-    t = Trainer(make_config(steps=1, w_elevation_distribution=2.0), tiny_dataset, "chair", tmp_path)
-    batch, views, _ = t.sample_step()
-    torch.manual_seed(3)
-    loss_r, loss_p, terms, extras = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
-    torch.manual_seed(3)
-    loss_r0, loss_p0, terms0, _ = L.step_losses(t.recon, t.pose, batch, views, make_config(steps=1))
-    assert "elevation_distribution" not in terms0
-    torch.testing.assert_close(terms["elevation_distribution"],
-                               L.elevation_distribution_term(extras["viewpoint"]).detach())
-    torch.testing.assert_close(loss_p - loss_p0, 2.0 * terms["elevation_distribution"])
-    torch.testing.assert_close(loss_r, loss_r0)
-    grads = torch.autograd.grad(loss_p - loss_p0, list(t.pose.parameters()), allow_unused=True)
-    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
-    for bad in (dict(w_elevation_distribution=-1.0), dict(w_elevation_distribution=float("nan")),
-                dict(w_elevation_distribution=1.0, supervision="pose")):
-        with pytest.raises(ValueError, match="w_elevation_distribution"):
-            make_config(**bad).validate()
-
-
-def test_flip_averaged_view_against_a_loop():
-    """The pose net is asked about the flipped images; each view is averaged with the mirrored
-    flipped-image hypothesis nearest it, where that is within 20 deg, and kept elsewhere."""
-    g = torch.Generator().manual_seed(5)
-    image = torch.rand(4, 3, 8, 8, generator=g)
-    view = torch.tensor([[3.1, 0.2], [0.4, -0.1], [-1.2, 0.6], [2.0, 0.0]])
-    # Per image 3 hypotheses for the flipped image: near the mirrored view (5-15 deg off, across
-    # the azimuth seam for image 0), far, and for image 3 none within 20 deg.
-    r = math.radians
-    mirror = camera.mirror_viewpoint(view)
-    hyp = torch.stack([mirror + torch.tensor([[r(8), r(3)], [r(-5), r(2)], [r(4), r(-10)], [r(25), 0.0]]),
-                       mirror + torch.tensor([[2.0, 0.1]] * 4), mirror + torch.tensor([[-1.5, 0.0]] * 4)], 1)
-    seen = []
-
-    def pose(x, all_hypotheses=False):
-        seen.append(x)
-        return hyp, torch.zeros(len(x), 3)
-
-    got = L.flip_averaged_view(pose, image, view)
-    torch.testing.assert_close(seen[0], image.flip(-1))
-    for b in range(4):
-        best, best_angle = None, math.inf
-        for m in range(3):
-            az, el = math.pi - float(hyp[b, m, 0]), float(hyp[b, m, 1])  # mirrored back
-            a = float(camera.angular_error(torch.tensor([az, el]), view[b]))
-            if a < best_angle:
-                best, best_angle = (az, el), a
-        want = view[b].tolist()
-        if best_angle <= r(20):
-            d = math.remainder(best[0] - want[0], 2 * math.pi)
-            want = [math.remainder(want[0] + d / 2, 2 * math.pi), (want[1] + best[1]) / 2]
-        assert abs(math.remainder(float(got[b, 0]) - want[0], 2 * math.pi)) < 1e-5, b
-        assert abs(float(got[b, 1]) - want[1]) < 1e-5, b
-    torch.testing.assert_close(got[3], view[3])  # no hypothesis within 20 deg: kept
-    assert not L.flip_averaged_view(pose, image, view.requires_grad_()).requires_grad
-
-
-def test_flip_average_views_trains_the_shape_at_the_averaged_view(make_config):
-    """A pose net 6 deg off one way on the images and 6 deg off the other way on their flips:
-    the reconstruction's mask term is taken at the average, the true view, while the pose net
-    keeps its own view's terms."""
-    kw = dict(image_size=32, n_points=200, w_symmetry=1.0, pose_hypotheses=2)
-    cfg = make_config(flip_average_views=True, **kw)
-    g = torch.Generator().manual_seed(4)
-    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
-    colour = torch.rand(1, 200, 3, generator=g)
-    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
-    off = torch.tensor([math.radians(6.0), 0.0])
-    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
-    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
-             "cloud": cloud.expand(2, -1, -1)}
-
-    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
-        def __init__(self):
-            super().__init__()
-            self.xyz = torch.nn.Parameter(cloud.clone())
-            self.v = torch.nn.Parameter(truth + off)
-
-        def recon(self, image):
-            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
-
-        def pose(self, image, all_hypotheses=False):
-            if torch.equal(image, batch["image"]):
-                v = self.v
-            elif torch.equal(image, batch["image"].flip(-1)):  # the flips: mirrored, off the other way
-                v = camera.mirror_viewpoint(truth - off)
-            else:  # the cycle's renders
-                v = torch.zeros(len(image), 2)
-            hyp = torch.stack([v, v + 2.0], 1)  # a far second hypothesis, never chosen
-            return (hyp, torch.zeros(len(image), 2)) if all_hypotheses else v
-
-    nets = Fixed()
-    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
-    loss_r, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg)
-    at_truth = L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0]
-    torch.testing.assert_close(terms["view_search_mask"], at_truth, rtol=1e-4, atol=1e-6)
-    assert terms["view_search_mask"] < terms["mask"]
-    moved = torch.rad2deg(camera.angular_error(truth, truth + off)).mean()  # 6 deg of azimuth
-    torch.testing.assert_close(terms["view_search_shift_deg"], moved, rtol=1e-4, atol=0)
-    loss_r.backward()
-    assert nets.v.grad is None  # the averaged view carries no gradient to the pose net
-    _, loss_p_off, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, make_config(**kw))
-    assert "view_search_mask" not in terms_off
-    torch.testing.assert_close(loss_p_off, loss_p)
-    for bad in (dict(supervision="pose"), dict(w_symmetry=0.0), dict(symmetry_plane="best_vertical"),
-                dict(view_search_deg=5.0), dict(doubt_gap=0.5)):
-        with pytest.raises(ValueError, match="flip_average_views needs"):
-            make_config(flip_average_views=True, **{**kw, **bad}).validate()
-
-
 def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     """The ablation swaps in the true view for all, the wrongly (> 30 deg) or the rightly posed
     images, and the reconstruction's mask term is then taken there."""
@@ -1436,6 +1302,6 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
     torch.testing.assert_close(terms["view_search_mask"], L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0])
     assert terms["view_search_mask"] < terms["mask"]
-    for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(flip_average_views=True)):
+    for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(doubt_gap=0.5, pose_hypotheses=2)):
         with pytest.raises(ValueError, match="true_views_for needs"):
             make_config(true_views_for="wrong", **bad).validate()
