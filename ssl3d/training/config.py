@@ -146,8 +146,11 @@ class TrainConfig:
     otherwise never sees): the reconstruction's own image, mask and affinity terms (and the
     point-silhouette and transport pulls) are taken at the true view for every image (all), for
     the images whose chosen view is more than 30 deg from it (wrong) or within 30 deg (right);
-    the pose net and the neighbour terms keep the predicted views. It asks how much of the gap to
-    the pose-supervised baseline the wrong views make and how much the imprecise right ones. It
+    the pose net and the neighbour terms keep the predicted views; with critic_real input_view the
+    view prior's critic takes its real silhouettes there too. The share of images moved and the
+    terms there are logged as view_search_moved, view_search_image and view_search_mask. It asks
+    how much of the gap to the pose-supervised baseline the wrong views make and how much the
+    imprecise right ones. It
     compares views in the network's frame, so it holds only for a run whose learnt frame is the
     ground truth's (the rotation ssl3d evaluate fits near the identity), such as one started with
     --init from a checkpoint checked so."""
