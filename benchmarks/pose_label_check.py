@@ -41,13 +41,19 @@ def medoid(clouds: torch.Tensor) -> torch.Tensor:
     return clouds[cost.argmin()]
 
 
-def main(data: str, category: str, run: str, n: int | None = None) -> None:
+def run_on_training_split(data: str, category: str, run: str):
+    """A run's checkpoint path, networks and config, the rotation into the ground-truth frame
+    fitted on the validation split (as ``ssl3d evaluate``) and the training split."""
     path = find_checkpoint(run)
     recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
     val = load_split(data, category, "val", cfg.image_size, progress=False)
     val_xyz, _, _ = predict(recon, pose, val.images)
     rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
-    train = load_split(data, category, "train", cfg.image_size, progress=False)
+    return path, recon, pose, cfg, rot, load_split(data, category, "train", cfg.image_size, progress=False)
+
+
+def main(data: str, category: str, run: str, n: int | None = None) -> None:
+    path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     n = n or len(train)
     images, masks = train.images[:n], train.masks[:n]
     xyz, rgb, views = predict(recon, pose, images)
