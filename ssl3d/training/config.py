@@ -142,18 +142,18 @@ class TrainConfig:
     learns clouds that fit the wrong view. An image that another, distant view explains almost
     as well teaches the shape less."""
     true_views_for: Literal["none", "all", "wrong", "right"] = "none"
-    """An ablation (not in the paper; it reads the ground-truth viewpoints, which self-supervision
-    otherwise never sees): the reconstruction's own image, mask and affinity terms (and the
-    point-silhouette and transport pulls) are taken at the true view for every image (all), for
-    the images whose chosen view is more than 30 deg from it (wrong) or within 30 deg (right);
-    the pose net and the neighbour terms keep the predicted views; with critic_real input_view the
-    view prior's critic takes its real silhouettes there too. The share of images moved and the
-    terms there are logged as view_search_moved, view_search_image and view_search_mask. It asks
-    how much of the gap to the pose-supervised baseline the wrong views make and how much the
-    imprecise right ones. It
-    compares views in the network's frame, so it holds only for a run whose learnt frame is the
-    ground truth's (the rotation ssl3d evaluate fits near the identity), such as one started with
-    --init from a checkpoint checked so."""
+    """An ablation (not in the paper; it reads the ground-truth viewpoints, which
+    self-supervision otherwise never sees): the reconstruction's own image, mask and affinity
+    terms (and the point-silhouette and transport pulls) are taken at the true view for every
+    image (all), for the images whose chosen view is more than 30 deg from it (wrong) or within
+    30 deg (right); the pose net and the neighbour terms keep the predicted views; with
+    critic_real input_view the view prior's critic takes its real silhouettes there too. The
+    share of images moved and the terms there are logged as view_search_moved, view_search_image
+    and view_search_mask. It asks how much of the gap to the pose-supervised baseline the wrong
+    views make and how much the imprecise right ones. It compares views in the network's frame,
+    so it holds only for a run whose learnt frame is the ground truth's (the rotation ssl3d
+    evaluate fits near the identity), such as one started with --init from a checkpoint checked
+    so."""
     view_search_deg: float = 0.0
     """Self-supervision: before the reconstruction learns from the chosen hypothesis's projection,
     try that view turned by +-D and +-2D deg of azimuth and +-D deg of elevation, and let the

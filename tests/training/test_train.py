@@ -1280,7 +1280,10 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     for which in ("all", "wrong", "right"):
         got = L.true_view_where(view, truth, which)
         for b in range(4):
-            wrong = float(camera.angular_error(view[b], truth[b])) > r(30)
+            (a1, e1), (a2, e2) = view[b].tolist(), truth[b].tolist()  # viewing directions' angle
+            cos = (math.cos(a1) * math.cos(a2) + math.sin(a1) * math.sin(a2)) * math.cos(e1) * math.cos(e2) \
+                + math.sin(e1) * math.sin(e2)
+            wrong = math.acos(max(-1.0, min(1.0, cos))) > r(30)
             use = which == "all" or (which == "wrong") == wrong
             torch.testing.assert_close(got[b], truth[b] if use else view[b])
     cfg = make_config(image_size=32, n_points=200, w_symmetry=0.0, true_views_for="all")
