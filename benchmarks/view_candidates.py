@@ -23,6 +23,7 @@ chooses (the hypothesis whose projection of the image's own cloud best explains 
     python benchmarks/view_candidates.py DATA_DIR CATEGORY RUN_DIR [N] [K]
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -32,8 +33,7 @@ import torch
 from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
-from ssl3d.ops.bce import BCE_FORMS
-from ssl3d.training.losses import doubt_gaps, project_views, reprojection_scores
+from ssl3d.training.losses import doubt_gaps, reprojection_scores
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,16 +41,18 @@ from diagnose_run import view_in_frame  # noqa: E402
 from pose_label_check import medoid, run_on_training_split  # noqa: E402
 
 
-def mask_scores(xyz, rgb, views, masks, cfg, chunk: int = 100) -> torch.Tensor:
-    """Mask BCE of clouds (n, P, 3) seen from each of views (n, M, 2) against masks (n, S, S)."""
-    out = []
-    for i in range(0, len(views), chunk):
-        sl = slice(i, i + chunk)
-        _, sils = project_views(xyz[sl], rgb[sl], views[sl], cfg)  # (b, M, S, S)
-        b, m, s = sils.shape[:3]
-        out.append(BCE_FORMS[cfg.bce_form](sils.reshape(b * m, s, s),
-                                           masks[sl].repeat_interleave(m, 0)).view(b, m))
-    return torch.cat(out)
+def scores(xyz, rgb, views, images, masks, cfg, chunk: int = 100) -> torch.Tensor:
+    """:func:`reprojection_scores` (training's selection score under ``cfg``) of clouds (n, P, 3)
+    seen from each of views (n, M, 2) against images (n, 3, S, S) and masks (n, S, S), in chunks.
+    Returns (n, M)."""
+    return torch.cat([reprojection_scores(xyz[i:i + chunk], rgb[i:i + chunk], views[i:i + chunk],
+                                          images[i:i + chunk], masks[i:i + chunk], cfg)
+                      for i in range(0, len(views), chunk)])
+
+
+def errors_per_view(views: torch.Tensor, truth: torch.Tensor, rot: torch.Tensor) -> np.ndarray:
+    """Pose error (deg) of each of views (n, M, 2) against truth (n, 2). Returns (n, M)."""
+    return np.stack([M.pose_errors(views[:, j], truth, rot) for j in range(views.shape[1])], 1)
 
 
 def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
@@ -61,21 +63,20 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         neighbours = nearest_neighbours(embed_images(recon, train.images), k)[:n]  # (n, K)
         hyp = torch.cat([pose(images[i:i + 256], all_hypotheses=True)[0] for i in range(0, n, 256)])
         flip = torch.cat([pose(images[i:i + 256].flip(-1), all_hypotheses=True)[0] for i in range(0, n, 256)])
-        own = torch.cat([reprojection_scores(xyz[i:i + 100], rgb[i:i + 100], hyp[i:i + 100],
-                                             images[i:i + 100], masks[i:i + 100], cfg)
-                         for i in range(0, n, 100)])  # (n, M)
-        by_neighbours = torch.stack([mask_scores(xyz[neighbours[:, j]], rgb[neighbours[:, j]], hyp, masks, cfg)
+        own = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg)  # (n, M)
+        bce = dataclasses.replace(cfg, w_pose_image=0.0, w_pose_mask=1.0)  # the mask term alone
+        by_neighbours = torch.stack([scores(xyz[neighbours[:, j]], rgb[neighbours[:, j]], hyp, images, masks, bce)
                                      for j in range(k)]).mean(0)
-        by_own_mask = mask_scores(xyz[:n], rgb[:n], hyp, masks, cfg)
+        by_own_mask = scores(xyz[:n], rgb[:n], hyp, images, masks, bce)
         sample = torch.randperm(len(xyz), generator=torch.Generator().manual_seed(0))[:256]
         template = medoid(xyz[sample]).expand(n, -1, -1)
-        by_medoid = mask_scores(template, torch.full_like(template, 0.5), hyp, masks, cfg)  # no colour: BCE only
+        by_medoid = scores(template, torch.full_like(template, 0.5), hyp, images, masks, bce)
     pick = torch.arange(n)
     best = own.argmin(1)
     chosen = hyp[pick, best]
     err = M.pose_errors(chosen, truth, rot)
     wrong = err > 30
-    each = np.stack([M.pose_errors(hyp[:, j], truth, rot) for j in range(hyp.shape[1])], 1)  # (n, M)
+    each = errors_per_view(hyp, truth, rot)  # (n, M)
     angle = np.degrees(np.arccos(np.clip((float(torch.trace(rot)) - 1) / 2, -1, 1)))
     print(f"{path}: rotation into the ground-truth frame {angle:.2f} deg from the identity")
     print(f"{n} training images: chosen view within 30 deg {np.mean(~wrong):.1%}; of the "
@@ -89,25 +90,23 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         f"under {g}: {np.mean(gap < g):.1%} of images, chosen right {np.mean(~wrong[gap < g]):.1%}, "
         f"runner-up right {np.mean(runner_err[gap < g] <= 30):.1%}" for g in (0.1, 0.2, 0.5)))
 
-    for name, scores in (("the image's own cloud", by_own_mask),
+    for name, ranked in (("the image's own cloud", by_own_mask),
                          (f"the {k} nearest neighbours' clouds (mean)", by_neighbours),
                          ("the medoid cloud", by_medoid)):
-        e = M.pose_errors(hyp[pick, scores.argmin(1)], truth, rot)
+        e = M.pose_errors(hyp[pick, ranked.argmin(1)], truth, rot)
         print(f"chosen by mask BCE alone with {name}: right {np.mean(e <= 30):.1%}; of the wrong ones "
               f"now right {np.mean(e[wrong] <= 30):.1%}, of the right ones kept {np.mean(e[~wrong] <= 30):.1%}")
 
     mirrored = camera.mirror_viewpoint(flip)  # (n, M, 2): the flipped image's views, mirrored back
     nearest = camera.angular_error(mirrored, chosen.unsqueeze(1)).argmin(1)
     other = mirrored[pick, nearest]
-    flip_best = mirrored[pick, torch.from_numpy(np.stack(
-        [M.pose_errors(mirrored[:, j], truth, rot) for j in range(mirrored.shape[1])], 1)).argmin(1)]
     other_err = M.pose_errors(other, truth, rot)
     mean = torch.stack([camera.wrap_angle(chosen[:, 0] + camera.wrap_angle(other[:, 0] - chosen[:, 0]) / 2),
                         (chosen[:, 1] + other[:, 1]) / 2], -1)
     both = ~wrong & (other_err <= 30)
     print(f"flipped image, mirrored back: its hypothesis nearest the chosen view right for "
           f"{np.mean(other_err[wrong] <= 30):.1%} of the wrong ones (some hypothesis of it right: "
-          f"{np.mean(M.pose_errors(flip_best, truth, rot)[wrong] <= 30):.1%}); where both are right "
+          f"{np.mean(errors_per_view(mirrored, truth, rot)[wrong].min(1) <= 30):.1%}); where both are right "
           f"({both.mean():.1%}) median error chosen {np.median(err[both]):.2f} deg, mean of the two "
           f"{np.median(M.pose_errors(mean, truth, rot)[both]):.2f}")
 
