@@ -177,6 +177,17 @@ def viewing_direction(viewpoint: torch.Tensor) -> torch.Tensor:
     return camera_position(viewpoint[..., 0], viewpoint[..., 1], 1.0)
 
 
+def viewpoint_from_direction(direction: torch.Tensor) -> torch.Tensor:
+    """The (azimuth, elevation) in radians whose :func:`viewing_direction` is ``direction``
+    (..., 3), which need not be unit length but must not be zero; azimuth in [-pi, pi],
+    elevation in [-pi/2, pi/2]. Returns (..., 2)."""
+    if direction.shape[-1] != 3:
+        raise ValueError(f"direction must be (..., 3), got {tuple(direction.shape)}")
+    d = direction / direction.norm(dim=-1, keepdim=True)
+    # camera_position: (cos az cos el, sin el, -sin az cos el)
+    return torch.stack([torch.atan2(-d[..., 2], d[..., 0]), torch.asin(d[..., 1].clamp(-1, 1))], -1)
+
+
 def angular_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Angle in radians between two viewpoints' viewing directions (the cameras have no roll, so
     this is the geodesic distance between the camera rotations). pred, true: (..., 2)."""

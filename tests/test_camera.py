@@ -127,3 +127,23 @@ def test_viewing_directions_stay_on_the_viewpoints_device():
     far = camera.camera_position(torch.tensor([0.3]), torch.tensor([0.2]), torch.tensor([2.0]))
     near = camera.camera_position(torch.tensor([0.3]), torch.tensor([0.2]), 1.0)
     torch.testing.assert_close(far, 2 * near)
+
+
+def test_viewpoint_from_direction_inverts_viewing_direction():
+    """Against a per-element loop with math.atan2 / math.asin on the normalised vector; a round
+    trip through viewing_direction (any length, elevations inside (-pi/2, pi/2)); float64
+    gradcheck; a wrong last dimension is refused."""
+    g = torch.Generator().manual_seed(5)
+    d = torch.randn(4, 6, 3, generator=g, dtype=torch.float64) * 3
+    got = camera.viewpoint_from_direction(d)
+    for i in range(4):
+        for j in range(6):
+            x, y, z = (c / math.sqrt(sum(v * v for v in d[i, j].tolist())) for c in d[i, j].tolist())
+            assert got[i, j, 0].item() == pytest.approx(math.atan2(-z, x), abs=1e-12)
+            assert got[i, j, 1].item() == pytest.approx(math.asin(y), abs=1e-12)
+    vp = camera.sample_viewpoints(50, generator=g, dtype=torch.float64)
+    back = camera.viewpoint_from_direction(2.5 * camera.viewing_direction(vp))
+    torch.testing.assert_close(camera.wrap_angle(back - vp), torch.zeros_like(vp), atol=1e-10, rtol=0)
+    torch.autograd.gradcheck(camera.viewpoint_from_direction, (d[0].clone().requires_grad_(),))
+    with pytest.raises(ValueError, match=r"direction must be \(\.\.\., 3\)"):
+        camera.viewpoint_from_direction(torch.zeros(2, 2))
