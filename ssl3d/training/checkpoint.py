@@ -27,6 +27,7 @@ from ssl3d.models import PoseNet, ReconstructionNet
 from ssl3d.training.config import ARCHITECTURE_FIELDS, TrainConfig
 
 FORMAT = 1
+LABELS_FORMAT = "ssl3d-pose-labels-1"
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
@@ -37,6 +38,29 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def save_pose_labels(path: str | os.PathLike, models: list[str], views: torch.Tensor,
+                     viewpoints: torch.Tensor, keep: torch.Tensor, **info) -> None:
+    """Write pose labels for a training split, for ``--pose-labels FILE``: the split's model ids
+    and view indices (M,), a viewpoint (M, 2) in radians per image and the indices (K,) of the
+    images to train on; ``info`` (primitives) records where they came from."""
+    if viewpoints.shape != (len(models), 2) or views.shape != (len(models),):
+        raise ValueError(f"pose labels for {len(models)} images need viewpoints ({len(models)}, 2) "
+                         f"and views ({len(models)},), got {tuple(viewpoints.shape)} and "
+                         f"{tuple(views.shape)}")
+    save_atomic({"format": LABELS_FORMAT, "models": list(models), "views": views.cpu(),
+                 "viewpoints": viewpoints.float().cpu(), "keep": keep.long().cpu(), **info}, path)
+
+
+def read_labels_file(path: str | os.PathLike) -> dict | None:
+    """The contents of a file :func:`save_pose_labels` wrote, or None for any other file (e.g. a
+    checkpoint). Loaded without executing code."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file: the caller's own reader says what is wrong with it
+        return None
+    return obj if isinstance(obj, dict) and obj.get("format") == LABELS_FORMAT else None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -44,7 +44,10 @@ class TrainConfig:
     to RUN_DIR/pose_labels.pt and read from there by a resumed run and by stage nn (a fresh stage
     cc labels again). This run then learns from those viewpoints as the pose-supervised baseline
     learns from the true ones and never reads the data's, so no pose label is used anywhere
-    (evaluation calls it "self-trained"). Empty: the data's viewpoints."""
+    (evaluation calls it "self-trained"). Or a labels file
+    (ssl3d.training.checkpoint.save_pose_labels: a viewpoint per training image and the images
+    to keep, e.g. benchmarks/view_consensus.py's consensus of several runs). Empty: the data's
+    viewpoints."""
     pose_label_keep: float = 1.0
     """With pose_labels: the share of training images kept, those whose label the teacher is
     surest of by the side gap (how much worse its cloud explains the image from the view turned

@@ -32,8 +32,8 @@ from ssl3d import camera
 from ssl3d.data.dataset import flip_batch, load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
-                                       load_checkpoint, models_from_checkpoint, require_device,
-                                       save_atomic)
+                                       load_checkpoint, models_from_checkpoint, read_labels_file,
+                                       require_device, save_atomic)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
                                    view_distribution_weight)
@@ -309,6 +309,9 @@ class Trainer:
             path = find_checkpoint(cfg.pose_labels)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"pose_labels: {exc}") from exc
+        labels = read_labels_file(path)
+        if labels is not None:
+            return self._labels_from_file(path, labels)
         ckpt = load_checkpoint(path)
         recon, pose, teacher = models_from_checkpoint(ckpt, path, self.device)
         if teacher.image_size != cfg.image_size or teacher.supervision != "self":
@@ -341,6 +344,26 @@ class Trainer:
                                  f"{cfg.batch_size}")
             keep = gap.topk(k).indices.sort().values
         return views, keep, str(path.resolve())
+
+    def _labels_from_file(self, path: Path, labels: dict) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """:meth:`_label_with_teacher` for a labels file (:func:`read_labels_file`): its
+        viewpoints and kept indices, checked against the training data."""
+        if labels["models"] != self.data.models or not torch.equal(labels["views"].cpu(),
+                                                                    self.data.views.cpu()):
+            raise ValueError(f"pose_labels: {path} labels other training data than "
+                             f"{self.category}'s training split here (models or view indices differ)")
+        if self.cfg.pose_label_keep < 1:
+            raise ValueError(f"pose_labels: {path} is a labels file, which says itself which images "
+                             f"to keep; pose_label_keep must be 1, got {self.cfg.pose_label_keep}")
+        views = labels["viewpoints"].float().to(self.device)
+        keep = labels["keep"].long().to(self.device)
+        if views.shape != (len(self.data), 2) or not views.isfinite().all():
+            raise ValueError(f"pose_labels: {path} holds viewpoints of shape {tuple(views.shape)} "
+                             f"or non-finite ones; expected ({len(self.data)}, 2), finite")
+        if keep.ndim != 1 or len(keep) < self.cfg.batch_size or keep.min() < 0 or keep.max() >= len(views):
+            raise ValueError(f"pose_labels: {path} keeps {len(keep)} images (indices must lie in "
+                             f"[0, {len(views)}) and number at least batch_size {self.cfg.batch_size})")
+        return views, keep.unique(), str(path.resolve())
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

@@ -15,7 +15,7 @@ from ssl3d.cli.main import main as cli
 from ssl3d.models import PoseNet
 from ssl3d.ops import gaussian_blur, gaussian_taps
 from ssl3d.training import losses as L
-from ssl3d.training.checkpoint import load_checkpoint, load_models
+from ssl3d.training.checkpoint import load_checkpoint, load_models, read_labels_file, save_pose_labels
 from ssl3d.training.trainer import Trainer, scheduled_lr, train
 from tests.conftest import tiny_config, write_tiny_dataset
 
@@ -850,6 +850,47 @@ def test_pose_label_keep_trains_on_the_surest_labels(tiny_dataset, tmp_path, mak
         make_config(pose_label_keep=0.5).validate()
     with pytest.raises(ValueError, match="pose_label_keep must be in"):
         make_config(supervision="pose", pose_labels=str(teacher), pose_label_keep=0).validate()
+
+
+def test_pose_labels_from_a_labels_file(tiny_dataset, tmp_path, make_config):
+    """pose_labels naming a file save_pose_labels wrote (e.g. several runs' consensus,
+    benchmarks/view_consensus.py): the run trains on the images it keeps, in data order, with
+    its viewpoints; a checkpoint is not taken for one; labels for other data, a share below 1,
+    wrong shapes and indices out of range are refused, naming the file."""
+    full = Trainer(make_config(supervision="pose"), tiny_dataset, "chair", tmp_path / "plain").data
+    n = len(full)
+    labels = torch.rand(n, 2, generator=torch.Generator().manual_seed(2)) - 0.5
+    path = tmp_path / "labels.pt"
+    save_pose_labels(path, full.models, full.views, labels, torch.tensor([n - 1, 0]), source="test")
+    assert read_labels_file(path)["source"] == "test"
+    student = Trainer(make_config(supervision="pose", pose_labels=str(path)), tiny_dataset, "chair",
+                      tmp_path / "student")
+    assert student.data.models == [full.models[0], full.models[n - 1]]
+    torch.testing.assert_close(student.data.viewpoints, labels[[0, n - 1]])
+    torch.testing.assert_close(student.data.images, full.images[[0, n - 1]])
+    batch, _, _ = student.sample_step()
+    torch.testing.assert_close(batch["viewpoint"], labels[[0, n - 1]][batch["index"]])
+    assert student.train()["steps"] == 2
+    assert read_labels_file(tmp_path / "student" / "cc.pt") is None  # a checkpoint is no labels file
+
+    def refused(match, **saved):
+        bad = tmp_path / "bad.pt"
+        args = dict(models=full.models, views=full.views, viewpoints=labels, keep=torch.arange(n))
+        save_pose_labels(bad, **{**args, **saved})
+        with pytest.raises(ValueError, match=match):
+            Trainer(make_config(supervision="pose", pose_labels=str(bad)), tiny_dataset, "chair",
+                    tmp_path / "s")
+
+    refused("bad.pt labels other training data", models=full.models[::-1])
+    refused("bad.pt labels other training data", views=full.views + 1)
+    refused("non-finite", viewpoints=torch.full((n, 2), float("nan")))
+    refused(r"keeps 1 images .*at least batch_size 2", keep=torch.tensor([0]))
+    refused(rf"keeps 2 images \(indices must lie in \[0, {n}\)", keep=torch.tensor([0, n]))
+    with pytest.raises(ValueError, match="is a labels file.*pose_label_keep must be 1, got 0.5"):
+        Trainer(make_config(supervision="pose", pose_labels=str(path), pose_label_keep=0.5),
+                tiny_dataset, "chair", tmp_path / "s6")
+    with pytest.raises(ValueError, match=rf"need viewpoints \({n}, 2\)"):
+        save_pose_labels(tmp_path / "x.pt", full.models, full.views, labels[:2], torch.arange(2))
 
 
 def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config,
