@@ -1,0 +1,149 @@
+"""Do independently trained self-supervised runs pose the same training images wrong?
+If their errors are independent, the views on which most runs agree could correct the first
+run's wrongly posed images without any label, which session 22 found hold the shapes back most
+(``--true-views-for wrong``). On the training split of DATA_DIR, each run's frame is taken into
+the first run's by a rotation fitted between their clouds of the validation images (label-free,
+as ``ssl3d evaluate`` fits one to the ground truth); then, per image, the largest group of runs
+whose viewing directions lie within 30 deg of one member's gives the consensus view (their mean
+direction). Printed with the ground truth (first run's rotation into its frame, fitted on the
+validation split): each run's pose accuracy, how often two runs are wrong on the same image,
+and for each group size the share of images, the consensus's accuracy and how many of the first
+run's wrong / right views it would change to right / wrong. With --out PREFIX it writes pose
+labels for ``--pose-labels FILE`` (self-training; all in the first run's frame):
+
+- PREFIX_agree.pt: the images on which every run agrees, labelled with the consensus (no ground
+  truth used);
+- PREFIX_all.pt: every image, labelled with the first run's view, or with the consensus where a
+  group of at least MIN_AGREE runs (default a majority) disagrees with it (no ground truth used);
+- controls on the images of PREFIX_agree.pt, which read the ground truth (taken into the first
+  run's frame): PREFIX_agree_true.pt their true viewpoints; _agree_first.pt the first run's own
+  views; _agree_imprecise.pt the consensus where it is right, the truth where it is wrong (the
+  consensus's imprecision alone); _agree_wrongonly.pt the truth where the consensus is right,
+  the consensus where it is wrong (its wrong labels alone); _agree_elev.pt the truth with its
+  elevation moved onto the least-squares line of the consensus's elevation against it (the
+  consensus's systematic elevation bias alone).
+
+    python benchmarks/view_consensus.py DATA_DIR CATEGORY RUN0 RUN1 [RUN...] [--out PREFIX]
+        [--min-agree K]
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d import camera
+from ssl3d.data.dataset import load_split
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
+from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint, save_pose_labels
+
+AGREE_DEG = 30.0
+
+
+def consensus(dirs: torch.Tensor, agree_deg: float = AGREE_DEG) -> tuple[torch.Tensor, torch.Tensor]:
+    """dirs: (M, R, 3) unit viewing directions of R runs in one frame. For each image, the member
+    with the most runs within agree_deg of it (ties: the lower run index) and those runs' mean
+    direction. Returns the mean directions (M, 3) and the group sizes (M,)."""
+    close = torch.rad2deg(camera.angle_between(dirs[:, :, None], dirs[:, None, :])) <= agree_deg
+    size, centre = close.sum(-1).max(-1)  # (M,): argmax takes the first maximum
+    members = close[torch.arange(len(dirs)), centre]  # (M, R)
+    mean = (dirs * members[..., None]).sum(1)
+    return mean / mean.norm(dim=-1, keepdim=True), size
+
+
+def main(data: str, category: str, *args: str) -> None:
+    runs, out, min_agree = [], None, None
+    it = iter(args)
+    for a in it:
+        if a == "--out":
+            out = next(it)
+        elif a == "--min-agree":
+            min_agree = int(next(it))
+        else:
+            runs.append(a)
+    if len(runs) < 2:
+        raise SystemExit(__doc__)
+    min_agree = min_agree or len(runs) // 2 + 1
+    val = train = None
+    val_xyz, views, gt_rot = [], [], []
+    for run in runs:
+        path = find_checkpoint(run)
+        recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
+        if val is None:
+            val = load_split(data, category, "val", cfg.image_size, progress=False)
+            train = load_split(data, category, "train", cfg.image_size, progress=False)
+        xyz, _, _ = predict(recon, pose, val.images)
+        val_xyz.append(xyz)
+        views.append(predict(recon, pose, train.images)[2])
+        gt_rot.append(M.fit_global_rotation(xyz, val.clouds,
+                                            **alignment_settings(torch.device("cpu"))).matrix())
+    truth = train.viewpoints
+    wrong = np.stack([M.pose_errors(v, truth, r) > AGREE_DEG for v, r in zip(views, gt_rot)])
+    print(f"{len(train)} training images, {len(runs)} runs: " + "; ".join(
+        f"{Path(r).name} {100 * (1 - w.mean()):.1f}% right" for r, w in zip(runs, wrong)))
+    both = [(wrong[i] & wrong[j]).mean() / max(wrong[i].mean() * wrong[j].mean(), 1e-9)
+            for i in range(len(runs)) for j in range(i + 1, len(runs))]
+    print(f"two runs both wrong on an image: {np.mean(both):.1f}x as often as if their errors "
+          f"were independent (mean over pairs, range {min(both):.1f}-{max(both):.1f})")
+
+    # Every run's views in the first run's frame: its rotation onto the first run's clouds.
+    dirs = [camera.viewing_direction(views[0].float())]
+    for k in range(1, len(runs)):
+        rot = M.fit_global_rotation(val_xyz[k], val_xyz[0],
+                                    **alignment_settings(torch.device("cpu"))).matrix()
+        dirs.append(camera.viewing_direction(views[k].float()) @ rot.T)
+    dirs = torch.stack(dirs, 1)  # (M, R, 3)
+    mean, size = consensus(dirs)
+    view = camera.viewpoint_from_direction(mean)
+    right = M.pose_errors(view, truth, gt_rot[0]) <= AGREE_DEG
+    first_off = torch.rad2deg(camera.angle_between(mean, dirs[:, 0])).numpy() > AGREE_DEG
+    size = size.numpy()
+    print(f"consensus group of K runs within {AGREE_DEG:.0f} deg of one member: share of images, "
+          f"consensus right, and where it disagrees with the first run's view: first run wrong "
+          f"-> consensus right / first run right -> consensus wrong (images)")
+    for k in range(1, len(runs) + 1):
+        at = size == k
+        if not at.any():
+            continue
+        moved = at & first_off
+        print(f"  K = {k}: {100 * at.mean():5.1f}% of images, consensus right {100 * right[at].mean():5.1f}%; "
+              f"disagrees with the first run on {moved.sum()}: fixes {(moved & wrong[0] & right).sum()}, "
+              f"breaks {(moved & ~wrong[0] & ~right).sum()}, "
+              f"wrong either way {(moved & wrong[0] & ~right).sum()}")
+    change = (size >= min_agree) & first_off
+    fixed = (change & wrong[0] & right).sum()
+    print(f"changing the first run's view where >= {min_agree} runs agree elsewhere: {change.sum()} "
+          f"images; of its {wrong[0].sum()} wrong views {fixed} made right, "
+          f"{(change & ~wrong[0] & ~right).sum()} right views made wrong")
+    agree = size == len(runs)
+    print(f"all {len(runs)} agree on {100 * agree.mean():.1f}%: consensus right {100 * right[agree].mean():.1f}%, "
+          f"median error of the consensus / the first run there "
+          f"{np.median(M.pose_errors(view[agree], truth[agree], gt_rot[0])):.2f} / "
+          f"{np.median(M.pose_errors(views[0][agree], truth[agree], gt_rot[0])):.2f} deg")
+    if out:
+        runs_info = ",".join(str(Path(r).resolve()) for r in runs)
+        keep_agree = torch.from_numpy(agree).nonzero()[:, 0]
+        chosen = torch.where(torch.from_numpy(change)[:, None], view, views[0].float())
+        # The truth in the first run's frame: directions taken back by the inverse rotation.
+        true0 = camera.viewpoint_from_direction(camera.viewing_direction(truth.float()) @ gt_rot[0])
+        right_t = torch.from_numpy(right)[:, None]
+        slope, icept = np.polyfit(true0[agree & right, 1].numpy(), view[agree & right, 1].numpy(), 1)
+        print(f"consensus elevation against the true one (all agree, right): slope {slope:.3f}, "
+              f"intercept {np.degrees(icept):.2f} deg")
+        elev = torch.stack([true0[:, 0], slope * true0[:, 1] + icept], 1)
+        for suffix, labels, keep in (("agree", view, keep_agree),
+                                     ("all", chosen, torch.arange(len(train))),
+                                     ("agree_true", true0, keep_agree),
+                                     ("agree_first", views[0].float(), keep_agree),
+                                     ("agree_imprecise", torch.where(right_t, view, true0), keep_agree),
+                                     ("agree_wrongonly", torch.where(right_t, true0, view), keep_agree),
+                                     ("agree_elev", elev, keep_agree)):
+            save_pose_labels(f"{out}_{suffix}.pt", train.models, train.views, labels, keep,
+                             source=f"benchmarks/view_consensus.py {suffix}", runs=runs_info,
+                             min_agree=min_agree)
+            print(f"wrote {out}_{suffix}.pt: {len(keep)} images")
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
