@@ -145,5 +145,6 @@ def main(data: str, category: str, *args: str) -> None:
                              min_agree=min_agree)
             print(f"wrote {out}_{suffix}.pt: {len(keep)} images")
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:])

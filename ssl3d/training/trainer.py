@@ -356,14 +356,14 @@ class Trainer:
             raise ValueError(f"pose_labels: {path} is a labels file, which says itself which images "
                              f"to keep; pose_label_keep must be 1, got {self.cfg.pose_label_keep}")
         views = labels["viewpoints"].float().to(self.device)
-        keep = labels["keep"].long().to(self.device)
+        keep = labels["keep"].long().to(self.device).unique()  # sorted, each image once
         if views.shape != (len(self.data), 2) or not views.isfinite().all():
             raise ValueError(f"pose_labels: {path} holds viewpoints of shape {tuple(views.shape)} "
                              f"or non-finite ones; expected ({len(self.data)}, 2), finite")
         if keep.ndim != 1 or len(keep) < self.cfg.batch_size or keep.min() < 0 or keep.max() >= len(views):
             raise ValueError(f"pose_labels: {path} keeps {len(keep)} images (indices must lie in "
                              f"[0, {len(views)}) and number at least batch_size {self.cfg.batch_size})")
-        return views, keep.unique(), str(path.resolve())
+        return views, keep, str(path.resolve())
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

@@ -885,6 +885,7 @@ def test_pose_labels_from_a_labels_file(tiny_dataset, tmp_path, make_config):
     refused("bad.pt labels other training data", views=full.views + 1)
     refused("non-finite", viewpoints=torch.full((n, 2), float("nan")))
     refused(r"keeps 1 images .*at least batch_size 2", keep=torch.tensor([0]))
+    refused(r"keeps 1 images .*at least batch_size 2", keep=torch.tensor([1, 1]))  # once each
     refused(rf"keeps 2 images \(indices must lie in \[0, {n}\)", keep=torch.tensor([0, n]))
     with pytest.raises(ValueError, match="is a labels file.*pose_label_keep must be 1, got 0.5"):
         Trainer(make_config(supervision="pose", pose_labels=str(path), pose_label_keep=0.5),
