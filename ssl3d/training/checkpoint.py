@@ -40,27 +40,66 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+def labels_problem(labels: dict) -> str | None:
+    """What is wrong with a pose-labels dict (:func:`save_pose_labels`), or None: "models" a
+    list of M model ids, "views" (M,) view indices, "viewpoints" (M, 2) finite floats, "keep"
+    (K,) distinct integer indices in [0, M)."""
+    missing = [k for k in ("models", "views", "viewpoints", "keep") if k not in labels]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    models, views, viewpoints, keep = (labels[k] for k in ("models", "views", "viewpoints", "keep"))
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        return "models must be a list of model ids"
+    m = len(models)
+    if not torch.is_tensor(views) or views.shape != (m,):
+        return f"views must be a tensor of shape ({m},), got {getattr(views, 'shape', type(views))}"
+    if (not torch.is_tensor(viewpoints) or viewpoints.shape != (m, 2)
+            or not viewpoints.is_floating_point() or not viewpoints.isfinite().all()):
+        return (f"viewpoints must be finite floats of shape ({m}, 2), got "
+                f"{getattr(viewpoints, 'shape', type(viewpoints))}, non-finite or not floats")
+    if (not torch.is_tensor(keep) or keep.ndim != 1 or keep.dtype == torch.bool
+            or keep.is_floating_point() or keep.is_complex()):
+        return (f"keep must be a 1-D tensor of integer indices (not a mask), got "
+                f"{getattr(keep, 'dtype', type(keep))} of shape {getattr(keep, 'shape', '-')}")
+    if len(keep) and (keep.min() < 0 or keep.max() >= m):
+        return f"keep's indices must lie in [0, {m})"
+    if len(keep.unique()) != len(keep):
+        return "keep lists an image more than once"
+    return None
+
+
 def save_pose_labels(path: str | os.PathLike, models: list[str], views: torch.Tensor,
                      viewpoints: torch.Tensor, keep: torch.Tensor, **info) -> None:
     """Write pose labels for a training split, for ``--pose-labels FILE``: the split's model ids
-    and view indices (M,), a viewpoint (M, 2) in radians per image and the indices (K,) of the
-    images to train on; ``info`` (primitives) records where they came from."""
-    if viewpoints.shape != (len(models), 2) or views.shape != (len(models),):
-        raise ValueError(f"pose labels for {len(models)} images need viewpoints ({len(models)}, 2) "
-                         f"and views ({len(models)},), got {tuple(viewpoints.shape)} and "
-                         f"{tuple(views.shape)}")
-    save_atomic({"format": LABELS_FORMAT, "models": list(models), "views": views.cpu(),
-                 "viewpoints": viewpoints.float().cpu(), "keep": keep.long().cpu(), **info}, path)
+    and view indices (M,), a viewpoint (M, 2) in radians per image and the distinct indices (K,)
+    of the images to train on; ``info`` (str, int, float, bool or None values) records where they
+    came from. Raises ValueError if they are malformed (:func:`labels_problem`)."""
+    bad = [k for k, v in info.items() if not isinstance(v, (str, int, float, bool, type(None)))]
+    if bad:  # anything else would make the file unreadable with weights_only
+        raise ValueError(f"pose labels: info {', '.join(bad)} must be str, int, float, bool or None")
+    labels = {"format": LABELS_FORMAT, "models": list(models), "views": views.cpu(),
+              "viewpoints": viewpoints.cpu(), "keep": keep.cpu(), **info}
+    problem = labels_problem(labels)
+    if problem:
+        raise ValueError(f"pose labels for {path}: {problem}")
+    labels["viewpoints"] = labels["viewpoints"].float()
+    save_atomic(labels, path)
 
 
 def read_labels_file(path: str | os.PathLike) -> dict | None:
     """The contents of a file :func:`save_pose_labels` wrote, or None for any other file (e.g. a
-    checkpoint). Loaded without executing code."""
+    checkpoint). Loaded without executing code. Raises ValueError naming the file if it is a
+    labels file but malformed."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # not a torch file: the caller's own reader says what is wrong with it
         return None
-    return obj if isinstance(obj, dict) and obj.get("format") == LABELS_FORMAT else None
+    if not (isinstance(obj, dict) and obj.get("format") == LABELS_FORMAT):
+        return None
+    problem = labels_problem(obj)
+    if problem:
+        raise ValueError(f"pose labels file {path}: {problem}")
+    return obj
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

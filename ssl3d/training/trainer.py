@@ -276,7 +276,7 @@ class Trainer:
     def _teacher_labels(self, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
         hypothesis) gives each training image, and the indices of the images kept
-        (pose_label_keep; sorted). Rank 0 computes them into RUN_DIR/pose_labels.pt and every
+        (pose_label_keep; sorted), or those a labels file gives. Rank 0 computes them into RUN_DIR/pose_labels.pt and every
         rank reads that file; with ``reuse`` (a resumed run, stage nn) an existing file is read
         as it is, so the run keeps the labels it started with even when the teacher has moved on.
         Returns (M, 2) on the training device and (K,) indices."""
@@ -346,8 +346,9 @@ class Trainer:
         return views, keep, str(path.resolve())
 
     def _labels_from_file(self, path: Path, labels: dict) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """:meth:`_label_with_teacher` for a labels file (:func:`read_labels_file`): its
-        viewpoints and kept indices, checked against the training data."""
+        """:meth:`_label_with_teacher` for a labels file (:func:`read_labels_file`, which has
+        checked its form): its viewpoints (M, 2) and kept indices (K,), sorted, checked against
+        the training data."""
         if labels["models"] != self.data.models or not torch.equal(labels["views"].cpu(),
                                                                     self.data.views.cpu()):
             raise ValueError(f"pose_labels: {path} labels other training data than "
@@ -355,15 +356,11 @@ class Trainer:
         if self.cfg.pose_label_keep < 1:
             raise ValueError(f"pose_labels: {path} is a labels file, which says itself which images "
                              f"to keep; pose_label_keep must be 1, got {self.cfg.pose_label_keep}")
-        views = labels["viewpoints"].float().to(self.device)
-        keep = labels["keep"].long().to(self.device).unique()  # sorted, each image once
-        if views.shape != (len(self.data), 2) or not views.isfinite().all():
-            raise ValueError(f"pose_labels: {path} holds viewpoints of shape {tuple(views.shape)} "
-                             f"or non-finite ones; expected ({len(self.data)}, 2), finite")
-        if keep.ndim != 1 or len(keep) < self.cfg.batch_size or keep.min() < 0 or keep.max() >= len(views):
-            raise ValueError(f"pose_labels: {path} keeps {len(keep)} images (indices must lie in "
-                             f"[0, {len(views)}) and number at least batch_size {self.cfg.batch_size})")
-        return views, keep, str(path.resolve())
+        keep = labels["keep"].long().sort().values.to(self.device)
+        if len(keep) < self.cfg.batch_size:
+            raise ValueError(f"pose_labels: {path} keeps {len(keep)} images, fewer than batch_size "
+                             f"{self.cfg.batch_size}")
+        return labels["viewpoints"].float().to(self.device), keep, str(path.resolve())
 
     def _neighbours(self) -> torch.Tensor:
         """Mine once (rank 0), store in the run folder, share through the file."""

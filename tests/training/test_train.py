@@ -873,7 +873,7 @@ def test_pose_labels_from_a_labels_file(tiny_dataset, tmp_path, make_config):
     assert student.train()["steps"] == 2
     assert read_labels_file(tmp_path / "student" / "cc.pt") is None  # a checkpoint is no labels file
 
-    def refused(match, **saved):
+    def refused(match, **saved):  # by the trainer: well-formed, but not for this run
         bad = tmp_path / "bad.pt"
         args = dict(models=full.models, views=full.views, viewpoints=labels, keep=torch.arange(n))
         save_pose_labels(bad, **{**args, **saved})
@@ -883,15 +883,32 @@ def test_pose_labels_from_a_labels_file(tiny_dataset, tmp_path, make_config):
 
     refused("bad.pt labels other training data", models=full.models[::-1])
     refused("bad.pt labels other training data", views=full.views + 1)
-    refused("non-finite", viewpoints=torch.full((n, 2), float("nan")))
-    refused(r"keeps 1 images .*at least batch_size 2", keep=torch.tensor([0]))
-    refused(r"keeps 1 images .*at least batch_size 2", keep=torch.tensor([1, 1]))  # once each
-    refused(rf"keeps 2 images \(indices must lie in \[0, {n}\)", keep=torch.tensor([0, n]))
-    with pytest.raises(ValueError, match="is a labels file.*pose_label_keep must be 1, got 0.5"):
+    refused("bad.pt keeps 1 images, fewer than batch_size 2", keep=torch.tensor([0]))
+    with pytest.raises(ValueError, match="labels.pt is a labels file.*pose_label_keep must be 1, got 0.5"):
         Trainer(make_config(supervision="pose", pose_labels=str(path), pose_label_keep=0.5),
                 tiny_dataset, "chair", tmp_path / "s6")
-    with pytest.raises(ValueError, match=rf"need viewpoints \({n}, 2\)"):
-        save_pose_labels(tmp_path / "x.pt", full.models, full.views, labels[:2], torch.arange(2))
+    # Malformed labels are refused when written, and when read (a file written some other way).
+    ok = dict(models=full.models, views=full.views, viewpoints=labels, keep=torch.arange(n))
+    for match, change in ((rf"viewpoints must be finite floats of shape \({n}, 2\)", dict(viewpoints=labels[:2])),
+                          ("viewpoints must be finite", dict(viewpoints=torch.full((n, 2), float("nan")))),
+                          (r"views must be a tensor of shape", dict(views=full.views[:1])),
+                          ("keep must be a 1-D tensor of integer indices .not a mask.",
+                           dict(keep=torch.ones(n, dtype=torch.bool))),
+                          ("keep must be a 1-D tensor of integer", dict(keep=torch.tensor([0.0, 1.0]))),
+                          ("keep must be a 1-D tensor of integer", dict(keep=torch.tensor([[0, 1]]))),
+                          (rf"keep's indices must lie in \[0, {n}\)", dict(keep=torch.tensor([0, n]))),
+                          ("keep lists an image more than once", dict(keep=torch.tensor([1, 1])))):
+        with pytest.raises(ValueError, match="pose labels for .*x.pt: " + match):
+            save_pose_labels(tmp_path / "x.pt", **{**ok, **change})
+        torch.save({"format": read_labels_file(path)["format"], **ok, **change}, tmp_path / "raw.pt")
+        with pytest.raises(ValueError, match="pose labels file .*raw.pt: " + match):
+            Trainer(make_config(supervision="pose", pose_labels=str(tmp_path / "raw.pt")),
+                    tiny_dataset, "chair", tmp_path / "s7")
+    torch.save({"format": read_labels_file(path)["format"], "models": full.models}, tmp_path / "raw.pt")
+    with pytest.raises(ValueError, match="raw.pt: it lacks views, viewpoints, keep"):
+        read_labels_file(tmp_path / "raw.pt")
+    with pytest.raises(ValueError, match="info source must be str"):
+        save_pose_labels(tmp_path / "x.pt", **ok, source=tmp_path)
 
 
 def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_config,
