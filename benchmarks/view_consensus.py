@@ -27,7 +27,7 @@ labels for ``--pose-labels FILE`` (self-training; all in the first run's frame):
         [--min-agree K]
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,13 @@ from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint, save_pose_labels
 
-AGREE_DEG = 30.0
+AGREE_DEG = 30.0  # runs agree on an image when their views lie this close
+RIGHT_DEG = 30.0  # the protocol's pose accuracy threshold
+
+
+def run_name(path: Path) -> str:
+    """A run's name for the printout: its folder's for a run's own nn.pt / cc.pt."""
+    return path.parent.name if path.name in ("nn.pt", "cc.pt") else path.stem
 
 
 def consensus(dirs: torch.Tensor, agree_deg: float = AGREE_DEG) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,40 +59,44 @@ def consensus(dirs: torch.Tensor, agree_deg: float = AGREE_DEG) -> tuple[torch.T
     return mean / mean.norm(dim=-1, keepdim=True), size
 
 
-def main(data: str, category: str, *args: str) -> None:
-    runs, out, min_agree = [], None, None
-    it = iter(args)
-    for a in it:
-        if a == "--out":
-            out = next(it)
-        elif a == "--min-agree":
-            min_agree = int(next(it))
-        else:
-            runs.append(a)
+def main(data: str, category: str, runs: list[str], out: str | None, min_agree: int | None) -> None:
     if len(runs) < 2:
-        raise SystemExit(__doc__)
+        raise SystemExit("view_consensus: give at least two runs")
     min_agree = min_agree or len(runs) // 2 + 1
+    if not 1 <= min_agree <= len(runs):
+        raise SystemExit(f"view_consensus: --min-agree must be in [1, {len(runs)}], got {min_agree}")
     val = train = None
-    val_xyz, views, gt_rot = [], [], []
+    names, val_xyz, views, gt_rot = [], [], [], []
     for run in runs:
         path = find_checkpoint(run)
-        recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
+        ckpt = load_checkpoint(path)
+        recon, pose, cfg = models_from_checkpoint(ckpt, path)
+        if ckpt.get("category") not in (None, "", category):
+            raise SystemExit(f"view_consensus: {path} was trained on {ckpt['category']!r}, not {category!r}")
         if val is None:
-            val = load_split(data, category, "val", cfg.image_size, progress=False)
-            train = load_split(data, category, "train", cfg.image_size, progress=False)
+            size = cfg.image_size
+            val = load_split(data, category, "val", size, progress=False)
+            train = load_split(data, category, "train", size, progress=False)
+        elif cfg.image_size != size:
+            raise SystemExit(f"view_consensus: {path} works at {cfg.image_size} px, the first run at {size}")
+        names.append(run_name(path))
         xyz, _, _ = predict(recon, pose, val.images)
         val_xyz.append(xyz)
         views.append(predict(recon, pose, train.images)[2])
         gt_rot.append(M.fit_global_rotation(xyz, val.clouds,
                                             **alignment_settings(torch.device("cpu"))).matrix())
     truth = train.viewpoints
-    wrong = np.stack([M.pose_errors(v, truth, r) > AGREE_DEG for v, r in zip(views, gt_rot)])
+    wrong = np.stack([M.pose_errors(v, truth, r) > RIGHT_DEG for v, r in zip(views, gt_rot)])
     print(f"{len(train)} training images, {len(runs)} runs: " + "; ".join(
-        f"{Path(r).name} {100 * (1 - w.mean()):.1f}% right" for r, w in zip(runs, wrong)))
+        f"{n} {100 * (1 - w.mean()):.1f}% right" for n, w in zip(names, wrong)))
     both = [(wrong[i] & wrong[j]).mean() / max(wrong[i].mean() * wrong[j].mean(), 1e-9)
             for i in range(len(runs)) for j in range(i + 1, len(runs))]
     print(f"two runs both wrong on an image: {np.mean(both):.1f}x as often as if their errors "
           f"were independent (mean over pairs, range {min(both):.1f}-{max(both):.1f})")
+    shared = [(wrong[i] & wrong[j]).sum() / max(wrong[i].sum(), 1)
+              for i in range(len(runs)) for j in range(len(runs)) if i != j]
+    print(f"of one run's wrong views, {100 * np.mean(shared):.1f}% are wrong in another run too "
+          f"(mean over ordered pairs, range {100 * min(shared):.1f}-{100 * max(shared):.1f}%)")
 
     # Every run's views in the first run's frame: its rotation onto the first run's clouds.
     dirs = [camera.viewing_direction(views[0].float())]
@@ -97,7 +107,7 @@ def main(data: str, category: str, *args: str) -> None:
     dirs = torch.stack(dirs, 1)  # (M, R, 3)
     mean, size = consensus(dirs)
     view = camera.viewpoint_from_direction(mean)
-    right = M.pose_errors(view, truth, gt_rot[0]) <= AGREE_DEG
+    right = M.pose_errors(view, truth, gt_rot[0]) <= RIGHT_DEG
     first_off = torch.rad2deg(camera.angle_between(mean, dirs[:, 0])).numpy() > AGREE_DEG
     size = size.numpy()
     print(f"consensus group of K runs within {AGREE_DEG:.0f} deg of one member: share of images, "
@@ -123,7 +133,7 @@ def main(data: str, category: str, *args: str) -> None:
           f"{np.median(M.pose_errors(view[agree], truth[agree], gt_rot[0])):.2f} / "
           f"{np.median(M.pose_errors(views[0][agree], truth[agree], gt_rot[0])):.2f} deg")
     if out:
-        runs_info = ",".join(str(Path(r).resolve()) for r in runs)
+        runs_info = ",".join(str(find_checkpoint(r).resolve()) for r in runs)
         keep_agree = torch.from_numpy(agree).nonzero()[:, 0]
         chosen = torch.where(torch.from_numpy(change)[:, None], view, views[0].float())
         # The truth in the first run's frame: directions taken back by the inverse rotation.
@@ -147,4 +157,12 @@ def main(data: str, category: str, *args: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data")
+    ap.add_argument("category")
+    ap.add_argument("runs", nargs="+", help="run folders or checkpoints; the first sets the frame")
+    ap.add_argument("--out", help="write the labels files PREFIX_*.pt")
+    ap.add_argument("--min-agree", type=int, help="group size that overrules the first run "
+                    "(default: a majority)")
+    a = ap.parse_args()
+    main(a.data, a.category, a.runs, a.out, a.min_agree)
