@@ -23,8 +23,12 @@ labels for ``--pose-labels FILE`` (self-training; all in the first run's frame):
   elevation moved onto the least-squares line of the consensus's elevation against it (the
   consensus's systematic elevation bias alone).
 
+With --reference RUN (a pose-supervised run, trained on the true viewpoints of the same images)
+it also prints how often that run's pose net poses each group's images right: can a pose net
+learn the views the self-supervised runs get wrong, given labels?
+
     python benchmarks/view_consensus.py DATA_DIR CATEGORY RUN0 RUN1 [RUN...] [--out PREFIX]
-        [--min-agree K]
+        [--min-agree K] [--reference RUN]
 """
 
 import argparse
@@ -59,7 +63,8 @@ def consensus(dirs: torch.Tensor, agree_deg: float = AGREE_DEG) -> tuple[torch.T
     return mean / mean.norm(dim=-1, keepdim=True), size
 
 
-def main(data: str, category: str, runs: list[str], out: str | None, min_agree: int | None) -> None:
+def main(data: str, category: str, runs: list[str], out: str | None, min_agree: int | None,
+         reference: str | None = None) -> None:
     if len(runs) < 2:
         raise SystemExit("view_consensus: give at least two runs")
     min_agree = min_agree or len(runs) // 2 + 1
@@ -74,11 +79,12 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
         if ckpt.get("category") not in (None, "", category):
             raise SystemExit(f"view_consensus: {path} was trained on {ckpt['category']!r}, not {category!r}")
         if val is None:
-            size = cfg.image_size
-            val = load_split(data, category, "val", size, progress=False)
-            train = load_split(data, category, "train", size, progress=False)
-        elif cfg.image_size != size:
-            raise SystemExit(f"view_consensus: {path} works at {cfg.image_size} px, the first run at {size}")
+            image_size = cfg.image_size
+            val = load_split(data, category, "val", image_size, progress=False)
+            train = load_split(data, category, "train", image_size, progress=False)
+        elif cfg.image_size != image_size:
+            raise SystemExit(f"view_consensus: {path} works at {cfg.image_size} px, the first run "
+                             f"at {image_size}")
         names.append(run_name(path))
         xyz, _, _ = predict(recon, pose, val.images)
         val_xyz.append(xyz)
@@ -132,6 +138,21 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
           f"median error of the consensus / the first run there "
           f"{np.median(M.pose_errors(view[agree], truth[agree], gt_rot[0])):.2f} / "
           f"{np.median(M.pose_errors(views[0][agree], truth[agree], gt_rot[0])):.2f} deg")
+    if reference:
+        path = find_checkpoint(reference)
+        recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
+        if cfg.image_size != image_size or cfg.supervision != "pose":
+            raise SystemExit(f"view_consensus: --reference {path} must be pose-supervised at "
+                             f"{image_size} px")
+        xyz, _, _ = predict(recon, pose, val.images)
+        rot = M.fit_global_rotation(xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
+        ref_right = M.pose_errors(predict(recon, pose, train.images)[2], truth, rot) <= RIGHT_DEG
+        print(f"the pose-supervised {run_name(path)} poses {100 * ref_right.mean():.1f}% of these "
+              f"training images right; by group: " + "; ".join(
+                  f"{label} ({m.sum()}) {100 * ref_right[m].mean():.1f}%" for label, m in (
+                      ("all agree, consensus right", agree & right),
+                      ("all agree, consensus wrong", agree & ~right),
+                      ("not all agree", ~agree), ("the first run poses wrong", wrong[0]))))
     if out:
         runs_info = ",".join(str(find_checkpoint(r).resolve()) for r in runs)
         keep_agree = torch.from_numpy(agree).nonzero()[:, 0]
@@ -164,5 +185,6 @@ if __name__ == "__main__":
     ap.add_argument("--out", help="write the labels files PREFIX_*.pt")
     ap.add_argument("--min-agree", type=int, help="group size that overrules the first run "
                     "(default: a majority)")
+    ap.add_argument("--reference", help="a pose-supervised run: how often it poses each group right")
     a = ap.parse_args()
-    main(a.data, a.category, a.runs, a.out, a.min_agree)
+    main(a.data, a.category, a.runs, a.out, a.min_agree, a.reference)
