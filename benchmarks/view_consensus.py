@@ -25,13 +25,17 @@ labels for ``--pose-labels FILE`` (self-training; all in the first run's frame):
 
 With --reference RUN (a pose-supervised run, trained on the true viewpoints of the same images)
 it also prints how often that run's pose net poses each group's images right: can a pose net
-learn the views the self-supervised runs get wrong, given labels?
+learn the views the self-supervised runs get wrong, given labels? And, for the images the first
+run poses wrong, whether training's selection score (the first run's settings) prefers the
+first run's wrong view to the true one even for the reference's cloud, drawn to fit the true
+view: is the wrong view a better fit of the loss itself, or only of the cloud drawn for it?
 
     python benchmarks/view_consensus.py DATA_DIR CATEGORY RUN0 RUN1 [RUN...] [--out PREFIX]
         [--min-agree K] [--reference RUN]
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,9 @@ from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint, save_pose_labels
+
+sys.path.insert(0, str(Path(__file__).parent))
+from view_candidates import scores  # noqa: E402
 
 AGREE_DEG = 30.0  # runs agree on an image when their views lie this close
 RIGHT_DEG = 30.0  # the protocol's pose accuracy threshold
@@ -86,6 +93,8 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
             raise SystemExit(f"view_consensus: {path} works at {cfg.image_size} px, the first run "
                              f"at {image_size}")
         names.append(run_name(path))
+        if not names[1:]:
+            first = recon, pose, cfg
         xyz, _, _ = predict(recon, pose, val.images)
         val_xyz.append(xyz)
         views.append(predict(recon, pose, train.images)[2])
@@ -153,6 +162,41 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
                       ("all agree, consensus right", agree & right),
                       ("all agree, consensus wrong", agree & ~right),
                       ("not all agree", ~agree), ("the first run poses wrong", wrong[0]))))
+        # Both views in the reference's frame, which is the data's (it trained at the true
+        # views), and in the first run's, where its own cloud lives.
+        w = torch.from_numpy(wrong[0])
+        v0 = views[0][w].float()
+        v0_data = camera.viewpoint_from_direction(camera.viewing_direction(v0) @ gt_rot[0].T)
+        true_0 = camera.viewpoint_from_direction(camera.viewing_direction(truth[w].float()) @ gt_rot[0])
+        img, msk = train.images[w], train.masks[w]
+        pair = {}
+        for label, (net_r, net_p), cand in (
+                ("the reference's cloud", (recon, pose), torch.stack([truth[w].float(), v0_data], 1)),
+                ("its own cloud", first[:2], torch.stack([true_0, v0], 1))):
+            xyz, rgb, _ = predict(net_r, net_p, img)
+            sc = scores(xyz, rgb, cand, img, msk, first[2])  # (n, 2): true view, first run's view
+            pair[label] = sc
+            print(f"on the {int(w.sum())} images the first run poses wrong, {label} explains the "
+                  f"image better from the first run's view than from the true one for "
+                  f"{100 * (sc[:, 1] < sc[:, 0]).float().mean():.1f}% (training's selection score; "
+                  f"median ratio wrong / true {(sc[:, 1] / sc[:, 0]).median():.2f})")
+        ref_true, own_wrong = pair["the reference's cloud"][:, 0], pair["its own cloud"][:, 1]
+        print(f"  the first run's own answer (its cloud from its view) scores {own_wrong.median():.4f}, "
+              f"the reference's (its cloud from the true view) {ref_true.median():.4f} (medians); "
+              f"the first run's is the better fit for {100 * (own_wrong < ref_true).float().mean():.1f}%")
+        # The same on every image: does its own fit flag the wrong ones, and is the reference
+        # ahead on them by more than it is on the rightly posed ones (a better model anyway)?
+        xyz, rgb, _ = predict(*first[:2], train.images)
+        own = scores(xyz, rgb, views[0].float()[:, None], train.images, train.masks, first[2])[:, 0]
+        xyz, rgb, _ = predict(recon, pose, train.images)
+        ref = scores(xyz, rgb, truth.float()[:, None], train.images, train.masks, first[2])[:, 0]
+        bad, good = own[w], own[~w]
+        auc = (bad[:, None] > good[None, :]).float().mean()  # P(a wrong one scores worse)
+        print(f"  on the images it poses right the two score {good.median():.4f} and "
+              f"{ref[~w].median():.4f}: the reference is ahead by a median factor "
+              f"{(own / ref)[~w].median():.2f} there, {(own / ref)[w].median():.2f} on the wrong ones; "
+              f"a wrongly posed image scores worse than a rightly posed one under the first run "
+              f"with probability {auc:.3f} (0.5: its score does not tell them apart)")
     if out:
         runs_info = ",".join(str(find_checkpoint(r).resolve()) for r in runs)
         keep_agree = torch.from_numpy(agree).nonzero()[:, 0]
