@@ -149,10 +149,12 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
           f"{np.median(M.pose_errors(views[0][agree], truth[agree], gt_rot[0])):.2f} deg")
     if reference:
         path = find_checkpoint(reference)
-        recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
-        if cfg.image_size != image_size or cfg.supervision != "pose":
-            raise SystemExit(f"view_consensus: --reference {path} must be pose-supervised at "
-                             f"{image_size} px")
+        ckpt = load_checkpoint(path)
+        recon, pose, cfg = models_from_checkpoint(ckpt, path)
+        if (cfg.image_size != image_size or cfg.supervision != "pose"
+                or ckpt.get("category") not in (None, "", category)):
+            raise SystemExit(f"view_consensus: --reference {path} must be a pose-supervised "
+                             f"{category} run at {image_size} px")
         xyz, _, _ = predict(recon, pose, val.images)
         rot = M.fit_global_rotation(xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
         ref_right = M.pose_errors(predict(recon, pose, train.images)[2], truth, rot) <= RIGHT_DEG
@@ -162,17 +164,18 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
                       ("all agree, consensus right", agree & right),
                       ("all agree, consensus wrong", agree & ~right),
                       ("not all agree", ~agree), ("the first run poses wrong", wrong[0]))))
-        # Both views in the reference's frame, which is the data's (it trained at the true
-        # views), and in the first run's, where its own cloud lives.
+        # Both views in the reference's frame (the data's, as it trained at the true views, up
+        # to its fitted rotation rot) and in the first run's, where its own cloud lives.
         w = torch.from_numpy(wrong[0])
         v0 = views[0][w].float()
-        v0_data = camera.viewpoint_from_direction(camera.viewing_direction(v0) @ gt_rot[0].T)
-        true_0 = camera.viewpoint_from_direction(camera.viewing_direction(truth[w].float()) @ gt_rot[0])
+        d_true, d_v0 = camera.viewing_direction(truth[w].float()), camera.viewing_direction(v0)
+        to_view = camera.viewpoint_from_direction
+        in_ref = torch.stack([to_view(d_true @ rot), to_view(d_v0 @ gt_rot[0].T @ rot)], 1)
+        in_first = torch.stack([to_view(d_true @ gt_rot[0]), v0], 1)
         img, msk = train.images[w], train.masks[w]
         pair = {}
-        for label, (net_r, net_p), cand in (
-                ("the reference's cloud", (recon, pose), torch.stack([truth[w].float(), v0_data], 1)),
-                ("its own cloud", first[:2], torch.stack([true_0, v0], 1))):
+        for label, (net_r, net_p), cand in (("the reference's cloud", (recon, pose), in_ref),
+                                            ("its own cloud", first[:2], in_first)):
             xyz, rgb, _ = predict(net_r, net_p, img)
             sc = scores(xyz, rgb, cand, img, msk, first[2])  # (n, 2): true view, first run's view
             pair[label] = sc
@@ -189,7 +192,8 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
         xyz, rgb, _ = predict(*first[:2], train.images)
         own = scores(xyz, rgb, views[0].float()[:, None], train.images, train.masks, first[2])[:, 0]
         xyz, rgb, _ = predict(recon, pose, train.images)
-        ref = scores(xyz, rgb, truth.float()[:, None], train.images, train.masks, first[2])[:, 0]
+        true_ref = to_view(camera.viewing_direction(truth.float()) @ rot)[:, None]
+        ref = scores(xyz, rgb, true_ref, train.images, train.masks, first[2])[:, 0]
         bad, good = own[w], own[~w]
         auc = (bad[:, None] > good[None, :]).float().mean()  # P(a wrong one scores worse)
         print(f"  on the images it poses right the two score {good.median():.4f} and "

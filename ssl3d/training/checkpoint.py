@@ -77,8 +77,9 @@ def save_pose_labels(path: str | os.PathLike, models: list[str], views: torch.Te
     bad = [k for k, v in info.items() if not isinstance(v, (str, int, float, bool, type(None)))]
     if bad:  # anything else would make the file unreadable with weights_only
         raise ValueError(f"pose labels: info {', '.join(bad)} must be str, int, float, bool or None")
-    labels = {"format": LABELS_FORMAT, "models": list(models), "views": views.cpu(),
-              "viewpoints": viewpoints.cpu(), "keep": keep.cpu(), **info}
+    cpu = lambda t: t.cpu() if torch.is_tensor(t) else t  # noqa: E731 (labels_problem names a non-tensor)
+    labels = {"format": LABELS_FORMAT, "models": list(models), "views": cpu(views),
+              "viewpoints": cpu(viewpoints), "keep": cpu(keep), **info}
     problem = labels_problem(labels)
     if problem:
         raise ValueError(f"pose labels for {path}: {problem}")

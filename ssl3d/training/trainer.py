@@ -276,9 +276,10 @@ class Trainer:
     def _teacher_labels(self, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
         hypothesis) gives each training image, and the indices of the images kept
-        (pose_label_keep; sorted), or those a labels file gives. Rank 0 computes them into RUN_DIR/pose_labels.pt and every
-        rank reads that file; with ``reuse`` (a resumed run, stage nn) an existing file is read
-        as it is, so the run keeps the labels it started with even when the teacher has moved on.
+        (pose_label_keep; sorted), or those a labels file gives. Rank 0 computes them into
+        RUN_DIR/pose_labels.pt and every rank reads that file; with ``reuse`` (a resumed run,
+        stage nn) an existing file is read as it is, so the run keeps the labels it started with
+        even when the teacher has moved on.
         Returns (M, 2) on the training device and (K,) indices."""
         cfg = self.cfg
         saved_path = self.out / "pose_labels.pt"
