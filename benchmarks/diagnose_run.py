@@ -92,8 +92,7 @@ def view_in_frame(views: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor,
     """Azimuths and elevations (radians, each (M,)) of predicted viewpoints (M, 2) once their
     viewing directions are taken into the ground-truth frame by ``rot`` (3, 3), in the camera
     module's convention."""
-    d = camera.viewing_direction(views.float()) @ rot.T  # (M, 3) = (cos az cos el, sin el, -sin az cos el)
-    return torch.atan2(-d[:, 2], d[:, 0]), torch.asin(d[:, 1].clamp(-1, 1))
+    return camera.viewpoint_from_direction(camera.viewing_direction(views.float()) @ rot.T).unbind(-1)
 
 
 def azimuth_in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:

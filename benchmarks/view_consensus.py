@@ -48,10 +48,16 @@ from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predi
 from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint, save_pose_labels
 
 sys.path.insert(0, str(Path(__file__).parent))
+from diagnose_run import view_in_frame  # noqa: E402
 from view_candidates import scores  # noqa: E402
 
 AGREE_DEG = 30.0  # runs agree on an image when their views lie this close
 RIGHT_DEG = 30.0  # the protocol's pose accuracy threshold
+
+
+def in_frame(views: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Viewpoints (M, 2) with their viewing directions turned by ``rot`` (3, 3), as (M, 2)."""
+    return torch.stack(view_in_frame(views, rot), -1)
 
 
 def run_name(path: Path) -> str:
@@ -93,11 +99,12 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
             raise SystemExit(f"view_consensus: {path} works at {cfg.image_size} px, the first run "
                              f"at {image_size}")
         names.append(run_name(path))
-        if not names[1:]:
-            first = recon, pose, cfg
         xyz, _, _ = predict(recon, pose, val.images)
         val_xyz.append(xyz)
-        views.append(predict(recon, pose, train.images)[2])
+        pred = predict(recon, pose, train.images)  # xyz, rgb, views
+        views.append(pred[2])
+        if len(names) == 1:  # the first run's clouds and settings, for --reference
+            first_xyz, first_rgb, first_cfg = pred[0], pred[1], cfg
         gt_rot.append(M.fit_global_rotation(xyz, val.clouds,
                                             **alignment_settings(torch.device("cpu"))).matrix())
     truth = train.viewpoints
@@ -123,6 +130,7 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
     mean, size = consensus(dirs)
     view = camera.viewpoint_from_direction(mean)
     right = M.pose_errors(view, truth, gt_rot[0]) <= RIGHT_DEG
+    true0 = in_frame(truth, gt_rot[0].T)  # the true views in the first run's frame
     first_off = torch.rad2deg(camera.angle_between(mean, dirs[:, 0])).numpy() > AGREE_DEG
     size = size.numpy()
     print(f"consensus group of K runs within {AGREE_DEG:.0f} deg of one member: share of images, "
@@ -157,43 +165,37 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
                              f"{category} run at {image_size} px")
         xyz, _, _ = predict(recon, pose, val.images)
         rot = M.fit_global_rotation(xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
-        ref_right = M.pose_errors(predict(recon, pose, train.images)[2], truth, rot) <= RIGHT_DEG
+        ref_xyz, ref_rgb, ref_views = predict(recon, pose, train.images)
+        ref_right = M.pose_errors(ref_views, truth, rot) <= RIGHT_DEG
         print(f"the pose-supervised {run_name(path)} poses {100 * ref_right.mean():.1f}% of these "
               f"training images right; by group: " + "; ".join(
                   f"{label} ({m.sum()}) {100 * ref_right[m].mean():.1f}%" for label, m in (
                       ("all agree, consensus right", agree & right),
                       ("all agree, consensus wrong", agree & ~right),
                       ("not all agree", ~agree), ("the first run poses wrong", wrong[0]))))
-        # Both views in the reference's frame (the data's, as it trained at the true views, up
-        # to its fitted rotation rot) and in the first run's, where its own cloud lives.
+        # Training's selection score (the first run's settings) of each answer on every image:
+        # the first run's cloud from its view, the reference's from the true view (in its frame:
+        # the data's, as it trained at the true views, up to its fitted rotation rot).
+        imgs, msks = train.images, train.masks
+        own = scores(first_xyz, first_rgb, views[0].float()[:, None], imgs, msks, first_cfg)[:, 0]
+        ref = scores(ref_xyz, ref_rgb, in_frame(truth, rot.T)[:, None], imgs, msks, first_cfg)[:, 0]
+        # And, where the first run poses wrong, each cloud from the other view.
         w = torch.from_numpy(wrong[0])
-        v0 = views[0][w].float()
-        d_true, d_v0 = camera.viewing_direction(truth[w].float()), camera.viewing_direction(v0)
-        to_view = camera.viewpoint_from_direction
-        in_ref = torch.stack([to_view(d_true @ rot), to_view(d_v0 @ gt_rot[0].T @ rot)], 1)
-        in_first = torch.stack([to_view(d_true @ gt_rot[0]), v0], 1)
-        img, msk = train.images[w], train.masks[w]
-        pair = {}
-        for label, (net_r, net_p), cand in (("the reference's cloud", (recon, pose), in_ref),
-                                            ("its own cloud", first[:2], in_first)):
-            xyz, rgb, _ = predict(net_r, net_p, img)
-            sc = scores(xyz, rgb, cand, img, msk, first[2])  # (n, 2): true view, first run's view
-            pair[label] = sc
+        ref_at_v0 = scores(ref_xyz[w], ref_rgb[w], in_frame(views[0][w], rot.T @ gt_rot[0])[:, None],
+                           imgs[w], msks[w], first_cfg)[:, 0]
+        own_at_true = scores(first_xyz[w], first_rgb[w], true0[w][:, None], imgs[w], msks[w],
+                             first_cfg)[:, 0]
+        for label, at_true, at_v0 in (("the reference's cloud", ref[w], ref_at_v0),
+                                      ("its own cloud", own_at_true, own[w])):
             print(f"on the {int(w.sum())} images the first run poses wrong, {label} explains the "
                   f"image better from the first run's view than from the true one for "
-                  f"{100 * (sc[:, 1] < sc[:, 0]).float().mean():.1f}% (training's selection score; "
-                  f"median ratio wrong / true {(sc[:, 1] / sc[:, 0]).median():.2f})")
-        ref_true, own_wrong = pair["the reference's cloud"][:, 0], pair["its own cloud"][:, 1]
-        print(f"  the first run's own answer (its cloud from its view) scores {own_wrong.median():.4f}, "
-              f"the reference's (its cloud from the true view) {ref_true.median():.4f} (medians); "
-              f"the first run's is the better fit for {100 * (own_wrong < ref_true).float().mean():.1f}%")
-        # The same on every image: does its own fit flag the wrong ones, and is the reference
-        # ahead on them by more than it is on the rightly posed ones (a better model anyway)?
-        xyz, rgb, _ = predict(*first[:2], train.images)
-        own = scores(xyz, rgb, views[0].float()[:, None], train.images, train.masks, first[2])[:, 0]
-        xyz, rgb, _ = predict(recon, pose, train.images)
-        true_ref = to_view(camera.viewing_direction(truth.float()) @ rot)[:, None]
-        ref = scores(xyz, rgb, true_ref, train.images, train.masks, first[2])[:, 0]
+                  f"{100 * (at_v0 < at_true).float().mean():.1f}% (training's selection score; "
+                  f"median ratio wrong / true {(at_v0 / at_true).median():.2f})")
+        print(f"  the first run's own answer (its cloud from its view) scores {own[w].median():.4f}, "
+              f"the reference's (its cloud from the true view) {ref[w].median():.4f} (medians); "
+              f"the first run's is the better fit for {100 * (own[w] < ref[w]).float().mean():.1f}%")
+        # Does its own fit flag the wrong ones, and is the reference ahead on them by more than
+        # on the rightly posed ones (a better model anyway)?
         bad, good = own[w], own[~w]
         auc = (bad[:, None] > good[None, :]).float().mean()  # P(a wrong one scores worse)
         print(f"  on the images it poses right the two score {good.median():.4f} and "
@@ -205,8 +207,6 @@ def main(data: str, category: str, runs: list[str], out: str | None, min_agree: 
         runs_info = ",".join(str(find_checkpoint(r).resolve()) for r in runs)
         keep_agree = torch.from_numpy(agree).nonzero()[:, 0]
         chosen = torch.where(torch.from_numpy(change)[:, None], view, views[0].float())
-        # The truth in the first run's frame: directions taken back by the inverse rotation.
-        true0 = camera.viewpoint_from_direction(camera.viewing_direction(truth.float()) @ gt_rot[0])
         right_t = torch.from_numpy(right)[:, None]
         slope, icept = np.polyfit(true0[agree & right, 1].numpy(), view[agree & right, 1].numpy(), 1)
         print(f"consensus elevation against the true one (all agree, right): slope {slope:.3f}, "

@@ -33,7 +33,7 @@ from ssl3d.data.dataset import flip_batch, load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
                                        load_checkpoint, models_from_checkpoint, read_labels_file,
-                                       require_device, save_atomic)
+                                       require_device, save_atomic, save_pose_labels)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
                                    view_distribution_weight)
@@ -286,10 +286,9 @@ class Trainer:
         source = str(Path(cfg.pose_labels).resolve())
         if self.main and not (reuse and saved_path.is_file()):
             views, keep, checkpoint = self._label_with_teacher()
-            save_atomic({"models": self.data.models, "views": self.data.views.cpu(),
-                         "viewpoints": views.cpu(), "keep": keep.cpu(),
-                         "keep_share": cfg.pose_label_keep, "source": source,
-                         "checkpoint": checkpoint}, saved_path)
+            # In the labels-file form, so this run's labels can also be passed as --pose-labels.
+            save_pose_labels(saved_path, self.data.models, self.data.views, views, keep,
+                             keep_share=cfg.pose_label_keep, source=source, checkpoint=checkpoint)
         if self.world > 1:
             dist.barrier()
         saved = torch.load(saved_path, map_location="cpu", weights_only=True)
@@ -350,8 +349,9 @@ class Trainer:
         """:meth:`_label_with_teacher` for a labels file (:func:`read_labels_file`, which has
         checked its form): its viewpoints (M, 2) and kept indices (K,), sorted, checked against
         the training data."""
-        if labels["models"] != self.data.models or not torch.equal(labels["views"].cpu(),
-                                                                    self.data.views.cpu()):
+        same = labels["models"] == self.data.models and torch.equal(labels["views"].cpu(),
+                                                                    self.data.views.cpu())
+        if not same:
             raise ValueError(f"pose_labels: {path} labels other training data than "
                              f"{self.category}'s training split here (models or view indices differ)")
         if self.cfg.pose_label_keep < 1:
