@@ -37,12 +37,19 @@ def _search_blocks(x: torch.Tensor, y: torch.Tensor):
 
 
 @torch.no_grad()
-def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest point of ``y`` for every point of ``x``.
+def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor, exclude_partner: bool = False
+                            ) -> torch.Tensor:
+    """Index of the nearest point of ``y`` for every point of ``x``; with ``exclude_partner``,
+    x_i's nearest among the y_j with j != i (its partner y_i never counts; needs M = N > 1).
 
     x: (B, N, D); y: (B, M, D). Returns (B, N) int64 indices into the M axis.
     """
-    return torch.cat([block.argmin(-1) for _, block in _search_blocks(x, y)], dim=1)
+    out = []
+    for start, block in _search_blocks(x, y):
+        if exclude_partner:  # a diagonal fill, capturable in a CUDA graph
+            block.diagonal(offset=start, dim1=1, dim2=2).fill_(float("inf"))
+        out.append(block.argmin(-1))
+    return torch.cat(out, dim=1)
 
 
 @torch.no_grad()
@@ -73,37 +80,50 @@ def kth_neighbour_sq_dist(points: torch.Tensor, k: int) -> torch.Tensor:
     return ((points - other) ** 2).sum(-1)
 
 
-def nearest_sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Squared distance from every point of ``x`` to its nearest point of ``y``, differentiable in
-    both. x: (B, N, D); y: (B, M, D). Returns (B, N)."""
-    idx = nearest_neighbour_index(x, y)
+def nearest_sq_dist(x: torch.Tensor, y: torch.Tensor, exclude_partner: bool = False
+                    ) -> torch.Tensor:
+    """Squared distance from every point of ``x`` to its nearest point of ``y`` (other than its
+    partner y_i with ``exclude_partner``), differentiable in both. x: (B, N, D); y: (B, M, D).
+    Returns (B, N)."""
+    idx = nearest_neighbour_index(x, y, exclude_partner)
     nearest = y.gather(1, idx.unsqueeze(-1).expand(-1, -1, y.shape[-1]))  # (B, N, D)
     return ((x - nearest) ** 2).sum(-1)
 
 
-def chamfer_distance(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def chamfer_distance(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean",
+                     exclude_partner: bool = False) -> torch.Tensor:
     """Symmetric squared Chamfer distance.
 
     x: (B, N, 3); y: (B, M, 3). ``reduction``: "none" returns (B,) per-sample distances, "mean"
-    their mean (a scalar).
+    their mean (a scalar). ``exclude_partner``: x_i and y_i are partners that never count as each
+    other's nearest point (needs M = N > 1). For a cloud and its own mirror image this removes the
+    free match of a point on the mirror plane with itself.
     """
-    check_tensor(x, "x", (None, None, 3))
-    check_tensor(y, "y", (None, None, 3))
-    check_same_batch(("x", x), ("y", y))
-    per_sample = nearest_sq_dist(x, y).mean(1) + nearest_sq_dist(y, x).mean(1)
+    _check_pair(x, y, exclude_partner)
+    per_sample = (nearest_sq_dist(x, y, exclude_partner).mean(1)
+                  + nearest_sq_dist(y, x, exclude_partner).mean(1))
     return _reduce(per_sample, reduction)
 
 
-def chamfer_distance_dense(x: torch.Tensor, y: torch.Tensor,
-                           reduction: str = "mean") -> torch.Tensor:
+def chamfer_distance_dense(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean",
+                           exclude_partner: bool = False) -> torch.Tensor:
     """Chamfer distance through the full (B, N, M) matrix kept for backward: the plain form, for
     comparisons. Same arguments and result as :func:`chamfer_distance`."""
+    _check_pair(x, y, exclude_partner)
+    d = ((x.unsqueeze(2) - y.unsqueeze(1)) ** 2).sum(-1)  # (B, N, M)
+    if exclude_partner:
+        d = d.masked_fill(torch.eye(d.shape[1], dtype=torch.bool, device=d.device), float("inf"))
+    per_sample = d.min(2).values.mean(1) + d.min(1).values.mean(1)
+    return _reduce(per_sample, reduction)
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, exclude_partner: bool) -> None:
     check_tensor(x, "x", (None, None, 3))
     check_tensor(y, "y", (None, None, 3))
     check_same_batch(("x", x), ("y", y))
-    d = ((x.unsqueeze(2) - y.unsqueeze(1)) ** 2).sum(-1)  # (B, N, M)
-    per_sample = d.min(2).values.mean(1) + d.min(1).values.mean(1)
-    return _reduce(per_sample, reduction)
+    if exclude_partner and not (x.shape[1] == y.shape[1] > 1):
+        raise ValueError(f"exclude_partner needs x and y of one size N > 1 (point i of one is "
+                         f"the partner of point i of the other), got {x.shape[1]} and {y.shape[1]}")
 
 
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -105,12 +105,14 @@ def stray_point_term(xyz: torch.Tensor, k: int, threshold: float = 4.0) -> torch
     return torch.relu(d - threshold * usual).mean()
 
 
-def symmetry_term(xyz: torch.Tensor, axis: str, chamfer=chamfer_distance) -> torch.Tensor:
-    """``chamfer`` between clouds (B, N, 3) and their mirror images across the plane ``axis`` = 0.
+def symmetry_term(xyz: torch.Tensor, axis: str, chamfer=chamfer_distance,
+                  self_match: bool = True) -> torch.Tensor:
+    """``chamfer`` between clouds (B, N, 3) and their mirror images across the plane ``axis`` = 0;
+    without ``self_match`` a point's own mirror image is not a candidate match for it.
     Returns a scalar."""
     mirrored = xyz.clone()
     mirrored[..., AXES[axis]] = -xyz[..., AXES[axis]]  # no host-built sign vector: capturable
-    return chamfer(xyz, mirrored)
+    return chamfer(xyz, mirrored, exclude_partner=not self_match)
 
 
 def vertical_mirror(xyz: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
@@ -451,10 +453,11 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
             # networks learn instead of forcing one (a fixed x = 0 can cut an airplane's frame
             # diagonally and make wings and fuselage mirror images of each other).
             angle = best_vertical_plane(xyz.detach())
-            l_sym = chamfer(xyz, vertical_mirror(xyz, angle))
+            l_sym = chamfer(xyz, vertical_mirror(xyz, angle),
+                            exclude_partner=not cfg.symmetry_self_match)
             terms["symmetry_plane_deg"] = torch.rad2deg(angle)
         else:
-            l_sym = symmetry_term(xyz, cfg.symmetry_axis, chamfer)
+            l_sym = symmetry_term(xyz, cfg.symmetry_axis, chamfer, cfg.symmetry_self_match)
         terms["symmetry"] = l_sym
         loss_r = loss_r + cfg.w_symmetry * l_sym
 

@@ -106,3 +106,46 @@ def test_kth_neighbour_bad_input():
         C.kth_neighbour_sq_dist(torch.rand(1, 5, 3), 5)
     with pytest.raises(ValueError, match="points must have shape"):
         C.kth_neighbour_sq_dist(torch.rand(5, 3), 1)
+
+
+def chamfer_loop_without_partners(x, y):
+    """Loop reference: as chamfer_loop, but x_i and y_i never match each other."""
+    out = []
+    for xb, yb in zip(x, y):
+        n = len(xb)
+        fwd = sum(min(float(((xb[i] - yb[j]) ** 2).sum()) for j in range(n) if j != i) for i in range(n))
+        bwd = sum(min(float(((xb[i] - yb[j]) ** 2).sum()) for i in range(n) if i != j) for j in range(n))
+        out.append((fwd + bwd) / n)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_exclude_partner_matches_loop_chunks_and_dense(monkeypatch):
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 17, 3, generator=g, dtype=torch.float64)
+    y = x + 0.01 * torch.randn(3, 17, 3, generator=g, dtype=torch.float64)  # partners nearest
+    ref = chamfer_loop_without_partners(x, y)
+    assert (ref > 10 * chamfer_loop(x, y)).all()  # the exclusion matters here
+    torch.testing.assert_close(C.chamfer_distance(x, y, "none", exclude_partner=True), ref)
+    torch.testing.assert_close(C.chamfer_distance_dense(x, y, "none", exclude_partner=True), ref)
+    monkeypatch.setattr(C, "_CHUNK_ELEMENTS", 20)  # chunks start off the diagonal's first row
+    torch.testing.assert_close(C.chamfer_distance(x, y, "none", exclude_partner=True), ref)
+    xg, yg = x.clone().requires_grad_(), y.clone().requires_grad_()
+    grads = torch.autograd.grad(C.chamfer_distance(xg, yg, exclude_partner=True), (xg, yg))
+    grads_dense = torch.autograd.grad(C.chamfer_distance_dense(xg, yg, exclude_partner=True), (xg, yg))
+    for a, b in zip(grads, grads_dense):
+        torch.testing.assert_close(a, b)
+
+
+def test_exclude_partner_gradcheck():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: C.chamfer_distance(a, b, "none", exclude_partner=True), (x, y))
+
+
+def test_exclude_partner_needs_partners():
+    with pytest.raises(ValueError, match="exclude_partner"):
+        C.chamfer_distance(torch.zeros(1, 5, 3), torch.zeros(1, 4, 3), exclude_partner=True)
+    with pytest.raises(ValueError, match="exclude_partner"):
+        C.chamfer_distance_dense(torch.zeros(1, 1, 3), torch.zeros(1, 1, 3), exclude_partner=True)

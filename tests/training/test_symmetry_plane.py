@@ -95,3 +95,42 @@ def test_symmetry_term_mirrors_across_the_batch_plane(tiny_dataset, tmp_path, ma
     torch.testing.assert_close(terms["symmetry_plane_deg"], torch.rad2deg(angle))
     with pytest.raises(ValueError, match="symmetry_plane"):
         make_config(symmetry_plane="learned").validate()
+
+
+def test_without_self_match_a_sheet_on_the_plane_is_not_free():
+    """A sheet on x = 0 is its own mirror image: free for the plain term, which is why it pulls
+    points onto the plane; without self-matches it costs what a point's nearest other point
+    costs. Mirror pairs off the plane are free either way."""
+    g = torch.Generator().manual_seed(0)
+    sheet = torch.rand(2, 30, 3, generator=g, dtype=torch.float64)
+    sheet[..., 0] = 0
+    assert float(L.symmetry_term(sheet, "x")) == 0
+    nearest_other = torch.cdist(sheet, sheet).add(torch.eye(30) * 1e9).amin(2).pow(2).mean()
+    torch.testing.assert_close(L.symmetry_term(sheet, "x", self_match=False), 2 * nearest_other)
+    half = torch.rand(2, 15, 3, generator=g, dtype=torch.float64) + torch.tensor([0.2, 0, 0])
+    pairs = torch.cat([half, half * torch.tensor([-1.0, 1, 1])], 1)  # (2, 30, 3)
+    assert float(L.symmetry_term(pairs, "x", self_match=False)) == pytest.approx(0, abs=1e-12)
+    # A lone point near the plane, far from the rest: the plain term pulls it onto the plane,
+    # the other form towards the nearest other point's mirror image (here away from the plane).
+    lone = torch.cat([pairs, torch.tensor([[[0.05, 3.0, 3.0]]] * 2, dtype=torch.float64)], 1)
+    lone.requires_grad_()
+    (grad_plain,) = torch.autograd.grad(L.symmetry_term(lone, "x"), lone)
+    (grad_other,) = torch.autograd.grad(L.symmetry_term(lone, "x", self_match=False), lone)
+    assert (grad_plain[:, -1, 0] > 0).all() and (grad_plain[:, -1, 1:] == 0).all()
+    assert (grad_other[:, -1, 1:] > 0).all()  # pulled back towards the others (y, z < 3)
+
+
+@pytest.mark.parametrize("plane", ["fixed", "best_vertical"])
+def test_trainer_passes_symmetry_self_match(tiny_dataset, tmp_path, make_config, plane):
+    cfg = make_config(steps=1, batch_size=4, w_symmetry=10.0, symmetry_plane=plane,
+                      symmetry_self_match=False)
+    t = Trainer(cfg, tiny_dataset, "chair", tmp_path)
+    batch, views, _ = t.sample_step()
+    torch.manual_seed(3)
+    _, _, terms, _ = L.step_losses(t.recon, t.pose, batch, views, t.cfg)
+    with torch.no_grad():
+        xyz, _ = t.recon(batch["image"])
+    angle = L.best_vertical_plane(xyz) if plane == "best_vertical" else torch.tensor(0.0)
+    mirrored = L.vertical_mirror(xyz, angle)
+    torch.testing.assert_close(terms["symmetry"], chamfer_distance(xyz, mirrored, exclude_partner=True))
+    assert terms["symmetry"] > chamfer_distance(xyz, mirrored)
