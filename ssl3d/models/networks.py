@@ -57,6 +57,11 @@ class NetworkConfig:
     """Factor on the shape embedding before the structure decoder. 0 gives every image the same
     cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
     must then explain every image with one shape); 1 = the paper. No parameter depends on it."""
+    mirror_points: bool = False
+    """The decoder predicts n_points / 2 points and their colours, and the cloud is those points
+    followed by their mirror images across x = 0 (same colours): exactly left-right symmetric by
+    construction, with no loss to satisfy and so no incentive to put points on the plane (which
+    a mirror-Chamfer term leaves free). False = the paper. Needs an even n_points."""
 
     def __post_init__(self):
         if self.image_size % 16 or self.image_size <= 0:
@@ -75,6 +80,8 @@ class NetworkConfig:
                              f"{self.image_size / 4:g} pixels, got {self.pose_input_blur}")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
+        if self.mirror_points and self.n_points % 2:
+            raise ValueError(f"mirror_points needs an even n_points, got {self.n_points}")
 
 
 def conv_encoder(layers: tuple[tuple[int, int], ...], image_size: int,
@@ -109,6 +116,7 @@ class ReconstructionNet(nn.Module):
         self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, act)
         self.shape_bottleneck = mlp([width, h], act)  # the "shape embedding"
         self.structure_head = mlp([h, h, h], act)  # -> h
+        n = n // 2 if cfg.mirror_points else n  # points the decoder predicts
         self.xyz = nn.Linear(h, n * 3)
         self.colour_encoder, cwidth = conv_encoder(COLOUR_CONVS, cfg.image_size, act)
         self.colour_bottleneck = mlp([cwidth, h], act)
@@ -130,6 +138,9 @@ class ReconstructionNet(nn.Module):
         xyz = self.xyz(h).view(b, -1, 3)  # (B, N*3) -> (B, N, 3)
         c = self.colour_head(self.colour_bottleneck(self.colour_encoder(image)))
         rgb = torch.sigmoid(self.rgb(self.colour_fuse(torch.cat([c, h], dim=1)))).view(b, -1, 3)
+        if self.cfg.mirror_points:  # (B, N/2, 3) -> (B, N, 3): the points, then their mirrors
+            xyz = torch.cat([xyz, torch.cat([-xyz[..., :1], xyz[..., 1:]], -1)], 1)
+            rgb = torch.cat([rgb, rgb], 1)
         return xyz, rgb
 
 

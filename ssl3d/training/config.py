@@ -180,6 +180,13 @@ class TrainConfig:
     shape: a first phase against front/back reversals, to be followed by a run at 1 with --init
     RUN/cc.pt. The switch is abrupt: at 0 the structure encoder gets no gradient, so the run at 1
     starts it untrained (Unicorn's progressive conditioning widens the code gradually)."""
+    mirror_points: bool = False
+    """The reconstruction net predicts half the points and mirrors them across x = 0, so every
+    cloud is exactly left-right symmetric (False = the paper; needs an even n_points). A hard
+    form of the symmetry prior: the symmetry term (w_symmetry) is then zero and can be left at 0.
+    The soft term leaves a sheet of points on the mirror plane free: at W = 10,000 it put half of
+    them there, off the surface (docs/EXPERIMENTS.md, session 24); mirrored points have no such
+    pull. Not yet measured in training."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""
@@ -381,7 +388,8 @@ class TrainConfig:
                              pose_hidden=self.pose_hidden, activation=self.activation,
                              pose_hypotheses=self.pose_hypotheses, pose_sectors=self.pose_sectors,
                              pose_input_blur=self.pose_input_blur,
-                             shape_code_scale=self.shape_code_scale)
+                             shape_code_scale=self.shape_code_scale,
+                             mirror_points=self.mirror_points)
 
     def pixel_sigma2(self) -> float:
         """The silhouette kernel's variance at this image size (``sigma2`` is given at 64 px)."""
@@ -494,4 +502,4 @@ PRESETS: dict[str, dict] = {
 # Fields that change the networks' shapes or what their outputs mean: a checkpoint must agree
 # on them to be loaded.
 ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "pose_hidden", "activation",
-                       "pose_hypotheses", "pose_sectors", "pose_input_blur")
+                       "pose_hypotheses", "pose_sectors", "pose_input_blur", "mirror_points")

@@ -249,3 +249,28 @@ def test_pose_input_blur_filters_every_input_before_the_encoder():
         NetworkConfig(pose_input_blur=-0.5)
     with pytest.raises(ValueError, match="at most image_size / 4 = 8 pixels"):
         NetworkConfig(image_size=32, pose_input_blur=9.0)
+
+
+def test_mirror_points_predicts_half_and_mirrors_it():
+    """The decoder predicts N / 2 points; the cloud is them, then each one's mirror image across
+    x = 0 with the same colour (a loop reference), so the symmetry term is exactly zero."""
+    from ssl3d.training.losses import symmetry_term
+
+    torch.manual_seed(0)
+    cfg = NetworkConfig(n_points=32, image_size=32, mirror_points=True)
+    rec = ReconstructionNet(cfg)
+    assert rec.xyz.out_features == 16 * 3 and rec.rgb.out_features == 16 * 3
+    img = torch.rand(2, 3, 32, 32)
+    xyz, rgb = rec(img)
+    assert xyz.shape == (2, 32, 3) and rgb.shape == (2, 32, 3)
+    pts, cols = xyz.detach(), rgb.detach()
+    for b in range(2):
+        for i in range(16):
+            x, y, z = (float(v) for v in pts[b, i])
+            assert pts[b, 16 + i].tolist() == [-x, y, z]
+            assert cols[b, 16 + i].tolist() == cols[b, i].tolist()
+    assert float(symmetry_term(pts, "x")) == 0
+    (xyz[:, 16:, 0].sum()).backward()  # the mirrored half trains the same weights
+    assert rec.xyz.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="mirror_points needs an even n_points"):
+        NetworkConfig(n_points=33, mirror_points=True)

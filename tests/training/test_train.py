@@ -15,7 +15,8 @@ from ssl3d.cli.main import main as cli
 from ssl3d.models import PoseNet
 from ssl3d.ops import gaussian_blur, gaussian_taps
 from ssl3d.training import losses as L
-from ssl3d.training.checkpoint import load_checkpoint, load_models, read_labels_file, save_pose_labels
+from ssl3d.training.checkpoint import (load_checkpoint, load_models, models_from_checkpoint,
+                                       read_labels_file, save_pose_labels)
 from ssl3d.training.trainer import Trainer, scheduled_lr, train
 from tests.conftest import tiny_config, write_tiny_dataset
 
@@ -1370,3 +1371,19 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(doubt_gap=0.5, pose_hypotheses=2)):
         with pytest.raises(ValueError, match="true_views_for needs"):
             make_config(true_views_for="wrong", **bad).validate()
+
+
+def test_mirror_points_trains_and_is_an_architecture_field(tiny_dataset, tmp_path, make_config):
+    """A run with mirrored points trains, its checkpoint rebuilds symmetric networks, and a
+    checkpoint without them is refused by name."""
+    train(make_config(steps=2, mirror_points=True), tiny_dataset, "chair", tmp_path / "m")
+    path = tmp_path / "m" / "cc.pt"
+    recon, _, cfg = models_from_checkpoint(load_checkpoint(path), path)
+    assert cfg.mirror_points
+    xyz, _ = recon(torch.rand(1, 3, cfg.image_size, cfg.image_size))
+    half = cfg.n_points // 2
+    torch.testing.assert_close(xyz[:, half:], xyz[:, :half] * torch.tensor([-1.0, 1, 1]))
+    train(make_config(steps=2), tiny_dataset, "chair", tmp_path / "p")
+    with pytest.raises(ValueError, match="another architecture.*mirror_points"):
+        Trainer(make_config(init=str(tmp_path / "p" / "cc.pt"), mirror_points=True), tiny_dataset,
+                "chair", tmp_path / "q")
