@@ -44,6 +44,8 @@ def nearest_neighbour_index(x: torch.Tensor, y: torch.Tensor, exclude_partner: b
 
     x: (B, N, D); y: (B, M, D). Returns (B, N) int64 indices into the M axis.
     """
+    if exclude_partner:
+        _check_partners(x, y)
     out = []
     for start, block in _search_blocks(x, y):
         if exclude_partner:  # a diagonal fill, capturable in a CUDA graph
@@ -121,7 +123,12 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, exclude_partner: bool) -> None
     check_tensor(x, "x", (None, None, 3))
     check_tensor(y, "y", (None, None, 3))
     check_same_batch(("x", x), ("y", y))
-    if exclude_partner and not (x.shape[1] == y.shape[1] > 1):
+    if exclude_partner:
+        _check_partners(x, y)
+
+
+def _check_partners(x: torch.Tensor, y: torch.Tensor) -> None:
+    if not (x.shape[1] == y.shape[1] > 1):  # static shapes: no host sync in a captured step
         raise ValueError(f"exclude_partner needs x and y of one size N > 1 (point i of one is "
                          f"the partner of point i of the other), got {x.shape[1]} and {y.shape[1]}")
 

@@ -184,8 +184,8 @@ class TrainConfig:
     """The reconstruction net predicts half the points and mirrors them across x = 0, so every
     cloud is exactly left-right symmetric (False = the paper; needs an even n_points). A hard
     form of the symmetry prior: the symmetry term (w_symmetry) is then zero and can be left at 0.
-    The soft term leaves a sheet of points on the mirror plane free: at W = 10,000 it put half of
-    them there, off the surface (docs/EXPERIMENTS.md, session 24); mirrored points have no such
+    The soft term leaves a sheet of points on the mirror plane free: at W = 10,000 about half of
+    them lay there (two runs; docs/EXPERIMENTS.md, session 24); mirrored points have no such
     pull. Not yet measured in training."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4

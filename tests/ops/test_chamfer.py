@@ -127,8 +127,9 @@ def test_exclude_partner_matches_loop_chunks_and_dense(monkeypatch):
     assert (ref > 10 * chamfer_loop(x, y)).all()  # the exclusion matters here
     torch.testing.assert_close(C.chamfer_distance(x, y, "none", exclude_partner=True), ref)
     torch.testing.assert_close(C.chamfer_distance_dense(x, y, "none", exclude_partner=True), ref)
-    monkeypatch.setattr(C, "_CHUNK_ELEMENTS", 20)  # chunks start off the diagonal's first row
-    torch.testing.assert_close(C.chamfer_distance(x, y, "none", exclude_partner=True), ref)
+    for budget in (20, 3 * 17 * 5):  # one row per chunk; five rows, the last chunk partial
+        monkeypatch.setattr(C, "_CHUNK_ELEMENTS", budget)  # chunks start off the first row
+        torch.testing.assert_close(C.chamfer_distance(x, y, "none", exclude_partner=True), ref)
     xg, yg = x.clone().requires_grad_(), y.clone().requires_grad_()
     grads = torch.autograd.grad(C.chamfer_distance(xg, yg, exclude_partner=True), (xg, yg))
     grads_dense = torch.autograd.grad(C.chamfer_distance_dense(xg, yg, exclude_partner=True), (xg, yg))
@@ -145,6 +146,10 @@ def test_exclude_partner_gradcheck():
 
 
 def test_exclude_partner_needs_partners():
+    with pytest.raises(ValueError, match="exclude_partner"):
+        C.nearest_sq_dist(torch.zeros(1, 5, 3), torch.zeros(1, 4, 3), exclude_partner=True)
+    with pytest.raises(ValueError, match="exclude_partner"):
+        C.nearest_neighbour_index(torch.zeros(1, 1, 3), torch.zeros(1, 1, 3), exclude_partner=True)
     with pytest.raises(ValueError, match="exclude_partner"):
         C.chamfer_distance(torch.zeros(1, 5, 3), torch.zeros(1, 4, 3), exclude_partner=True)
     with pytest.raises(ValueError, match="exclude_partner"):

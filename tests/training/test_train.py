@@ -417,6 +417,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "affinity_form": "intended", "w_point_silhouette": 0.1, "w_view_prior": 1.0,
           "w_outlier": 1e4, "outlier_k": 4, "critic_r1": 1.0, "silhouette_form": form, "w_transport": 0.1,
           "symmetry_plane": "best_vertical" if form == "max" else "fixed",
+          # the symmetry term without self-matches (both planes), and a mirrored decoder
+          "symmetry_self_match": view not in ("doubt", ""), "mirror_points": view == "true",
           "hypothesis_temperature": 0.3 if form == "max" else 0.0,
           # where the reconstruction learns: at a searched view, weighted by the doubt gap or at
           # the true view (each needs temperature 0 and excludes the others)
