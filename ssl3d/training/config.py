@@ -289,9 +289,9 @@ class TrainConfig:
     """Whether a point may match its own mirror image in the symmetry term's Chamfer (True: the
     plain Chamfer). A point on the mirror plane is its own mirror image and costs the plain term
     nothing. False excludes that match. Measured on chairs (docs/EXPERIMENTS.md, session 24): no
-    change (4 seeds, 4.36 against 4.38), and the points on the plane stay (seed 1: 32% within 0.003 of
-    it, against 22% with the plain term and 1.3% in the ground truth): a sheet of points on the
-    plane pairs with its own neighbours' mirror images about as cheaply."""
+    change (4 seeds, 4.36 against 4.38), and the points on the plane stay (seed 1: 32% within
+    0.003 of it, against 22% with the plain term and 1.3% in the ground truth): a sheet of points
+    on the plane pairs with its own neighbours' mirror images about as cheaply."""
     w_view_prior: float = 0.0
     """Weight of the adversarial view prior (0 = off, as released; not in the paper). A critic
     learns to tell the cloud's silhouette at the input's own (predicted) viewpoint from its
