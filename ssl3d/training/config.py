@@ -183,11 +183,10 @@ class TrainConfig:
     mirror_points: bool = False
     """The reconstruction net predicts half the points and mirrors them across x = 0, so every
     cloud is exactly left-right symmetric (False = the paper; needs an even n_points). A hard
-    form of the symmetry prior: the symmetry term (w_symmetry) is then zero and can be left at 0.
+    form of the symmetry prior: the symmetry term about x = 0 is then zero (w_symmetry can be 0).
     The soft term leaves a sheet of points on the mirror plane free: at W = 10,000 about half of
-    them lay there (two runs; docs/EXPERIMENTS.md, session 24); mirrored points have no such
-    pull. Measured only in one small CPU check so far (pose-supervised, 32 px, 1,500 steps:
-    Chamfer 6.18 against 8.17 with the soft term; one run each)."""
+    them lay there (two runs; docs/EXPERIMENTS.md, session 24); no symmetry term pulls mirrored
+    points there. Measured only in small CPU checks so far (docs/EXPERIMENTS.md, session 24)."""
     # --- projection ----------------------------------------------------------------------------
     n_views: int = 4
     """K: projections per step, the predicted view plus K - 1 random ones."""
