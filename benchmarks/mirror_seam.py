@@ -17,15 +17,17 @@ prior cannot penalise it. For each run (a checkpoint file or run folder), on the
 """
 
 import argparse
+import sys
+from pathlib import Path
 
-import torch
-
-from ssl3d.data.dataset import load_split
 from ssl3d.evaluation import metrics as M
-from ssl3d.evaluation.evaluate import alignment_settings, find_checkpoint, predict
-from ssl3d.ops import chamfer_distance, normalize_unit_box
+from ssl3d.evaluation.evaluate import predict
+from ssl3d.ops import normalize_unit_box
 from ssl3d.ops.chamfer import nearest_sq_dist
-from ssl3d.training.checkpoint import load_checkpoint, models_from_checkpoint
+from ssl3d.training.losses import symmetry_term
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pose_label_check import cached_split, fitted_run  # noqa: E402
 
 BANDS = (0.0, 0.05, 0.15, 0.3, 0.5)  # |x| bands of the unit-box ground truth (|x| <= 0.5)
 
@@ -37,31 +39,25 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--eps", type=float, default=0.003)
     a = ap.parse_args()
-    cpu = torch.device("cpu")
-    tests = {}  # image size -> test split
+    splits = {}  # (split, image size) -> split, loaded once for all runs
     for run in a.runs:
-        path = find_checkpoint(run)
-        recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
-        val = load_split(a.data, a.category, "val", cfg.image_size, progress=False)
-        val_xyz, _, _ = predict(recon, pose, val.images)
-        rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(cpu)).matrix()
-        if cfg.image_size not in tests:
-            tests[cfg.image_size] = load_split(a.data, a.category, "test", cfg.image_size, progress=False)
-            gt_seam = (tests[cfg.image_size].clouds[..., 0].abs() < a.eps).float().mean()
-            print(f"{a.category}, {len(tests[cfg.image_size])} test clouds: ground truth within "
-                  f"{a.eps} of its x = 0: {gt_seam:.1%}")
-        test = tests[cfg.image_size]
+        path, recon, pose, cfg, rot = fitted_run(a.data, a.category, run, splits)
+        first_at_size = ("test", cfg.image_size) not in splits
+        test = cached_split(splits, a.data, a.category, "test", cfg.image_size)
+        if first_at_size:
+            gt_seam = (test.clouds[..., 0].abs() < a.eps).float().mean()
+            print(f"{a.category}, {len(test)} test clouds: ground truth within {a.eps} of its "
+                  f"x = 0: {gt_seam:.1%}")
         xyz, _, _ = predict(recon, pose, test.images)
         seam = xyz[..., 0].abs() < a.eps  # (M, N), the network's own frame
         p = normalize_unit_box(M.rotate(xyz.float(), rot))
         t = normalize_unit_box(test.clouds.float())
-        fwd = torch.cat([nearest_sq_dist(p[i:i + 100], t[i:i + 100]) for i in range(0, len(p), 100)])
-        bwd = torch.cat([nearest_sq_dist(t[i:i + 100], p[i:i + 100]) for i in range(0, len(p), 100)])
+        fwd, bwd = nearest_sq_dist(p, t), nearest_sq_dist(t, p)  # (M, N), (M, P); chunked inside
         gx = t[..., 0].abs()
         bands = "; ".join(
             f"[{lo}, {hi}) {1000 * bwd[(gx >= lo) & (gx < hi)].mean():.2f}"
             for lo, hi in zip(BANDS[:-1], BANDS[1:]))
-        asym = chamfer_distance(xyz, xyz * torch.tensor([-1.0, 1.0, 1.0]), "none").mean()
+        asym = symmetry_term(xyz, "x")  # the mean over the clouds
         print(f"{path} (w_symmetry {cfg.w_symmetry:g}, self-match {cfg.symmetry_self_match}): "
               f"Chamfer x1000 {1000 * (fwd.mean(1) + bwd.mean(1)).mean():.2f}; seam "
               f"{seam.float().mean():.1%}; asymmetry x1000 {1000 * asym:.3f}")

@@ -41,14 +41,30 @@ def medoid(clouds: torch.Tensor) -> torch.Tensor:
     return clouds[cost.argmin()]
 
 
-def run_on_training_split(data: str, category: str, run: str):
-    """A run's checkpoint path, networks and config, the rotation into the ground-truth frame
-    fitted on the validation split (as ``ssl3d evaluate``) and the training split."""
+def fitted_run(data: str, category: str, run: str, splits: dict | None = None):
+    """A run's checkpoint path, networks and config, and the rotation (3, 3) into the
+    ground-truth frame fitted on the validation split (as ``ssl3d evaluate``, CPU settings).
+    ``splits``: a dict (split, image size) -> split that keeps the loaded splits for the next
+    run (filled here); the caller may read other splits through :func:`cached_split`."""
+    splits = {} if splits is None else splits
     path = find_checkpoint(run)
     recon, pose, cfg = models_from_checkpoint(load_checkpoint(path), path)
-    val = load_split(data, category, "val", cfg.image_size, progress=False)
+    val = cached_split(splits, data, category, "val", cfg.image_size)
     val_xyz, _, _ = predict(recon, pose, val.images)
     rot = M.fit_global_rotation(val_xyz, val.clouds, **alignment_settings(torch.device("cpu"))).matrix()
+    return path, recon, pose, cfg, rot
+
+
+def cached_split(splits: dict, data: str, category: str, split: str, image_size: int):
+    """``load_split`` once per (split, image size) for scripts that score several runs."""
+    if (split, image_size) not in splits:
+        splits[split, image_size] = load_split(data, category, split, image_size, progress=False)
+    return splits[split, image_size]
+
+
+def run_on_training_split(data: str, category: str, run: str):
+    """:func:`fitted_run`'s path, networks, config and rotation, and the training split."""
+    path, recon, pose, cfg, rot = fitted_run(data, category, run)
     return path, recon, pose, cfg, rot, load_split(data, category, "train", cfg.image_size, progress=False)
 
 
