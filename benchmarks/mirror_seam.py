@@ -11,7 +11,9 @@ prior cannot penalise it. For each run (a checkpoint file or run folder), on the
 - the run's Chamfer (evaluation protocol: rotation fitted on the validation split, unit box;
   with the CPU's alignment settings, so it can differ from a GPU summary in the second decimal);
 - the clouds' asymmetry: mean Chamfer x1000 between each cloud and its mirror image across
-  x = 0 of the network's frame (unnormalised, all points).
+  x = 0 of the network's frame (unnormalised, all points);
+- the seam and the Chamfer of the images posed right (within 30 deg) and wrong (is the seam
+  where the wrong views are?).
 
     python benchmarks/mirror_seam.py DATA_DIR CATEGORY RUN [RUN ...] [--eps 0.003]
 """
@@ -19,6 +21,8 @@ prior cannot penalise it. For each run (a checkpoint file or run folder), on the
 import argparse
 import sys
 from pathlib import Path
+
+import torch
 
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
@@ -48,7 +52,7 @@ def main() -> None:
             gt_seam = (test.clouds[..., 0].abs() < a.eps).float().mean()
             print(f"{a.category}, {len(test)} test clouds: ground truth within {a.eps} of its "
                   f"x = 0: {gt_seam:.1%}")
-        xyz, _, _ = predict(recon, pose, test.images)
+        xyz, _, views = predict(recon, pose, test.images)
         seam = xyz[..., 0].abs() < a.eps  # (M, N), the network's own frame
         p = normalize_unit_box(M.rotate(xyz.float(), rot))
         t = normalize_unit_box(test.clouds.float())
@@ -63,6 +67,12 @@ def main() -> None:
               f"{seam.float().mean():.1%}; asymmetry x1000 {1000 * asym:.3f}")
         print(f"  prediction -> truth: seam points {1000 * fwd[seam].mean():.2f}, others "
               f"{1000 * fwd[~seam].mean():.2f}; truth -> prediction by the truth's |x|: {bands}")
+        right = torch.from_numpy(M.pose_errors(views, test.viewpoints, rot) <= 30)
+        cd = fwd.mean(1) + bwd.mean(1)
+        print("  " + "; ".join(
+            f"posed {name} ({sel.float().mean():.1%}): seam {seam[sel].float().mean():.1%}, "
+            f"Chamfer x1000 {1000 * cd[sel].mean():.2f}"
+            for name, sel in (("right", right), ("wrong", ~right)) if sel.any()))
 
 
 if __name__ == "__main__":
