@@ -13,6 +13,10 @@ the two groups' medians:
   random other training clouds;
 - its spread (standard deviation) along each axis of the network's frame;
 - the reprojection score training selects views by, from the run's own view;
+- the view prior's critic (runs trained with it): its loss softplus(-logit) on the cloud's
+  silhouettes at 8 random training views (what the reconstruction is trained to lower: does a
+  cloud drawn for a wrong view look odd from elsewhere?), on its silhouette at its own view, and
+  as a control on the input's mask;
 - a control that reads the truth: the ground-truth cloud's asymmetry about its x = 0 (are the
   wrongly posed chairs asymmetric ones?).
 
@@ -24,9 +28,13 @@ from pathlib import Path
 
 import torch
 
+from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
+from ssl3d.models import SilhouetteCritic
 from ssl3d.ops import chamfer_distance
+from ssl3d.training.checkpoint import load_checkpoint
+from ssl3d.training.losses import project_views
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pose_label_check import run_on_training_split  # noqa: E402
@@ -40,8 +48,36 @@ def auc(signal: torch.Tensor, wrong: torch.Tensor) -> float:
     return ((b[:, None] > g[None, :]).float().mean() + 0.5 * (b[:, None] == g[None, :]).float().mean()).item()
 
 
+@torch.no_grad()
+def critic_signals(path, cfg, xyz, rgb, views, masks, n_random: int = 8) -> dict:
+    """The view prior critic's loss softplus(-logit) per cloud (M,): the mean over ``n_random``
+    random viewpoints, at the cloud's own view, and on the input masks (M, S, S). Empty when the
+    run has no critic."""
+    state = load_checkpoint(path).get("critic")
+    if state is None:
+        return {}
+    critic = SilhouetteCritic(cfg.image_size)
+    critic.load_state_dict({k_: v.float() for k_, v in state.items()})
+    critic.eval()
+    g = torch.Generator().manual_seed(0)
+    rand = camera.sample_viewpoints(len(xyz) * n_random, generator=g).view(len(xyz), n_random, 2)
+    fake = lambda sil: torch.nn.functional.softplus(-critic(sil))  # noqa: E731
+    out = {"random": [], "own": [], "mask": []}
+    for i in range(0, len(xyz), 200):
+        j = slice(i, i + 200)
+        both = torch.cat([views[j, None], rand[j]], 1)  # (b, 1 + n_random, 2)
+        _, sils = project_views(xyz[j], rgb[j], both, cfg)  # (b, 1 + n_random, S, S)
+        b, s = sils.shape[0], cfg.image_size
+        out["random"].append(fake(sils[:, 1:].reshape(-1, s, s)).view(b, n_random).mean(1))
+        out["own"].append(fake(sils[:, 0]))
+        out["mask"].append(fake(masks[j].float()))
+    return {f"critic's loss at {n_random} random views": torch.cat(out["random"]),
+            "critic's loss at its own view": torch.cat(out["own"]),
+            "control: critic's loss on the input's mask": torch.cat(out["mask"])}
+
+
 def main(data: str, category: str, run: str, n: int = 4800, k: int = 32) -> None:
-    _, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
+    path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     n = min(n, len(train))
     images, masks = train.images[:n], train.masks[:n]
     xyz, rgb, views = predict(recon, pose, images)
@@ -64,6 +100,7 @@ def main(data: str, category: str, run: str, n: int = 4800, k: int = 32) -> None
         "control: the ground truth's asymmetry": chamfer_distance(train.clouds[:n], train.clouds[:n] * mirror,
                                                                   "none"),
     }
+    signals.update(critic_signals(path, cfg, xyz, rgb, views, masks))
     print(f"{run}: {n} training images, {100 * wrong.float().mean():.1f}% posed wrong (> 30 deg)")
     for name, s in signals.items():
         print(f"  {name}: AUC {auc(s, wrong):.3f}; median wrong {s[wrong].median():.5f}, "
