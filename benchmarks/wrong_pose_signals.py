@@ -61,7 +61,10 @@ def critic_signals(path, cfg, xyz, rgb, views, masks, n_random: int = 8) -> dict
     critic.eval()
     g = torch.Generator().manual_seed(0)
     rand = camera.sample_viewpoints(len(xyz) * n_random, generator=g).view(len(xyz), n_random, 2)
-    fake = lambda sil: torch.nn.functional.softplus(-critic(sil))  # noqa: E731
+
+    def fake(sil: torch.Tensor) -> torch.Tensor:  # (b, S, S) -> (b,): the prior's loss
+        return torch.nn.functional.softplus(-critic(sil))
+
     out = {"random": [], "own": [], "mask": []}
     for i in range(0, len(xyz), 200):
         j = slice(i, i + 200)
