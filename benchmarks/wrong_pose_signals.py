@@ -15,8 +15,9 @@ the two groups' medians:
 - the reprojection score training selects views by, from the run's own view;
 - the view prior's critic (runs trained with it): its loss softplus(-logit) on the cloud's
   silhouettes at 8 random training views (what the reconstruction is trained to lower: does a
-  cloud drawn for a wrong view look odd from elsewhere?), on its silhouette at its own view, and
-  as a control on the input's mask;
+  cloud drawn for a wrong view look odd from elsewhere?), on its silhouette at its own view (the
+  selector's choice, as everywhere here; training shows the critic the hypothesis that best
+  explains the input), and as a control on the input's mask (which the critic never trained on);
 - a control that reads the truth: the ground-truth cloud's asymmetry about its x = 0 (are the
   wrongly posed chairs asymmetric ones?).
 
