@@ -10,8 +10,10 @@ chooses (the hypothesis whose projection of the image's own cloud best explains 
   (what ``--doubt-gap`` weighs by): is it right where the chosen one is in doubt?
 - the hypothesis chosen by mask BCE alone: with the image's own cloud (the control), with the
   mean over the clouds of its K nearest neighbours (mined as stage NN mines them, from this
-  network's embedding) and with the run's medoid cloud (of 256 random training clouds): does a
-  cloud not drawn to fit this image's view pick a better one?
+  network's embedding), with the mean over its K nearest clouds in 3D (Chamfer on every 4th
+  point, among the same 256 random training clouds the medoid comes from: the clouds a prior
+  pulling each cloud towards its most alike others would pull it to) and with the run's medoid
+  cloud (of those 256): does a cloud not drawn to fit this image's view pick a better one?
 - the image flipped left to right (the network's frame is symmetric about x = 0, so its views
   mirrored back are views of the input): is the mirrored flipped-image hypothesis nearest the
   chosen view right where the chosen one is wrong, and is any of them? Where both are right,
@@ -33,6 +35,7 @@ import torch
 from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
+from ssl3d.ops import chamfer_distance
 from ssl3d.training.losses import doubt_gaps, reprojection_scores
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
@@ -71,6 +74,12 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         sample = torch.randperm(len(xyz), generator=torch.Generator().manual_seed(0))[:256]
         template = medoid(xyz[sample]).expand(n, -1, -1)
         by_medoid = scores(template, torch.full_like(template, 0.5), hyp, images, masks, bce)
+        pool = xyz[sample, ::4]  # (256, P / 4, 3)
+        dist = torch.stack([chamfer_distance(xyz[i:i + 1, ::4].expand_as(pool), pool, "none")
+                            for i in range(n)])  # (n, 256)
+        near3d = sample[dist.masked_fill(dist == 0, float("inf")).topk(k, 1, largest=False).indices]
+        by_near3d = torch.stack([scores(xyz[near3d[:, j]], rgb[near3d[:, j]], hyp, images, masks, bce)
+                                 for j in range(k)]).mean(0)
     pick = torch.arange(n)
     best = own.argmin(1)
     chosen = hyp[pick, best]
@@ -92,10 +101,17 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
 
     for name, ranked in (("the image's own cloud", by_own_mask),
                          (f"the {k} nearest neighbours' clouds (mean)", by_neighbours),
+                         (f"its {k} nearest clouds in 3D (mean)", by_near3d),
                          ("the medoid cloud", by_medoid)):
         e = M.pose_errors(hyp[pick, ranked.argmin(1)], truth, rot)
         print(f"chosen by mask BCE alone with {name}: right {np.mean(e <= 30):.1%}; of the wrong ones "
               f"now right {np.mean(e[wrong] <= 30):.1%}, of the right ones kept {np.mean(e[~wrong] <= 30):.1%}")
+    odd = (dist.mean(1) >= dist.mean(1).quantile(0.8)).numpy()  # the fifth least like the others
+    for name, ranked in ((f"its {k} nearest clouds in 3D", by_near3d), ("the medoid cloud", by_medoid)):
+        e = M.pose_errors(hyp[pick, ranked.argmin(1)], truth, rot)
+        print(f"  on the 20% of images whose clouds are least like the others (mean Chamfer to the "
+              f"256; {np.mean(wrong[odd]):.1%} of them wrong), with {name}: right "
+              f"{np.mean(e[odd] <= 30):.1%} against {np.mean(~wrong[odd]):.1%} as chosen")
 
     mirrored = camera.mirror_viewpoint(flip)  # (n, M, 2): the flipped image's views, mirrored back
     nearest = camera.angular_error(mirrored, chosen.unsqueeze(1)).argmin(1)
