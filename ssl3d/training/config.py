@@ -380,6 +380,10 @@ class TrainConfig:
     """Steps between input / projection image logs."""
     checkpoint_every: int = 5000
     """Steps between checkpoints (one is always written at the end)."""
+    snapshot_every: int = 0
+    """Steps between snapshots of the networks alone (no optimiser state; each loads like a final
+    checkpoint) kept as OUT/snapshots/STAGE_STEP.pt, to study how a run's poses and shapes form
+    (``benchmarks/view_trace.py``); 0 = none. Each costs a final checkpoint's disk space."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -399,7 +403,7 @@ class TrainConfig:
         """Raise ValueError naming the first inconsistent field."""
         for name in ("cycle_start", "cycle_warmup", "hypothesis_temperature", "w_transport",
                      "w_view_distribution", "view_distribution_steps", "colour_sigma2",
-                     "w_neighbour"):
+                     "w_neighbour", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "n_views", "neighbours", "log_every", "image_every",

@@ -41,7 +41,7 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
-                     "cuda_graph"}
+                     "cuda_graph", "snapshot_every"}
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
 STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap"}
 
@@ -449,6 +449,9 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or last:
                     self._check_finite({k: float(v) for k, v in terms.items()})
                     self.save(self.last_path, training_state=True)
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                    self.save(self.out / "snapshots" / f"{cfg.stage}_{self.step:06d}.pt",
+                              training_state=False)
         finally:
             bar.close()
             if log_file:

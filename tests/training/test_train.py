@@ -166,6 +166,23 @@ def test_resume_is_exact(tiny_dataset, tmp_path, make_config):
     assert log_a == log_b
 
 
+def test_snapshots_keep_the_networks_at_their_steps(tiny_dataset, tmp_path, make_config):
+    out = tmp_path / "r"
+    train(make_config(steps=4, checkpoint_every=4, snapshot_every=2), tiny_dataset, "chair", out)
+    snaps = sorted((out / "snapshots").iterdir())
+    assert [f.name for f in snaps] == ["cc_000002.pt", "cc_000004.pt"]
+    first, last, final = (load_checkpoint(f) for f in (*snaps, out / "cc.pt"))
+    assert (first["step"], last["step"]) == (2, 4) and "opt_recon" not in first
+    assert load_models(snaps[0])[2].snapshot_every == 2  # loads like a final checkpoint
+    for net in ("recon", "pose"):
+        for k in final[net]:
+            torch.testing.assert_close(last[net][k], final[net][k], rtol=0, atol=0)
+    moved = [k for k in final["recon"] if not torch.equal(first["recon"][k], final["recon"][k])]
+    assert moved  # two more steps changed the weights: the snapshots are not one copy
+    with pytest.raises(ValueError, match="snapshot_every"):
+        make_config(snapshot_every=-1).validate()
+
+
 def test_bad_inputs(tiny_dataset, tmp_path, make_config):
     empty = tmp_path / "empty"
     empty.mkdir()
