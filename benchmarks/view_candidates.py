@@ -77,7 +77,9 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         pool = xyz[sample, ::4]  # (256, P / 4, 3)
         dist = torch.stack([chamfer_distance(xyz[i:i + 1, ::4].expand_as(pool), pool, "none")
                             for i in range(n)])  # (n, 256)
-        near3d = sample[dist.masked_fill(dist == 0, float("inf")).topk(k, 1, largest=False).indices]
+        own_cloud = sample[None, :] == torch.arange(n)[:, None]  # (n, 256): the image's own cloud
+        dist = dist.masked_fill(own_cloud, float("nan"))  # left out of the nearest and the mean
+        near3d = sample[dist.nan_to_num(float("inf")).topk(k, 1, largest=False).indices]
         by_near3d = torch.stack([scores(xyz[near3d[:, j]], rgb[near3d[:, j]], hyp, images, masks, bce)
                                  for j in range(k)]).mean(0)
     pick = torch.arange(n)
@@ -106,7 +108,8 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         e = M.pose_errors(hyp[pick, ranked.argmin(1)], truth, rot)
         print(f"chosen by mask BCE alone with {name}: right {np.mean(e <= 30):.1%}; of the wrong ones "
               f"now right {np.mean(e[wrong] <= 30):.1%}, of the right ones kept {np.mean(e[~wrong] <= 30):.1%}")
-    odd = (dist.mean(1) >= dist.mean(1).quantile(0.8)).numpy()  # the fifth least like the others
+    typical = dist.nanmean(1)  # (n,) mean Chamfer to the 256 (less its own cloud)
+    odd = (typical >= typical.quantile(0.8)).numpy()  # the fifth least like the others
     for name, ranked in ((f"its {k} nearest clouds in 3D", by_near3d), ("the medoid cloud", by_medoid)):
         e = M.pose_errors(hyp[pick, ranked.argmin(1)], truth, rot)
         print(f"  on the 20% of images whose clouds are least like the others (mean Chamfer to the "

@@ -12,7 +12,10 @@ training order) and, on the first N training images, prints for each snapshot:
   it poses right, the share this one poses wrong;
 
 and last, of the images the last snapshot poses wrong, how many some earlier snapshot posed
-right (was the right view ever held, and lost?).
+right (was the right view ever held, and lost?). "Last" is the last snapshot, which is the final
+model only when the stage's steps are a multiple of N. Snapshots N steps apart miss views held
+for a shorter time, and a view right by chance (about one in six for a random azimuth) counts
+as held.
 
     python benchmarks/view_trace.py DATA_DIR CATEGORY RUN_DIR [N]
 """
@@ -61,6 +64,8 @@ def main(data: str, category: str, run: str, n: int = 1200) -> None:
         print(f"  {snap.stem}: right {share(r)}; of the finally wrong right {share(r[final_wrong])}; "
               f"of the finally right wrong {share(~r[~final_wrong])}; "
               f"frame {rotation_angle_deg(rot, rots[-1]):.1f} deg from the last")
+    if len(snaps) < 2:
+        return
     ever = right[:-1, final_wrong].any(0)
     print(f"of the finally wrong, posed right by some earlier snapshot: {share(ever)}; by at least "
           f"half of them: {share(right[:-1, final_wrong].mean(0) >= 0.5)}")

@@ -381,8 +381,9 @@ class TrainConfig:
     checkpoint_every: int = 5000
     """Steps between checkpoints (one is always written at the end)."""
     snapshot_every: int = 0
-    """Steps between snapshots of the networks alone (no optimiser state; each loads like a final
-    checkpoint) kept as OUT/snapshots/STAGE_STEP.pt, to study how a run's poses and shapes form
+    """Steps between snapshots of the networks alone (no optimiser state; each holds what a final
+    checkpoint would, the weight average with ``ema_decay``, and loads like one) kept as
+    OUT/snapshots/STAGE_STEP.pt, to study how a run's poses and shapes form
     (``benchmarks/view_trace.py``); 0 = none. Each costs a final checkpoint's disk space."""
     progress: bool = True
     """Show a progress bar."""

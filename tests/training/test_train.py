@@ -179,6 +179,10 @@ def test_snapshots_keep_the_networks_at_their_steps(tiny_dataset, tmp_path, make
             torch.testing.assert_close(last[net][k], final[net][k], rtol=0, atol=0)
     moved = [k for k in final["recon"] if not torch.equal(first["recon"][k], final["recon"][k])]
     assert moved  # two more steps changed the weights: the snapshots are not one copy
+    train(make_config(steps=2, checkpoint_every=2), tiny_dataset, "chair", tmp_path / "two")
+    two = load_checkpoint(tmp_path / "two" / "cc.pt")  # training on the CPU is deterministic
+    for k in two["recon"]:
+        torch.testing.assert_close(first["recon"][k], two["recon"][k], rtol=0, atol=0)
     with pytest.raises(ValueError, match="snapshot_every"):
         make_config(snapshot_every=-1).validate()
 
