@@ -35,9 +35,25 @@ sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import half_turn  # noqa: E402
 
 
+def chamfer_to_each(clouds: torch.Tensor, others: torch.Tensor, chunk: int = 200) -> torch.Tensor:
+    """Chamfer from each of clouds (n, P, 3) to each of others (k, P, 3), chunked over clouds.
+    Returns (n, k)."""
+    rows = []
+    for i in range(0, len(clouds), chunk):
+        c = clouds[i:i + chunk]
+        rows.append(torch.stack([chamfer_distance(c, o.expand_as(c), "none") for o in others], 1))
+    return torch.cat(rows)
+
+
+def rotation_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Angle of the rotation a^T b between two rotations (3, 3), in degrees."""
+    cos = (float(torch.trace(a.T @ b)) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
 def medoid(clouds: torch.Tensor) -> torch.Tensor:
     """The cloud of (M, N, 3) with the least summed Chamfer to the others. Returns (N, 3)."""
-    cost = torch.stack([chamfer_distance(clouds, c.expand_as(clouds), "none").sum() for c in clouds])
+    cost = chamfer_to_each(clouds, clouds).sum(0)  # (M,): cloud c's summed Chamfer to the others
     return clouds[cost.argmin()]
 
 

@@ -35,13 +35,12 @@ import torch
 from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
-from ssl3d.ops import chamfer_distance
 from ssl3d.training.losses import doubt_gaps, reprojection_scores
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import view_in_frame  # noqa: E402
-from pose_label_check import medoid, run_on_training_split  # noqa: E402
+from pose_label_check import chamfer_to_each, medoid, rotation_angle_deg, run_on_training_split  # noqa: E402
 
 
 def scores(xyz, rgb, views, images, masks, cfg, chunk: int = 100) -> torch.Tensor:
@@ -74,9 +73,7 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
         sample = torch.randperm(len(xyz), generator=torch.Generator().manual_seed(0))[:256]
         template = medoid(xyz[sample]).expand(n, -1, -1)
         by_medoid = scores(template, torch.full_like(template, 0.5), hyp, images, masks, bce)
-        pool = xyz[sample, ::4]  # (256, P / 4, 3)
-        dist = torch.stack([chamfer_distance(xyz[i:i + 1, ::4].expand_as(pool), pool, "none")
-                            for i in range(n)])  # (n, 256)
+        dist = chamfer_to_each(xyz[:n, ::4], xyz[sample, ::4])  # (n, 256), every 4th point
         own_cloud = sample[None, :] == torch.arange(n)[:, None]  # (n, 256): the image's own cloud
         dist = dist.masked_fill(own_cloud, float("nan"))  # left out of the nearest and the mean
         near3d = sample[dist.nan_to_num(float("inf")).topk(k, 1, largest=False).indices]
@@ -88,7 +85,7 @@ def main(data: str, category: str, run: str, n: int = 1200, k: int = 5) -> None:
     err = M.pose_errors(chosen, truth, rot)
     wrong = err > 30
     each = errors_per_view(hyp, truth, rot)  # (n, M)
-    angle = np.degrees(np.arccos(np.clip((float(torch.trace(rot)) - 1) / 2, -1, 1)))
+    angle = rotation_angle_deg(torch.eye(3), rot)
     print(f"{path}: rotation into the ground-truth frame {angle:.2f} deg from the identity")
     print(f"{n} training images: chosen view within 30 deg {np.mean(~wrong):.1%}; of the "
           f"{wrong.sum()} wrong ones some hypothesis is right for {np.mean(each[wrong].min(1) <= 30):.1%}")

@@ -24,19 +24,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pose_label_check import cached_split, fitted_run  # noqa: E402
-
-
-def rotation_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Angle of the rotation a^T b between two rotations (3, 3), in degrees."""
-    cos = (float(torch.trace(a.T @ b)) - 1) / 2
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+from pose_label_check import cached_split, fitted_run, rotation_angle_deg  # noqa: E402
 
 
 def share(x: np.ndarray) -> str:

@@ -38,7 +38,7 @@ from ssl3d.training.checkpoint import load_checkpoint
 from ssl3d.training.losses import project_views
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pose_label_check import run_on_training_split  # noqa: E402
+from pose_label_check import chamfer_to_each, run_on_training_split  # noqa: E402
 from view_candidates import scores  # noqa: E402
 
 
@@ -88,17 +88,13 @@ def main(data: str, category: str, run: str, n: int = 4800, k: int = 32) -> None
     wrong = torch.from_numpy(M.pose_errors(views, train.viewpoints[:n], rot) > 30)
     mirror = torch.tensor([-1.0, 1.0, 1.0])
     others = xyz[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k], ::4]
-    near, mean = [], []
-    for i in range(0, n, 200):
-        c = xyz[i:i + 200, ::4]
-        d = torch.stack([chamfer_distance(c, o.expand_as(c), "none") for o in others], 1)  # (b, k)
-        # an image's own cloud may be among the k: its distance 0 is skipped for the nearest
-        near.append(torch.where(d > 0, d, torch.inf).min(1).values)
-        mean.append(d.mean(1))
+    d = chamfer_to_each(xyz[:, ::4], others)  # (n, k)
+    # an image's own cloud may be among the k: its distance 0 is skipped for the nearest
+    near, mean = torch.where(d > 0, d, torch.inf).min(1).values, d.mean(1)
     signals = {
         "asymmetry about x = 0": chamfer_distance(xyz, xyz * mirror, "none"),
-        f"Chamfer to the nearest of {k} other clouds": torch.cat(near),
-        f"mean Chamfer to {k} other clouds": torch.cat(mean),
+        f"Chamfer to the nearest of {k} other clouds": near,
+        f"mean Chamfer to {k} other clouds": mean,
         **{f"spread along {a}": xyz.std(1)[:, i] for i, a in enumerate("xyz")},
         "reprojection score from its own view": scores(xyz, rgb, views[:, None], images, masks, cfg)[:, 0],
         "control: the ground truth's asymmetry": chamfer_distance(train.clouds[:n], train.clouds[:n] * mirror,
