@@ -1,0 +1,119 @@
+"""Could a selector taught on renders of the run's own clouds pick the right view where training's
+choice is wrong? Sessions 22-25: the training images a self-supervised run poses wrong (12-17% of
+the chairs) hold its shapes back, and every rule that picks among the pose hypotheses with the
+image's own cloud, or with other clouds, rights few of them. But training picks the view by how
+well the image's OWN cloud explains it, and a cloud drawn for a wrong view explains it nearly as
+well as a right pair (session 23): a closed loop. A selector taught only on renders of the
+population's clouds at known random views (the pose cycle's images, where the right hypothesis is
+known) sees no image's own fit; where most clouds are right, it may learn from the renders'
+content (which parts hide which) which of the front or back hypotheses a chair image shows.
+
+On the first N training images of RUN_DIR (rotation into the ground-truth frame fitted on the
+validation split, as ``ssl3d evaluate``), this trains a fresh selector head (the run's pose
+features and hypotheses frozen) for STEPS steps of batch 256 on renders of the clouds of the
+training images after the first N (so no image's own cloud), at random views drawn as training
+draws them, each labelled with the hypothesis nearest its view. It prints, for the run's own
+selector, training's choice (reprojection with the image's own cloud) and the new selector: the
+share of the N posed right, of training's wrong ones now right, of its right ones kept, and
+the best hypothesis in hindsight; and the new selector's accuracy on held-out renders.
+
+    python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS]
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d import camera
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import predict
+from ssl3d.training.losses import pose_l1, project_views
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pose_label_check import run_on_training_split  # noqa: E402
+from view_candidates import errors_per_view, scores  # noqa: E402
+
+
+def features(pose, images: torch.Tensor, chunk: int = 256):
+    """The pose net's hypotheses (n, M, 2) and the features its selector reads (n, H)."""
+    hyp, feats = [], []
+    with torch.no_grad():
+        for i in range(0, len(images), chunk):
+            f = pose.head(pose.encoder(images[i:i + chunk]))
+            hyp.append(pose(images[i:i + chunk], all_hypotheses=True)[0])
+            feats.append(f)
+    return torch.cat(hyp), torch.cat(feats)
+
+
+def renders(xyz, rgb, cfg, n: int, g: torch.Generator):
+    """n clouds drawn from xyz, rgb (C, P, 3) seen from random views (n, 2). Returns images
+    (n, 3, S, S) and the views."""
+    idx = torch.randint(len(xyz), (n,), generator=g)
+    views = camera.sample_viewpoints(n, generator=g)
+    with torch.no_grad():
+        imgs, _ = project_views(xyz[idx], rgb[idx], views.unsqueeze(1), cfg)
+    return imgs[:, 0], views
+
+
+def labelled(pose, xyz, rgb, cfg, n, g):
+    """Renders' features (n, H), the index of the hypothesis nearest each render's view (n,),
+    and each hypothesis's angular error to it (n, M), in degrees."""
+    imgs, views = renders(xyz, rgb, cfg, n, g)
+    hyp, f = features(pose, imgs)
+    err = torch.rad2deg(camera.angular_error(hyp, views.unsqueeze(1).expand_as(hyp)))
+    return f, pose_l1(hyp, views.unsqueeze(1), "wrapped").argmin(1), err
+
+
+def main(data: str, category: str, run: str, n: int = 1200, steps: int = 300) -> None:
+    torch.manual_seed(0)
+    path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
+    if pose.cfg.pose_hypotheses < 2:
+        raise SystemExit(f"{path}: the pose net has one hypothesis, so there is nothing to select")
+    images, masks, truth = train.images[:n], train.masks[:n], train.viewpoints[:n]
+    with torch.no_grad():
+        xyz, rgb, _ = predict(recon, pose, train.images)
+        hyp, f_real = features(pose, images)
+        own_choice = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg).argmin(1)
+        run_choice = pose.select(f_real).argmax(1)
+    pool_xyz, pool_rgb = xyz[n:], rgb[n:]  # the other images' clouds only
+    g = torch.Generator().manual_seed(0)
+    h = f_real.shape[1]
+    head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    for step in range(steps):
+        f, target, _ = labelled(pose, pool_xyz, pool_rgb, cfg, 256, g)
+        loss = torch.nn.functional.cross_entropy(head(f), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"  step {step}: renders' selection loss {loss.item():.3f}", flush=True)
+    f, target, err = labelled(pose, pool_xyz, pool_rgb, cfg, 2048, torch.Generator().manual_seed(1))
+    rows = torch.arange(len(f))
+    with torch.no_grad():
+        new_choice = head(f_real).argmax(1)
+        render_acc = {name: ((c == target).float().mean().item(), (err[rows, c] <= 30).float().mean().item())
+                      for name, c in (("new", head(f).argmax(1)), ("run", pose.select(f).argmax(1)))}
+    best_render = (err.amin(1) <= 30).float().mean().item()
+    pick = torch.arange(n)
+    wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
+    each = errors_per_view(hyp, truth, rot)  # (n, M)
+    print(f"{path}: {n} training images, {steps} steps on renders of {len(pool_xyz)} other clouds")
+    print(f"held-out renders (2,048): the hypothesis nearest the view / one within 30 deg picked by the "
+          f"new selector {render_acc['new'][0]:.1%} / {render_acc['new'][1]:.1%}, by the run's own "
+          f"{render_acc['run'][0]:.1%} / {render_acc['run'][1]:.1%}; some hypothesis within 30 deg "
+          f"{best_render:.1%}")
+    print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong); "
+          f"best hypothesis in hindsight right {np.mean(each.min(1) <= 30):.1%}, "
+          f"for the wrong ones {np.mean(each[wrong].min(1) <= 30):.1%}")
+    for name, choice in (("the run's selector", run_choice), ("the selector taught on renders", new_choice)):
+        e = M.pose_errors(hyp[pick, choice], truth, rot)
+        print(f"{name}: right {np.mean(e <= 30):.1%}; of training's wrong ones now right "
+              f"{np.mean(e[wrong] <= 30):.1%}, of its right ones kept {np.mean(e[~wrong] <= 30):.1%}; "
+              f"agrees with training's choice {(choice == own_choice).float().mean():.1%}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:6]))
