@@ -66,7 +66,7 @@ def labelled(pose, xyz, rgb, cfg, n, g):
     return f, pose_l1(hyp, views.unsqueeze(1), "wrapped").argmin(1), err
 
 
-def main(data: str, category: str, run: str, n: int = 1200, steps: int = 300) -> None:
+def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500) -> None:
     torch.manual_seed(0)
     path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     if pose.cfg.pose_hypotheses < 2:
