@@ -17,7 +17,12 @@ selector, training's choice (reprojection with the image's own cloud) and the ne
 share of the N posed right, of training's wrong ones now right, of its right ones kept, and
 the best hypothesis in hindsight; and the new selector's accuracy on held-out renders.
 
-    python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS]
+With INPUT = masks it trains instead a fresh classifier of the azimuth (24 bins; the pose net's
+convolutions and a 256-wide layer, from scratch) on the renders' silhouettes made binary, and
+picks the hypothesis whose azimuth it finds likeliest in the real image's mask: binary masks look
+alike whether rendered or real, where the images may not.
+
+    python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS] [features|masks]
 """
 
 import sys
@@ -29,6 +34,7 @@ import torch
 from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
+from ssl3d.models.networks import STRUCTURE_CONVS, conv_encoder
 from ssl3d.training.losses import pose_l1, project_views
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -66,7 +72,49 @@ def labelled(pose, xyz, rgb, cfg, n, g):
     return f, pose_l1(hyp, views.unsqueeze(1), "wrapped").argmin(1), err
 
 
-def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500) -> None:
+BINS = 24  # azimuth classes of 15 deg for the mask classifier
+
+
+def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
+    """The class (0 .. BINS - 1) of azimuths in radians, any shape."""
+    return ((camera.wrap_angle(azimuth) + torch.pi) / (2 * torch.pi) * BINS).long() % BINS
+
+
+def mask_classifier(pool_xyz, pool_rgb, cfg, steps: int):
+    """A fresh azimuth classifier trained on binary silhouettes of the pool's clouds at random
+    views. Returns it and its share of held-out renders whose likeliest bin's centre lies within
+    30 deg of azimuth of the view."""
+    enc, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, in_channels=1)
+    net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(), torch.nn.Linear(256, BINS))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(k, gen):
+        idx = torch.randint(len(pool_xyz), (k,), generator=gen)
+        views = camera.sample_viewpoints(k, generator=gen)
+        with torch.no_grad():
+            _, sils = project_views(pool_xyz[idx], pool_rgb[idx], views.unsqueeze(1), cfg)
+        return (sils[:, 0] > 0.5).float().unsqueeze(1), views  # (k, 1, S, S), (k, 2)
+
+    for step in range(steps):
+        sil, views = batch(256, g)
+        loss = torch.nn.functional.cross_entropy(net(sil), azimuth_bin(views[:, 0]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"  step {step}: renders' azimuth loss {loss.item():.3f}", flush=True)
+    sil, views = batch(2048, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        centre = (net(sil).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
+    acc = (camera.wrap_angle(centre - views[:, 0]).abs() <= np.radians(30)).float().mean().item()
+    return net, acc
+
+
+def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
+         input: str = "features") -> None:
+    if input not in ("features", "masks"):
+        raise SystemExit(f"INPUT must be features or masks, got {input!r}")
     torch.manual_seed(0)
     path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     if pose.cfg.pose_hypotheses < 2:
@@ -75,9 +123,13 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500) -
     with torch.no_grad():
         xyz, rgb, _ = predict(recon, pose, train.images)
         hyp, f_real = features(pose, images)
-        own_choice = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg).argmin(1)
+        own = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg)  # (n, M), lower is better
+        own_choice = own.argmin(1)
         run_choice = pose.select(f_real).argmax(1)
     pool_xyz, pool_rgb = xyz[n:], rgb[n:]  # the other images' clouds only
+    if input == "masks":
+        return report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks,
+                            *mask_classifier(pool_xyz, pool_rgb, cfg, steps), len(pool_xyz))
     g = torch.Generator().manual_seed(0)
     h = f_real.shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))
@@ -115,5 +167,26 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500) -
               f"agrees with training's choice {(choice == own_choice).float().mean():.1%}")
 
 
+def report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks, net, acc, pool) -> None:
+    """The mask classifier's picks on the real images against training's and the run's, alone and
+    joined with training's score: argmin over hypotheses of s / s_min - 1 - lam log p(azimuth bin)."""
+    own_choice = own.argmin(1)
+    with torch.no_grad():
+        logp = torch.log_softmax(net(masks.unsqueeze(1)), 1)  # (n, BINS)
+    logp_hyp = logp.gather(1, azimuth_bin(hyp[..., 0]))  # (n, M)
+    new_choice = logp_hyp.argmax(1)  # (n,)
+    rel = own / own.amin(1, keepdim=True) - 1  # (n, M), 0 for training's choice
+    pick = torch.arange(n)
+    wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
+    print(f"{path}: {n} training images, {steps} steps on binary silhouettes of {pool} other clouds")
+    print(f"held-out renders (2,048): the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
+    print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong)")
+    joined = [(f"joined, lam {lam}", (rel - lam * logp_hyp).argmin(1)) for lam in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)]
+    for name, choice in (("the run's selector", run_choice), ("the mask classifier's pick", new_choice), *joined):
+        e = M.pose_errors(hyp[pick, choice], truth, rot)
+        print(f"{name}: right {np.mean(e <= 30):.1%}; of training's wrong ones now right "
+              f"{np.mean(e[wrong] <= 30):.1%}, of its right ones kept {np.mean(e[~wrong] <= 30):.1%}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:6]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], *(int(a) for a in sys.argv[4:6]), *sys.argv[6:7])
