@@ -19,7 +19,7 @@ the best hypothesis in hindsight; and the new selector's accuracy on held-out re
 
 With INPUT = masks it trains instead a fresh classifier of the azimuth (24 bins; the pose net's
 convolutions and a 256-wide layer, from scratch) on the renders' silhouettes made binary, and
-picks the hypothesis whose azimuth it finds likeliest in the real image's mask: binary masks look
+picks the hypothesis whose azimuth it finds likeliest in the real image's mask (made binary too): binary masks look
 alike whether rendered or real, where the images may not.
 
     python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS] [features|masks]
@@ -55,24 +55,29 @@ def features(pose, images: torch.Tensor, chunk: int = 256):
 
 def renders(xyz, rgb, cfg, n: int, g: torch.Generator):
     """n clouds drawn from xyz, rgb (C, P, 3) seen from random views (n, 2). Returns images
-    (n, 3, S, S) and the views."""
+    (n, 3, S, S), silhouettes (n, S, S) and the views."""
     idx = torch.randint(len(xyz), (n,), generator=g)
     views = camera.sample_viewpoints(n, generator=g)
     with torch.no_grad():
-        imgs, _ = project_views(xyz[idx], rgb[idx], views.unsqueeze(1), cfg)
-    return imgs[:, 0], views
+        imgs, sils = project_views(xyz[idx], rgb[idx], views.unsqueeze(1), cfg)
+    return imgs[:, 0], sils[:, 0], views
 
 
 def labelled(pose, xyz, rgb, cfg, n, g):
     """Renders' features (n, H), the index of the hypothesis nearest each render's view (n,),
     and each hypothesis's angular error to it (n, M), in degrees."""
-    imgs, views = renders(xyz, rgb, cfg, n, g)
+    imgs, _, views = renders(xyz, rgb, cfg, n, g)
     hyp, f = features(pose, imgs)
     err = torch.rad2deg(camera.angular_error(hyp, views.unsqueeze(1).expand_as(hyp)))
     return f, pose_l1(hyp, views.unsqueeze(1), "wrapped").argmin(1), err
 
 
 BINS = 24  # azimuth classes of 15 deg for the mask classifier
+
+
+def binary(masks: torch.Tensor) -> torch.Tensor:
+    """Silhouettes or anti-aliased masks (n, S, S) made 0 / 1 at 0.5, as (n, 1, S, S)."""
+    return (masks > 0.5).float().unsqueeze(1)
 
 
 def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
@@ -90,11 +95,8 @@ def mask_classifier(pool_xyz, pool_rgb, cfg, steps: int):
     g = torch.Generator().manual_seed(0)
 
     def batch(k, gen):
-        idx = torch.randint(len(pool_xyz), (k,), generator=gen)
-        views = camera.sample_viewpoints(k, generator=gen)
-        with torch.no_grad():
-            _, sils = project_views(pool_xyz[idx], pool_rgb[idx], views.unsqueeze(1), cfg)
-        return (sils[:, 0] > 0.5).float().unsqueeze(1), views  # (k, 1, S, S), (k, 2)
+        _, sils, views = renders(pool_xyz, pool_rgb, cfg, k, gen)
+        return binary(sils), views  # (k, 1, S, S), (k, 2)
 
     for step in range(steps):
         sil, views = batch(256, g)
@@ -172,7 +174,7 @@ def report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks, net, a
     joined with training's score: argmin over hypotheses of s / s_min - 1 - lam log p(azimuth bin)."""
     own_choice = own.argmin(1)
     with torch.no_grad():
-        logp = torch.log_softmax(net(masks.unsqueeze(1)), 1)  # (n, BINS)
+        logp = torch.log_softmax(net(binary(masks)), 1)  # (n, BINS)
     logp_hyp = logp.gather(1, azimuth_bin(hyp[..., 0]))  # (n, M)
     new_choice = logp_hyp.argmax(1)  # (n,)
     rel = own / own.amin(1, keepdim=True) - 1  # (n, M), 0 for training's choice
