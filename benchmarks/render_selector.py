@@ -1,26 +1,29 @@
-"""Could a selector taught on renders of the run's own clouds pick the right view where training's
-choice is wrong? Sessions 22-25: the training images a self-supervised run poses wrong (12-17% of
-the chairs) hold its shapes back, and every rule that picks among the pose hypotheses with the
-image's own cloud, or with other clouds, rights few of them. But training picks the view by how
-well the image's OWN cloud explains it, and a cloud drawn for a wrong view explains it nearly as
-well as a right pair (session 23): a closed loop. A selector taught only on renders of the
-population's clouds at known random views (the pose cycle's images, where the right hypothesis is
-known) sees no image's own fit; where most clouds are right, it may learn from the renders'
+"""Could a selector taught on renders of the run's clouds of other images pick the right view where
+training's choice is wrong? Sessions 22-25: the training images a self-supervised run poses wrong
+(12-17% of the chairs) hold its shapes back, and every rule that picks among the pose hypotheses
+with the image's own cloud, or with other clouds, rights few of them. But training picks the view
+by how well the image's OWN cloud explains it, and a cloud drawn for a wrong view explains it
+nearly as well as a right pair (session 23): a closed loop. A selector taught only on renders of
+the population's clouds at known random views (the pose cycle's images, where the right hypothesis
+is known) sees no image's own fit; where most clouds are right, it may learn from the renders'
 content (which parts hide which) which of the front or back hypotheses a chair image shows.
 
 On the first N training images of RUN_DIR (rotation into the ground-truth frame fitted on the
-validation split, as ``ssl3d evaluate``), this trains a fresh selector head (the run's pose
-features and hypotheses frozen) for STEPS steps of batch 256 on renders of the clouds of the
-training images after the first N (so no image's own cloud), at random views drawn as training
-draws them, each labelled with the hypothesis nearest its view. It prints, for the run's own
-selector, training's choice (reprojection with the image's own cloud) and the new selector: the
-share of the N posed right, of training's wrong ones now right, of its right ones kept, and
-the best hypothesis in hindsight; and the new selector's accuracy on held-out renders.
+validation split, as ``ssl3d evaluate``), this trains a fresh selector head (two layers, 256 wide;
+the run's pose features and hypotheses frozen) for STEPS (default 1,500) steps of batch 256 on
+renders of the clouds of the training images after the first N whose models are not among the first
+N's (so no image's own cloud), less the last tenth of them, at random views drawn as training draws
+them, each labelled with the hypothesis nearest its view. It prints, for the run's own selector,
+training's choice (reprojection with the image's own cloud) and the new selector: the share of the
+N posed right, of training's wrong ones now right, of its right ones kept, and the best hypothesis
+in hindsight; and the new selector's accuracy on renders of the held-out tenth (shapes it never
+saw), which separates unseen shapes from the step from renders to real images.
 
 With INPUT = masks it trains instead a fresh classifier of the azimuth (24 bins; the pose net's
-convolutions and a 256-wide layer, from scratch) on the renders' silhouettes made binary, and
-picks the hypothesis whose azimuth it finds likeliest in the real image's mask (made binary too): binary masks look
-alike whether rendered or real, where the images may not.
+convolutions and a 256-wide layer, from scratch) on the renders' silhouettes made binary, and picks
+the hypothesis whose azimuth it finds likeliest in the real image's mask (made binary too): binary
+masks look alike whether rendered or real, where the images may not. It also prints the pick joined
+with training's score s: argmin of s / s_min - 1 - lam log p(azimuth bin) for a few lam.
 
     python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS] [features|masks]
 """
@@ -35,6 +38,7 @@ from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
 from ssl3d.models.networks import STRUCTURE_CONVS, conv_encoder
+from ssl3d.ops.blur import gaussian_blur
 from ssl3d.training.losses import pose_l1, project_views
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,7 +51,10 @@ def features(pose, images: torch.Tensor, chunk: int = 256):
     hyp, feats = [], []
     with torch.no_grad():
         for i in range(0, len(images), chunk):
-            f = pose.head(pose.encoder(images[i:i + chunk]))
+            x = images[i:i + chunk]
+            if pose.cfg.pose_input_blur > 0:  # as PoseNet.forward sees it
+                x = gaussian_blur(x, pose.blur_taps)
+            f = pose.head(pose.encoder(x))
             hyp.append(pose(images[i:i + chunk], all_hypotheses=True)[0])
             feats.append(f)
     return torch.cat(hyp), torch.cat(feats)
@@ -85,10 +92,10 @@ def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
     return ((camera.wrap_angle(azimuth) + torch.pi) / (2 * torch.pi) * BINS).long() % BINS
 
 
-def mask_classifier(pool_xyz, pool_rgb, cfg, steps: int):
+def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
     """A fresh azimuth classifier trained on binary silhouettes of the pool's clouds at random
-    views. Returns it and its share of held-out renders whose likeliest bin's centre lies within
-    30 deg of azimuth of the view."""
+    views. Returns it and its share of renders of the held-out clouds whose likeliest bin's centre
+    lies within 30 deg of the view's azimuth."""
     enc, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, in_channels=1)
     net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(), torch.nn.Linear(256, BINS))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -106,7 +113,8 @@ def mask_classifier(pool_xyz, pool_rgb, cfg, steps: int):
         opt.step()
         if step % 100 == 0 or step == steps - 1:
             print(f"  step {step}: renders' azimuth loss {loss.item():.3f}", flush=True)
-    sil, views = batch(2048, torch.Generator().manual_seed(1))
+    _, sils, views = renders(held_xyz, held_rgb, cfg, 2048, torch.Generator().manual_seed(1))
+    sil = binary(sils)
     with torch.no_grad():
         centre = (net(sil).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
     acc = (camera.wrap_angle(centre - views[:, 0]).abs() <= np.radians(30)).float().mean().item()
@@ -128,10 +136,15 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
         own = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg)  # (n, M), lower is better
         own_choice = own.argmin(1)
         run_choice = pose.select(f_real).argmax(1)
-    pool_xyz, pool_rgb = xyz[n:], rgb[n:]  # the other images' clouds only
+    first = set(train.models[:n])  # the other models' clouds only
+    others = torch.tensor([i for i in range(n, len(xyz)) if train.models[i] not in first])
+    cut = len(others) - len(others) // 10  # the last tenth held out: shapes never trained on
+    pool_xyz, pool_rgb = xyz[others[:cut]], rgb[others[:cut]]
+    held_xyz, held_rgb = xyz[others[cut:]], rgb[others[cut:]]
     if input == "masks":
         return report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks,
-                            *mask_classifier(pool_xyz, pool_rgb, cfg, steps), len(pool_xyz))
+                            *mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps),
+                            len(pool_xyz))
     g = torch.Generator().manual_seed(0)
     h = f_real.shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))
@@ -144,7 +157,7 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
         opt.step()
         if step % 100 == 0 or step == steps - 1:
             print(f"  step {step}: renders' selection loss {loss.item():.3f}", flush=True)
-    f, target, err = labelled(pose, pool_xyz, pool_rgb, cfg, 2048, torch.Generator().manual_seed(1))
+    f, target, err = labelled(pose, held_xyz, held_rgb, cfg, 2048, torch.Generator().manual_seed(1))
     rows = torch.arange(len(f))
     with torch.no_grad():
         new_choice = head(f_real).argmax(1)
@@ -155,8 +168,8 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
     wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
     each = errors_per_view(hyp, truth, rot)  # (n, M)
     print(f"{path}: {n} training images, {steps} steps on renders of {len(pool_xyz)} other clouds")
-    print(f"held-out renders (2,048): the hypothesis nearest the view / one within 30 deg picked by the "
-          f"new selector {render_acc['new'][0]:.1%} / {render_acc['new'][1]:.1%}, by the run's own "
+    print(f"renders of the held-out clouds (2,048): the hypothesis nearest the view / one within "
+          f"30 deg picked by the new selector {render_acc['new'][0]:.1%} / {render_acc['new'][1]:.1%}, by the run's own "
           f"{render_acc['run'][0]:.1%} / {render_acc['run'][1]:.1%}; some hypothesis within 30 deg "
           f"{best_render:.1%}")
     print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong); "
@@ -181,7 +194,7 @@ def report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks, net, a
     pick = torch.arange(n)
     wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
     print(f"{path}: {n} training images, {steps} steps on binary silhouettes of {pool} other clouds")
-    print(f"held-out renders (2,048): the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
+    print(f"renders of the held-out clouds (2,048): the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
     print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong)")
     joined = [(f"joined, lam {lam}", (rel - lam * logp_hyp).argmin(1)) for lam in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)]
     for name, choice in (("the run's selector", run_choice), ("the mask classifier's pick", new_choice), *joined):
