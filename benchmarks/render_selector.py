@@ -38,7 +38,6 @@ from ssl3d import camera
 from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import predict
 from ssl3d.models.networks import STRUCTURE_CONVS, conv_encoder
-from ssl3d.ops.blur import gaussian_blur
 from ssl3d.training.losses import pose_l1, project_views
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,16 +46,16 @@ from view_candidates import errors_per_view, scores  # noqa: E402
 
 
 def features(pose, images: torch.Tensor, chunk: int = 256):
-    """The pose net's hypotheses (n, M, 2) and the features its selector reads (n, H)."""
+    """The pose net's hypotheses (n, M, 2) and the features its selector reads (n, H), from one
+    forward pass (the features caught on their way out of the pose net's head)."""
     hyp, feats = [], []
-    with torch.no_grad():
-        for i in range(0, len(images), chunk):
-            x = images[i:i + chunk]
-            if pose.cfg.pose_input_blur > 0:  # as PoseNet.forward sees it
-                x = gaussian_blur(x, pose.blur_taps)
-            f = pose.head(pose.encoder(x))
-            hyp.append(pose(images[i:i + chunk], all_hypotheses=True)[0])
-            feats.append(f)
+    hook = pose.head.register_forward_hook(lambda _m, _i, out: feats.append(out))
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), chunk):
+                hyp.append(pose(images[i:i + chunk], all_hypotheses=True)[0])
+    finally:
+        hook.remove()
     return torch.cat(hyp), torch.cat(feats)
 
 
