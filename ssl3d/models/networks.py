@@ -115,6 +115,9 @@ class ReconstructionNet(nn.Module):
         h, n, act = cfg.hidden, cfg.n_points, cfg.activation
         self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, act)
         self.shape_bottleneck = mlp([width, h], act)  # the "shape embedding"
+        # 1 for each embedding dim the decoder reads; training's progressive conditioning
+        # (set_code_dims) zeroes the later ones. A buffer, not saved: a loaded net reads all dims.
+        self.register_buffer("code_mask", torch.ones(h), persistent=False)
         self.structure_head = mlp([h, h, h], act)  # -> h
         n = n // 2 if cfg.mirror_points else n  # points the decoder predicts
         self.xyz = nn.Linear(h, n * 3)
@@ -134,7 +137,7 @@ class ReconstructionNet(nn.Module):
         _check_image(image, self.cfg.image_size)
         b = image.shape[0]
         code = self.shape_bottleneck(self.structure_encoder(image))  # (B, hidden)
-        h = self.structure_head(code * self.cfg.shape_code_scale)
+        h = self.structure_head(code * (self.code_mask * self.cfg.shape_code_scale))
         xyz = self.xyz(h).view(b, -1, 3)  # (B, N*3) -> (B, N, 3)
         c = self.colour_head(self.colour_bottleneck(self.colour_encoder(image)))
         rgb = torch.sigmoid(self.rgb(self.colour_fuse(torch.cat([c, h], dim=1)))).view(b, -1, 3)
@@ -142,6 +145,15 @@ class ReconstructionNet(nn.Module):
             xyz = torch.cat([xyz, torch.cat([-xyz[..., :1], xyz[..., 1:]], -1)], 1)
             rgb = torch.cat([rgb, rgb], 1)
         return xyz, rgb
+
+
+def set_code_dims(recon: ReconstructionNet, dims: int) -> None:
+    """Let the structure decoder read only the first ``dims`` of the shape embedding's ``hidden``
+    dims (0: every image gets one cloud, a template). In place, so a captured CUDA graph sees it."""
+    h = recon.code_mask.numel()
+    if not 0 <= dims <= h:
+        raise ValueError(f"dims must be in [0, hidden = {h}], got {dims}")
+    recon.code_mask.copy_(torch.arange(h, device=recon.code_mask.device) < dims)
 
 
 class PoseNet(nn.Module):

@@ -174,6 +174,15 @@ class TrainConfig:
     of its own clouds, speckled and noisy in colour, and is used on crisp real images; it poses
     the renders 1.2-1.8 deg off (median) and the real images 4.7-5.8 deg off
     (benchmarks/cycle_gap.py). A blur brings the two kinds of image nearer each other."""
+    shape_code_ramp_steps: int = 0
+    """Progressive conditioning (Unicorn, Monnier et al. 2022; not in the paper): over the first
+    this many steps of the stage the structure decoder reads a growing share of the shape
+    embedding: none at the first step (every image gets one cloud, a template), then a number that
+    grows geometrically (trainer.code_dims_at: 15 of 256 at half the ramp, 63 at three quarters),
+    all of them from the ramp's end (0 = off, the paper).
+    Why: a cloud free from the start can be drawn to fit a silhouette from a wrong view (a chair
+    seen from behind taken for one seen from the front); while the shapes are few, the views must
+    be those from which one shared shape explains the images."""
     shape_code_scale: float = 1.0
     """Factor on the shape embedding before the structure decoder (1 = the paper). 0 makes every
     image share one cloud, a template, so the pose net must explain every image with a single
@@ -468,6 +477,9 @@ class TrainConfig:
                              "that prior stops)")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.shape_code_ramp_steps <= self.steps:
+            raise ValueError(f"shape_code_ramp_steps must be in [0, steps = {self.steps}], got "
+                             f"{self.shape_code_ramp_steps}")
         if not 0 <= self.lr_decay_steps <= self.steps:
             raise ValueError(f"lr_decay_steps must be in [0, steps = {self.steps}], got {self.lr_decay_steps}")
         for name, hint in typing.get_type_hints(type(self)).items():

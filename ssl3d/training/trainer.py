@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ssl3d import camera
 from ssl3d.data.dataset import flip_batch, load_split
-from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic
+from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic, set_code_dims
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
                                        load_checkpoint, models_from_checkpoint, read_labels_file,
                                        require_device, save_atomic, save_pose_labels)
@@ -43,7 +43,8 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
                      "cuda_graph", "snapshot_every"}
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
-STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap"}
+STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap",
+                  "shape_code_ramp_steps"}
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -59,6 +60,17 @@ def scheduled_lr(lr: float, step: int, steps: int, decay_steps: int) -> float:
     if decay_steps == 0 or step < start:
         return lr
     return lr * 0.5 * (1 + math.cos(math.pi * (step - start) / decay_steps))
+
+
+def code_dims_at(hidden: int, step: int, ramp_steps: int) -> int:
+    """How many of the shape embedding's ``hidden`` dims the decoder reads at (0-based) ``step``
+    of a progressive-conditioning ramp of ``ramp_steps`` (0 = no ramp): the largest d with
+    d + 1 <= (hidden + 1) ** (step / ramp_steps), a geometric growth, so none at step 0 (one
+    template cloud), few for long (15 of 256 at half the ramp) and all from step ramp_steps on.
+    (The tolerance keeps exact powers, 9 ** 0.5 = 3, from rounding down.)"""
+    if ramp_steps == 0 or step >= ramp_steps:
+        return hidden
+    return min(hidden, int((hidden + 1) ** (step / ramp_steps) + 1e-9) - 1)
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -421,6 +433,9 @@ class Trainer:
                 batch, views, neighbour = self.sample_step()
                 if cfg.lr_decay_steps:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
+                if cfg.shape_code_ramp_steps:  # in place: a captured step reads the new mask
+                    set_code_dims(self._networks()["recon"],
+                                  code_dims_at(cfg.hidden, self.step, cfg.shape_code_ramp_steps))
                 if view_distribution_weight(cfg, self.step) != view_distribution_weight(cfg, self.step - 1):
                     run_step = self.optimise  # a captured step holds the prior's weight: capture anew
                 if cfg.cuda_graph and run_step == self.optimise:
@@ -458,6 +473,9 @@ class Trainer:
                 log_file.close()
             if writer is not None:
                 writer.close()
+        # A ramp as long as the stage ends one step short of every dim: the trained net reads all,
+        # as a net loaded from the checkpoint does (the mask is not saved).
+        set_code_dims(self._networks()["recon"], self.cfg.hidden)
         self.save(self.final_path, training_state=False)
         elapsed = time.time() - start
         done = self.step - start_step

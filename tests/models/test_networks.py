@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ssl3d.models import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty
+from ssl3d.models import NetworkConfig, PoseNet, ReconstructionNet, l2_penalty, set_code_dims
 from ssl3d.ops import gaussian_blur, gaussian_taps
 
 
@@ -147,6 +147,39 @@ def test_critic_r1_penalty_against_per_sample_gradients_and_in_gradcheck():
         return critic_loss(forward, real, fake, r1=2.0)
 
     assert torch.autograd.gradcheck(loss_of, (weight.detach().clone().requires_grad_(True),))
+
+
+def test_code_dims_read_only_the_first_dims():
+    """Reference: the decoder run by hand on the embedding with its later dims zeroed. At 0 dims
+    every image gets one cloud; at d dims the cloud does not depend on the embedding's later dims
+    (their bottleneck weights changed, the cloud stays); at all dims it is the plain net's; a net
+    loaded from a masked one's state dict reads every dim."""
+    torch.manual_seed(0)
+    cfg = NetworkConfig(n_points=16, image_size=32, hidden=8)
+    rec, img = ReconstructionNet(cfg), torch.rand(3, 3, 32, 32)
+    plain = rec(img)[0]
+    code = rec.shape_bottleneck(rec.structure_encoder(img))  # (3, 8)
+    for d in (0, 3, 8):
+        set_code_dims(rec, d)
+        keep = (torch.arange(8) < d).float()
+        torch.testing.assert_close(rec(img)[0], rec.xyz(rec.structure_head(code * keep)).view(3, -1, 3))
+    set_code_dims(rec, 0)
+    xyz0 = rec(img)[0]
+    torch.testing.assert_close(xyz0, xyz0[:1].expand(3, -1, -1), rtol=0, atol=0)
+    set_code_dims(rec, 3)
+    before = rec(img)[0]
+    with torch.no_grad():
+        rec.shape_bottleneck[0].weight[3:] += 1.0
+        rec.shape_bottleneck[0].bias[3:] += 1.0
+    torch.testing.assert_close(rec(img)[0], before, rtol=0, atol=0)
+    assert not torch.allclose(before, plain)
+    loaded = ReconstructionNet(cfg)
+    loaded.load_state_dict(rec.state_dict())
+    set_code_dims(rec, 8)
+    torch.testing.assert_close(loaded(img)[0], rec(img)[0], rtol=0, atol=0)
+    for bad in (-1, 9):
+        with pytest.raises(ValueError, match=r"dims must be in \[0, hidden = 8\]"):
+            set_code_dims(rec, bad)
 
 
 def test_shape_code_scale_zero_shares_one_template():

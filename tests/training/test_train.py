@@ -17,7 +17,7 @@ from ssl3d.ops import gaussian_blur, gaussian_taps
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import (load_checkpoint, load_models, models_from_checkpoint,
                                        read_labels_file, save_pose_labels)
-from ssl3d.training.trainer import Trainer, scheduled_lr, train
+from ssl3d.training.trainer import Trainer, code_dims_at, scheduled_lr, train
 from tests.conftest import tiny_config, write_tiny_dataset
 
 
@@ -446,6 +446,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
           "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
+          # a graph that kept its first code mask (no dims: one template cloud) would differ
+          "shape_code_ramp_steps": 3 if view == "search" else 0,
           "ema_decay": 0.5 if form == "max" else 0.0,  # the final file then holds the average
           # a prior that switches off after step 2, strong enough that a graph kept from before
           # would differ (CPU: diff / moved 0.22-0.25 at 1000, 0.01-0.02 at 10)
@@ -1123,6 +1125,48 @@ def test_resume_with_a_decaying_rate_is_exact(tiny_dataset, tmp_path, make_confi
     for net in ("recon", "pose"):
         for k in a[net]:
             torch.testing.assert_close(a[net][k], b[net][k], rtol=0, atol=0)
+
+
+def test_code_dims_at_against_a_loop():
+    """Reference in exact integers: the dims counted up while one more, d + 1, still satisfies
+    (d + 1) ** ramp <= (hidden + 1) ** step; all of them from the ramp's end on, and without one."""
+    for hidden, ramp in ((8, 0), (8, 2), (8, 4), (8, 20), (255, 16), (256, 300)):
+        for step in range(ramp + 3):
+            want = hidden
+            if 0 < ramp and step < ramp:
+                want = 0
+                while want < hidden and (want + 2) ** ramp <= (hidden + 1) ** step:
+                    want += 1
+            assert code_dims_at(hidden, step, ramp) == want, (hidden, ramp, step)
+    assert [code_dims_at(256, s, 4) for s in range(5)] == [0, 3, 15, 63, 256]
+
+
+def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, tmp_path, make_config,
+                                                                 monkeypatch):
+    """With a ramp, the first step reads no shape dims, so the shape embedding's weights get no
+    gradient while the decoder's do; the trained net then reads every dim. A run stopped mid-ramp
+    and resumed sets the mask its steps had and ends with the straight run's weights."""
+    cfg = make_config(steps=1, shape_code_ramp_steps=1)
+    t = Trainer(cfg, tiny_dataset, "chair", tmp_path / "one")
+    start = {k: v.clone() for k, v in t.recon.state_dict().items()}
+    t.train()
+    now = t.recon.state_dict()
+    for k in ("shape_bottleneck.0.weight", "structure_encoder.0.weight"):
+        torch.testing.assert_close(now[k], start[k], rtol=0, atol=0)
+    assert not torch.allclose(now["xyz.weight"], start["xyz.weight"])  # the template moves
+    assert bool(t.recon.code_mask.all())
+    cfg = make_config(steps=4, checkpoint_every=2, shape_code_ramp_steps=4)
+    train(cfg, tiny_dataset, "chair", tmp_path / "a")
+    train_interrupted(cfg, tiny_dataset, tmp_path / "b", monkeypatch, after_step=2)
+    train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
+    a, b = load_checkpoint(tmp_path / "a" / "cc.pt"), load_checkpoint(tmp_path / "b" / "cc.pt")
+    for k in a["recon"]:
+        torch.testing.assert_close(a["recon"][k], b["recon"][k], rtol=0, atol=0)
+    assert not torch.allclose(a["recon"]["shape_bottleneck.0.weight"],
+                              load_checkpoint(tmp_path / "one" / "cc.pt")["recon"]["shape_bottleneck.0.weight"])
+    for bad in (-1, 5):
+        with pytest.raises(ValueError, match=r"shape_code_ramp_steps must be in \[0, steps = 4\]"):
+            make_config(steps=4, shape_code_ramp_steps=bad).validate()
 
 
 def test_scheduled_lr_against_a_loop():
