@@ -57,6 +57,11 @@ class NetworkConfig:
     """Factor on the shape embedding before the structure decoder. 0 gives every image the same
     cloud, a shared template (a first phase, as Unicorn's progressive conditioning: the pose net
     must then explain every image with one shape); 1 = the paper. No parameter depends on it."""
+    shape_code_dims: int = 0
+    """How many of the shape embedding's ``hidden`` dims the structure decoder reads, the others
+    zeroed (0 = all, the paper): a low-dimensional shape space, in which a cloud drawn to fit a
+    silhouette from a wrong view may be harder to express than a chair. No parameter depends on
+    it (the unread dims' weights stay as initialised)."""
     mirror_points: bool = False
     """The decoder predicts n_points / 2 points and their colours, and the cloud is those points
     followed by their mirror images across x = 0 (same colours): exactly left-right symmetric by
@@ -80,6 +85,9 @@ class NetworkConfig:
                              f"{self.image_size / 4:g} pixels, got {self.pose_input_blur}")
         if not (math.isfinite(self.shape_code_scale) and self.shape_code_scale >= 0):
             raise ValueError(f"shape_code_scale must be >= 0, got {self.shape_code_scale}")
+        if not 0 <= self.shape_code_dims <= self.hidden:
+            raise ValueError(f"shape_code_dims must be in [0, hidden = {self.hidden}], got "
+                             f"{self.shape_code_dims}")
         if self.mirror_points and self.n_points % 2:
             raise ValueError(f"mirror_points needs an even n_points, got {self.n_points}")
 
@@ -115,9 +123,11 @@ class ReconstructionNet(nn.Module):
         h, n, act = cfg.hidden, cfg.n_points, cfg.activation
         self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, act)
         self.shape_bottleneck = mlp([width, h], act)  # the "shape embedding"
-        # 1 for each embedding dim the decoder reads; training's progressive conditioning
-        # (set_code_dims) zeroes the later ones. A buffer, not saved: a loaded net reads all dims.
+        # 1 for each embedding dim the decoder reads: the first shape_code_dims (0: all), fewer
+        # during training's progressive conditioning (set_code_dims). A buffer, not saved: a
+        # loaded net reads the dims its config gives.
         self.register_buffer("code_mask", torch.ones(h), persistent=False)
+        set_code_dims(self, cfg.shape_code_dims or h)
         self.structure_head = mlp([h, h, h], act)  # -> h
         n = n // 2 if cfg.mirror_points else n  # points the decoder predicts
         self.xyz = nn.Linear(h, n * 3)

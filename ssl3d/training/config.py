@@ -174,12 +174,17 @@ class TrainConfig:
     of its own clouds, speckled and noisy in colour, and is used on crisp real images; it poses
     the renders 1.2-1.8 deg off (median) and the real images 4.7-5.8 deg off
     (benchmarks/cycle_gap.py). A blur brings the two kinds of image nearer each other."""
+    shape_code_dims: int = 0
+    """How many of the shape embedding's ``hidden`` dims the structure decoder reads (0 = all, the
+    paper; not in the paper): a low-dimensional shape space, in which a cloud drawn to fit a
+    silhouette from a wrong view may be harder to express than a chair is. Saved with the model."""
     shape_code_ramp_steps: int = 0
     """Progressive conditioning (Unicorn, Monnier et al. 2022; not in the paper): over the first
     this many steps of the stage the structure decoder reads a growing share of the shape
     embedding: none at the first step (every image gets one cloud, a template), then a number that
     grows geometrically (trainer.code_dims_at: 15 of 256 at half the ramp, 63 at three quarters),
-    all of them from the ramp's end (0 = off, the paper).
+    all of them (or shape_code_dims) from the ramp's end (0 = off, the paper). The decoder's
+    weights on the embedding start at zero, so that a dim switched on adds nothing at first.
     Why: a cloud free from the start can be drawn to fit a silhouette from a wrong view (a chair
     seen from behind taken for one seen from the front); while the shapes are few, the views must
     be those from which one shared shape explains the images."""
@@ -403,6 +408,7 @@ class TrainConfig:
                              pose_hypotheses=self.pose_hypotheses, pose_sectors=self.pose_sectors,
                              pose_input_blur=self.pose_input_blur,
                              shape_code_scale=self.shape_code_scale,
+                             shape_code_dims=self.shape_code_dims,
                              mirror_points=self.mirror_points)
 
     def pixel_sigma2(self) -> float:

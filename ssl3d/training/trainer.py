@@ -62,15 +62,16 @@ def scheduled_lr(lr: float, step: int, steps: int, decay_steps: int) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * (step - start) / decay_steps))
 
 
-def code_dims_at(hidden: int, step: int, ramp_steps: int) -> int:
-    """How many of the shape embedding's ``hidden`` dims the decoder reads at (0-based) ``step``
-    of a progressive-conditioning ramp of ``ramp_steps`` (0 = no ramp): the largest d with
-    d + 1 <= (hidden + 1) ** (step / ramp_steps), a geometric growth, so none at step 0 (one
-    template cloud), few for long (15 of 256 at half the ramp) and all from step ramp_steps on.
-    (The tolerance keeps exact powers, 9 ** 0.5 = 3, from rounding down.)"""
+def code_dims_at(dims: int, step: int, ramp_steps: int) -> int:
+    """How many of the shape embedding's ``dims`` (hidden, or the shape_code_dims it is limited
+    to) the decoder reads at (0-based) ``step`` of a progressive-conditioning ramp of
+    ``ramp_steps`` (0 = no ramp): the largest d with d + 1 <= (dims + 1) ** (step / ramp_steps),
+    a geometric growth, so none at step 0 (one template cloud), few for long (15 of 256 at half
+    the ramp) and all from step ramp_steps on. (The tolerance keeps exact powers, 9 ** 0.5 = 3,
+    from rounding down.)"""
     if ramp_steps == 0 or step >= ramp_steps:
-        return hidden
-    return min(hidden, int((hidden + 1) ** (step / ramp_steps) + 1e-9) - 1)
+        return dims
+    return min(dims, int((dims + 1) ** (step / ramp_steps) + 1e-9) - 1)
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -180,6 +181,7 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.recon = ReconstructionNet(cfg.network_config()).to(self.device)
+        self.code_dims = cfg.shape_code_dims or cfg.hidden  # the dims a ramp grows to
         self.pose = PoseNet(cfg.network_config()).to(self.device)
         self.critic = SilhouetteCritic(cfg.image_size).to(self.device) if cfg.w_view_prior > 0 else None
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -190,6 +192,13 @@ class Trainer:
         ckpt = self._resume_state() if resume else None
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
             self._init_weights()
+        if cfg.shape_code_ramp_steps and ckpt is None:
+            # A dim the ramp switches on must not add noise through random decoder weights: the
+            # loss's quickest fix would be to shut its unit off, and Adam's full-size steps on that
+            # one unit's gradient killed the whole structure encoder in the first GPU runs (sweeps
+            # 184-185). Zero columns, which learn only once their dim is read, add nothing at first.
+            with torch.no_grad():
+                self.recon.structure_head[0].weight.zero_()
         if cfg.stage == "nn":
             self.neigh = self._neighbours()
         if cfg.cuda_graph and self.device.type != "cuda":
@@ -435,7 +444,7 @@ class Trainer:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
                 if cfg.shape_code_ramp_steps:  # in place: a captured step reads the new mask
                     set_code_dims(self._networks()["recon"],
-                                  code_dims_at(cfg.hidden, self.step, cfg.shape_code_ramp_steps))
+                                  code_dims_at(self.code_dims, self.step, cfg.shape_code_ramp_steps))
                 if view_distribution_weight(cfg, self.step) != view_distribution_weight(cfg, self.step - 1):
                     run_step = self.optimise  # a captured step holds the prior's weight: capture anew
                 if cfg.cuda_graph and run_step == self.optimise:
@@ -473,9 +482,9 @@ class Trainer:
                 log_file.close()
             if writer is not None:
                 writer.close()
-        # A ramp as long as the stage ends one step short of every dim: the trained net reads all,
-        # as a net loaded from the checkpoint does (the mask is not saved).
-        set_code_dims(self._networks()["recon"], self.cfg.hidden)
+        # A ramp as long as the stage ends one step short of its dims: the trained net reads them
+        # all, as a net loaded from the checkpoint does (the mask is not saved).
+        set_code_dims(self._networks()["recon"], self.code_dims)
         self.save(self.final_path, training_state=False)
         elapsed = time.time() - start
         done = self.step - start_step

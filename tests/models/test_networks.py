@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -180,6 +181,14 @@ def test_code_dims_read_only_the_first_dims():
     for bad in (-1, 9):
         with pytest.raises(ValueError, match=r"dims must be in \[0, hidden = 8\]"):
             set_code_dims(rec, bad)
+    # A net limited to 3 dims by its config reads those from the start, as set_code_dims(3) does.
+    limited = ReconstructionNet(dataclasses.replace(cfg, shape_code_dims=3))
+    limited.load_state_dict(rec.state_dict())
+    set_code_dims(rec, 3)
+    torch.testing.assert_close(limited(img)[0], rec(img)[0], rtol=0, atol=0)
+    for bad in (-1, 9):
+        with pytest.raises(ValueError, match=r"shape_code_dims must be in \[0, hidden = 8\]"):
+            dataclasses.replace(cfg, shape_code_dims=bad)
 
 
 def test_shape_code_scale_zero_shares_one_template():

@@ -1144,8 +1144,15 @@ def test_code_dims_at_against_a_loop():
 def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, tmp_path, make_config,
                                                                  monkeypatch):
     """With a ramp, the first step reads no shape dims, so the shape embedding's weights get no
-    gradient while the decoder's do; the trained net then reads every dim. A run stopped mid-ramp
+    gradient while the decoder's do; the trained net then reads every dim. The decoder's weights
+    on the embedding start at zero and stay so for the dims not yet read. A run stopped mid-ramp
     and resumed sets the mask its steps had and ends with the straight run's weights."""
+    t = Trainer(make_config(steps=4, shape_code_ramp_steps=4), tiny_dataset, "chair", tmp_path / "z")
+    assert not t.recon.structure_head[0].weight.any()
+    t.train()
+    read = code_dims_at(32, 3, 4)  # the last step's: hidden 32
+    assert 0 < read < 32 and not t.recon.structure_head[0].weight[:, read:].any()
+    assert t.recon.structure_head[0].weight[:, :read].any()  # those learn
     cfg = make_config(steps=1, shape_code_ramp_steps=1)
     t = Trainer(cfg, tiny_dataset, "chair", tmp_path / "one")
     start = {k: v.clone() for k, v in t.recon.state_dict().items()}
@@ -1164,6 +1171,13 @@ def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, t
         torch.testing.assert_close(a["recon"][k], b["recon"][k], rtol=0, atol=0)
     assert not torch.allclose(a["recon"]["shape_bottleneck.0.weight"],
                               load_checkpoint(tmp_path / "one" / "cc.pt")["recon"]["shape_bottleneck.0.weight"])
+    # Limited to 5 dims, the ramp grows to those, and the saved model reads only them.
+    t = Trainer(make_config(steps=4, shape_code_ramp_steps=4, shape_code_dims=5), tiny_dataset,
+                "chair", tmp_path / "five")
+    t.train()
+    assert not t.recon.structure_head[0].weight[:, code_dims_at(5, 3, 4):].any()
+    recon, _, saved = load_models(tmp_path / "five" / "cc.pt")
+    assert saved.shape_code_dims == 5 and recon.code_mask.tolist() == [1.0] * 5 + [0.0] * 27
     for bad in (-1, 5):
         with pytest.raises(ValueError, match=r"shape_code_ramp_steps must be in \[0, steps = 4\]"):
             make_config(steps=4, shape_code_ramp_steps=bad).validate()
