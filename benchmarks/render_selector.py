@@ -91,19 +91,16 @@ def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
     return ((camera.wrap_angle(azimuth) + torch.pi) / (2 * torch.pi) * BINS).long() % BINS
 
 
-def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
-    """A fresh azimuth classifier trained on binary silhouettes of the pool's clouds at random
-    views. Returns it and its share of renders of the held-out clouds whose likeliest bin's centre
-    lies within 30 deg of the view's azimuth."""
-    enc, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, in_channels=1)
+def azimuth_classifier(batch, held, image_size: int, steps: int, what: str):
+    """A fresh azimuth classifier (24 bins) on binary silhouettes: the pose net's convolutions and
+    a 256-wide layer, from scratch, trained for ``steps`` on ``batch(k, generator)`` -> (binary
+    silhouettes (k, 1, S, S), views (k, 2)). Returns it and its share of the held-out
+    ``held = (silhouettes, views)`` whose likeliest bin's centre lies within 30 deg of the view's
+    azimuth."""
+    enc, width = conv_encoder(STRUCTURE_CONVS, image_size, in_channels=1)
     net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(), torch.nn.Linear(256, BINS))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
-
-    def batch(k, gen):
-        _, sils, views = renders(pool_xyz, pool_rgb, cfg, k, gen)
-        return binary(sils), views  # (k, 1, S, S), (k, 2)
-
     for step in range(steps):
         sil, views = batch(256, g)
         loss = torch.nn.functional.cross_entropy(net(sil), azimuth_bin(views[:, 0]))
@@ -111,19 +108,44 @@ def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"  step {step}: renders' azimuth loss {loss.item():.3f}", flush=True)
-    _, sils, views = renders(held_xyz, held_rgb, cfg, 2048, torch.Generator().manual_seed(1))
-    sil = binary(sils)
+            print(f"  step {step}: {what}' azimuth loss {loss.item():.3f}", flush=True)
+    sil, views = held
     with torch.no_grad():
         centre = (net(sil).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
     acc = (camera.wrap_angle(centre - views[:, 0]).abs() <= np.radians(30)).float().mean().item()
     return net, acc
 
 
+def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
+    """:func:`azimuth_classifier` trained on binary silhouettes of the pool's clouds at random
+    views, held out on renders of the held-out clouds."""
+    def batch(k, gen):
+        _, sils, views = renders(pool_xyz, pool_rgb, cfg, k, gen)
+        return binary(sils), views  # (k, 1, S, S), (k, 2)
+
+    _, sils, views = renders(held_xyz, held_rgb, cfg, 2048, torch.Generator().manual_seed(1))
+    return azimuth_classifier(batch, (binary(sils), views), cfg.image_size, steps, "renders")
+
+
+def truth_classifier(masks, views, held_masks, held_views, image_size: int, steps: int):
+    """The label-reading control: :func:`azimuth_classifier` trained on the real binary masks of
+    the pool's images with their true views (each flipped left to right at random, the view
+    mirrored with it), held out on the real masks of the held-out images. How well can a
+    silhouette alone tell a chair's azimuth, front from back, across shapes?"""
+    def batch(k, gen):
+        idx = torch.randint(len(masks), (k,), generator=gen)
+        flip = torch.rand(k, generator=gen) < 0.5
+        sil = torch.where(flip.view(-1, 1, 1), masks[idx].flip(-1), masks[idx])
+        v = torch.where(flip.view(-1, 1), camera.mirror_viewpoint(views[idx]), views[idx])
+        return binary(sil), v
+
+    return azimuth_classifier(batch, (binary(held_masks), held_views), image_size, steps, "real masks")
+
+
 def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
          input: str = "features") -> None:
-    if input not in ("features", "masks"):
-        raise SystemExit(f"INPUT must be features or masks, got {input!r}")
+    if input not in ("features", "masks", "truth"):
+        raise SystemExit(f"INPUT must be features, masks or truth, got {input!r}")
     torch.manual_seed(0)
     path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     if pose.cfg.pose_hypotheses < 2:
@@ -141,9 +163,16 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
     pool_xyz, pool_rgb = xyz[others[:cut]], rgb[others[:cut]]
     held_xyz, held_rgb = xyz[others[cut:]], rgb[others[cut:]]
     if input == "masks":
-        return report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks,
+        return report_masks(path, n, steps, hyp, hyp[..., 0], own, run_choice, truth, rot, masks,
                             *mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps),
-                            len(pool_xyz))
+                            f"binary silhouettes of {len(pool_xyz)} other clouds")
+    if input == "truth":  # the classifier reads the ground-truth frame: take the hypotheses there
+        hyp_gt = camera.viewpoint_from_direction(camera.viewing_direction(hyp) @ rot.T)
+        net_acc = truth_classifier(train.masks[others[:cut]], train.viewpoints[others[:cut]],
+                                   train.masks[others[cut:]], train.viewpoints[others[cut:]],
+                                   cfg.image_size, steps)
+        return report_masks(path, n, steps, hyp, hyp_gt[..., 0], own, run_choice, truth, rot, masks,
+                            *net_acc, f"the real masks of {cut} other images, with their true views")
     g = torch.Generator().manual_seed(0)
     h = f_real.shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))
@@ -181,19 +210,22 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
               f"agrees with training's choice {(choice == own_choice).float().mean():.1%}")
 
 
-def report_masks(path, n, steps, hyp, own, run_choice, truth, rot, masks, net, acc, pool) -> None:
+def report_masks(path, n, steps, hyp, hyp_azimuth, own, run_choice, truth, rot, masks, net, acc,
+                 taught_on: str) -> None:
     """The mask classifier's picks on the real images against training's and the run's, alone and
-    joined with training's score: argmin over hypotheses of s / s_min - 1 - lam log p(azimuth bin)."""
+    joined with training's score: argmin over hypotheses of s / s_min - 1 - lam log p(azimuth bin).
+    hyp_azimuth: (n, M), the hypotheses' azimuths in the frame the classifier reads."""
     own_choice = own.argmin(1)
     with torch.no_grad():
         logp = torch.log_softmax(net(binary(masks)), 1)  # (n, BINS)
-    logp_hyp = logp.gather(1, azimuth_bin(hyp[..., 0]))  # (n, M)
+    logp_hyp = logp.gather(1, azimuth_bin(hyp_azimuth))  # (n, M)
     new_choice = logp_hyp.argmax(1)  # (n,)
     rel = own / own.amin(1, keepdim=True) - 1  # (n, M), 0 for training's choice
     pick = torch.arange(n)
     wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
-    print(f"{path}: {n} training images, {steps} steps on binary silhouettes of {pool} other clouds")
-    print(f"renders of the held-out clouds (2,048): the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
+    print(f"{path}: {n} training images, {steps} steps on {taught_on}")
+    print(f"the held-out (renders of the held-out clouds, 2,048, or the held-out images' real masks): "
+          f"the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
     print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong)")
     joined = [(f"joined, lam {lam}", (rel - lam * logp_hyp).argmin(1)) for lam in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)]
     for name, choice in (("the run's selector", run_choice), ("the mask classifier's pick", new_choice), *joined):
