@@ -123,9 +123,9 @@ class ReconstructionNet(nn.Module):
         h, n, act = cfg.hidden, cfg.n_points, cfg.activation
         self.structure_encoder, width = conv_encoder(STRUCTURE_CONVS, cfg.image_size, act)
         self.shape_bottleneck = mlp([width, h], act)  # the "shape embedding"
-        # 1 for each embedding dim the decoder reads: the first shape_code_dims (0: all), fewer
-        # during training's progressive conditioning (set_code_dims). A buffer, not saved: a
-        # loaded net reads the dims its config gives.
+        # code_mask (hidden,): 1 for each embedding dim the decoder reads, the first
+        # shape_code_dims (0: all), fewer during training's progressive conditioning
+        # (set_code_dims). A buffer, not saved: a loaded net reads the dims its config gives.
         self.register_buffer("code_mask", torch.ones(h), persistent=False)
         set_code_dims(self, cfg.shape_code_dims or h)
         self.structure_head = mlp([h, h, h], act)  # -> h
@@ -159,7 +159,8 @@ class ReconstructionNet(nn.Module):
 
 def set_code_dims(recon: ReconstructionNet, dims: int) -> None:
     """Let the structure decoder read only the first ``dims`` of the shape embedding's ``hidden``
-    dims (0: every image gets one cloud, a template). In place, so a captured CUDA graph sees it."""
+    dims (0: every image gets one cloud, a template): recon.code_mask (hidden,) set to 1 for
+    those, 0 for the rest, in place, so a captured CUDA graph sees it."""
     h = recon.code_mask.numel()
     if not 0 <= dims <= h:
         raise ValueError(f"dims must be in [0, hidden = {h}], got {dims}")

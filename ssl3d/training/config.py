@@ -183,8 +183,10 @@ class TrainConfig:
     this many steps of the stage the structure decoder reads a growing share of the shape
     embedding: none at the first step (every image gets one cloud, a template), then a number that
     grows geometrically (trainer.code_dims_at: 15 of 256 at half the ramp, 63 at three quarters),
-    all of them (or shape_code_dims) from the ramp's end (0 = off, the paper). The decoder's
-    weights on the embedding start at zero, so that a dim switched on adds nothing at first.
+    all of them (or shape_code_dims) from the ramp's end (0 = off, the paper). In a fresh stage cc
+    the decoder's weights on the embedding start at zero, so that a dim switched on adds nothing
+    at first; a stage that starts from a checkpoint (stage nn, --init) keeps its trained weights
+    and only masks the dims (give stage nn --shape-code-ramp-steps 0 to leave them all read).
     Why: a cloud free from the start can be drawn to fit a silhouette from a wrong view (a chair
     seen from behind taken for one seen from the front); while the shapes are few, the views must
     be those from which one shared shape explains the images."""
@@ -525,4 +527,5 @@ PRESETS: dict[str, dict] = {
 # Fields that change the networks' shapes or what their outputs mean: a checkpoint must agree
 # on them to be loaded.
 ARCHITECTURE_FIELDS = ("image_size", "n_points", "hidden", "pose_hidden", "activation",
-                       "pose_hypotheses", "pose_sectors", "pose_input_blur", "mirror_points")
+                       "pose_hypotheses", "pose_sectors", "pose_input_blur", "mirror_points",
+                       "shape_code_dims")

@@ -192,11 +192,12 @@ class Trainer:
         ckpt = self._resume_state() if resume else None
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
             self._init_weights()
-        if cfg.shape_code_ramp_steps and ckpt is None:
+        if cfg.shape_code_ramp_steps and ckpt is None and not (cfg.stage == "nn" or cfg.init):
             # A dim the ramp switches on must not add noise through random decoder weights: the
             # loss's quickest fix would be to shut its unit off, and Adam's full-size steps on that
             # one unit's gradient killed the whole structure encoder in the first GPU runs (sweeps
             # 184-185). Zero columns, which learn only once their dim is read, add nothing at first.
+            # Only fresh networks: trained ones (stage nn, --init) keep what they learned.
             with torch.no_grad():
                 self.recon.structure_head[0].weight.zero_()
         if cfg.stage == "nn":

@@ -164,6 +164,7 @@ def test_code_dims_read_only_the_first_dims():
         set_code_dims(rec, d)
         keep = (torch.arange(8) < d).float()
         torch.testing.assert_close(rec(img)[0], rec.xyz(rec.structure_head(code * keep)).view(3, -1, 3))
+    torch.testing.assert_close(rec(img)[0], plain, rtol=0, atol=0)  # all 8 dims: the plain net
     set_code_dims(rec, 0)
     xyz0 = rec(img)[0]
     torch.testing.assert_close(xyz0, xyz0[:1].expand(3, -1, -1), rtol=0, atol=0)

@@ -1155,6 +1155,8 @@ def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, t
     assert t.recon.structure_head[0].weight[:, :read].any()  # those learn
     cfg = make_config(steps=1, shape_code_ramp_steps=1)
     t = Trainer(cfg, tiny_dataset, "chair", tmp_path / "one")
+    with torch.no_grad():  # random again: only the mask, not zero weights, may keep the gradient out
+        t.recon.structure_head[0].weight.normal_(0, 0.1)
     start = {k: v.clone() for k, v in t.recon.state_dict().items()}
     t.train()
     now = t.recon.state_dict()
@@ -1171,6 +1173,13 @@ def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, t
         torch.testing.assert_close(a["recon"][k], b["recon"][k], rtol=0, atol=0)
     assert not torch.allclose(a["recon"]["shape_bottleneck.0.weight"],
                               load_checkpoint(tmp_path / "one" / "cc.pt")["recon"]["shape_bottleneck.0.weight"])
+    # Stage nn (and --init) with a ramp keeps the trained decoder weights: only fresh nets start
+    # them at zero.
+    nn = Trainer(make_config(steps=2, stage="nn", shape_code_ramp_steps=2), tiny_dataset, "chair",
+                 tmp_path / "a")
+    torch.testing.assert_close(nn.recon.structure_head[0].weight, a["recon"]["structure_head.0.weight"],
+                               rtol=0, atol=0)
+    assert nn.recon.structure_head[0].weight.any()
     # Limited to 5 dims, the ramp grows to those, and the saved model reads only them.
     t = Trainer(make_config(steps=4, shape_code_ramp_steps=4, shape_code_dims=5), tiny_dataset,
                 "chair", tmp_path / "five")
@@ -1178,6 +1187,9 @@ def test_code_ramp_trains_the_template_first_and_resumes_exactly(tiny_dataset, t
     assert not t.recon.structure_head[0].weight[:, code_dims_at(5, 3, 4):].any()
     recon, _, saved = load_models(tmp_path / "five" / "cc.pt")
     assert saved.shape_code_dims == 5 and recon.code_mask.tolist() == [1.0] * 5 + [0.0] * 27
+    with pytest.raises(ValueError, match="shape_code_dims: checkpoint 5 vs config 0"):  # its meaning
+        Trainer(make_config(steps=2, init=str(tmp_path / "five" / "cc.pt")), tiny_dataset, "chair",
+                tmp_path / "init")
     for bad in (-1, 5):
         with pytest.raises(ValueError, match=r"shape_code_ramp_steps must be in \[0, steps = 4\]"):
             make_config(steps=4, shape_code_ramp_steps=bad).validate()
