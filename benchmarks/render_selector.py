@@ -25,7 +25,12 @@ the hypothesis whose azimuth it finds likeliest in the real image's mask (made b
 masks look alike whether rendered or real, where the images may not. It also prints the pick joined
 with training's score s: argmin of s / s_min - 1 - lam log p(azimuth bin) for a few lam.
 
-    python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS] [features|masks]
+INPUT = truth is the label-reading control of that classifier: the same net trained on the pool
+images' real binary masks with their TRUE views (no renders), scored on the held-out images' real
+masks, and picking among the run's hypotheses taken into the ground-truth frame; truth-rgb the
+same on the colour images. How well do a silhouette, and an image, tell a chair's azimuth at all?
+
+    python benchmarks/render_selector.py DATA_DIR CATEGORY RUN_DIR [N] [STEPS] [features|masks|truth|truth-rgb]
 """
 
 import sys
@@ -92,13 +97,14 @@ def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
 
 
 def azimuth_classifier(batch, held, image_size: int, steps: int, what: str):
-    """A fresh azimuth classifier (24 bins) on binary silhouettes: the pose net's convolutions and
-    a 256-wide layer, from scratch, trained for ``steps`` on ``batch(k, generator)`` -> (binary
-    silhouettes (k, 1, S, S), views (k, 2)). Returns it and its share of the held-out
-    ``held = (silhouettes, views)`` whose likeliest bin's centre lies within 30 deg of the view's
-    azimuth."""
-    enc, width = conv_encoder(STRUCTURE_CONVS, image_size, in_channels=1)
-    net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(), torch.nn.Linear(256, BINS))
+    """A fresh azimuth classifier (24 bins) on binary silhouettes, or on images: the pose net's
+    convolutions and a 256-wide layer, from scratch, trained for ``steps`` on
+    ``batch(k, generator)`` -> (silhouettes (k, 1, S, S) or images (k, 3, S, S), views (k, 2)).
+    Returns it and its share of the held-out ``held = (inputs, views)`` whose likeliest bin's
+    centre lies within 30 deg of the view's azimuth. The net lives on the held-out inputs' device."""
+    enc, width = conv_encoder(STRUCTURE_CONVS, image_size, in_channels=held[0].shape[1])
+    net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, BINS)).to(held[0].device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
     for step in range(steps):
@@ -127,25 +133,25 @@ def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
     return azimuth_classifier(batch, (binary(sils), views), cfg.image_size, steps, "renders")
 
 
-def truth_classifier(masks, views, held_masks, held_views, image_size: int, steps: int):
-    """The label-reading control: :func:`azimuth_classifier` trained on the real binary masks of
-    the pool's images with their true views (each flipped left to right at random, the view
-    mirrored with it), held out on the real masks of the held-out images. How well can a
-    silhouette alone tell a chair's azimuth, front from back, across shapes?"""
+def truth_classifier(inputs, views, held_inputs, held_views, image_size: int, steps: int):
+    """The label-reading control: :func:`azimuth_classifier` trained on the pool's real inputs
+    (binary masks (n, 1, S, S) or colour images (n, 3, S, S)) with their true views, each flipped
+    left to right at random with the view mirrored with it, held out on the held-out images'. How
+    well can a silhouette, or the image, tell a chair's azimuth, front from back, across shapes?"""
     def batch(k, gen):
-        idx = torch.randint(len(masks), (k,), generator=gen)
-        flip = torch.rand(k, generator=gen) < 0.5
-        sil = torch.where(flip.view(-1, 1, 1), masks[idx].flip(-1), masks[idx])
+        idx = torch.randint(len(inputs), (k,), generator=gen).to(inputs.device)
+        flip = (torch.rand(k, generator=gen) < 0.5).to(inputs.device)
+        x = torch.where(flip.view(-1, 1, 1, 1), inputs[idx].flip(-1), inputs[idx])
         v = torch.where(flip.view(-1, 1), camera.mirror_viewpoint(views[idx]), views[idx])
-        return binary(sil), v
+        return x, v
 
-    return azimuth_classifier(batch, (binary(held_masks), held_views), image_size, steps, "real masks")
+    return azimuth_classifier(batch, (held_inputs, held_views), image_size, steps, "real inputs")
 
 
 def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
          input: str = "features") -> None:
-    if input not in ("features", "masks", "truth"):
-        raise SystemExit(f"INPUT must be features, masks or truth, got {input!r}")
+    if input not in ("features", "masks", "truth", "truth-rgb"):
+        raise SystemExit(f"INPUT must be features, masks, truth or truth-rgb, got {input!r}")
     torch.manual_seed(0)
     path, recon, pose, cfg, rot, train = run_on_training_split(data, category, run)
     if pose.cfg.pose_hypotheses < 2:
@@ -163,16 +169,18 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
     pool_xyz, pool_rgb = xyz[others[:cut]], rgb[others[:cut]]
     held_xyz, held_rgb = xyz[others[cut:]], rgb[others[cut:]]
     if input == "masks":
-        return report_masks(path, n, steps, hyp, hyp[..., 0], own, run_choice, truth, rot, masks,
+        return report_masks(path, n, steps, hyp, hyp[..., 0], own, run_choice, truth, rot,
+                            binary(masks),
                             *mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps),
                             f"binary silhouettes of {len(pool_xyz)} other clouds")
-    if input == "truth":  # the classifier reads the ground-truth frame: take the hypotheses there
+    if input.startswith("truth"):  # the classifier reads the ground-truth frame: hypotheses there
         hyp_gt = camera.viewpoint_from_direction(camera.viewing_direction(hyp) @ rot.T)
-        net_acc = truth_classifier(train.masks[others[:cut]], train.viewpoints[others[:cut]],
-                                   train.masks[others[cut:]], train.viewpoints[others[cut:]],
-                                   cfg.image_size, steps)
-        return report_masks(path, n, steps, hyp, hyp_gt[..., 0], own, run_choice, truth, rot, masks,
-                            *net_acc, f"the real masks of {cut} other images, with their true views")
+        x = train.images if input == "truth-rgb" else binary(train.masks)  # (N, C, S, S)
+        net_acc = truth_classifier(x[others[:cut]], train.viewpoints[others[:cut]], x[others[cut:]],
+                                   train.viewpoints[others[cut:]], cfg.image_size, steps)
+        what = "colour images" if input == "truth-rgb" else "binary masks"
+        return report_masks(path, n, steps, hyp, hyp_gt[..., 0], own, run_choice, truth, rot, x[:n],
+                            *net_acc, f"the real {what} of {cut} other images, with their true views")
     g = torch.Generator().manual_seed(0)
     h = f_real.shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))
@@ -210,25 +218,27 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
               f"agrees with training's choice {(choice == own_choice).float().mean():.1%}")
 
 
-def report_masks(path, n, steps, hyp, hyp_azimuth, own, run_choice, truth, rot, masks, net, acc,
+def report_masks(path, n, steps, hyp, hyp_azimuth, own, run_choice, truth, rot, inputs, net, acc,
                  taught_on: str) -> None:
-    """The mask classifier's picks on the real images against training's and the run's, alone and
-    joined with training's score: argmin over hypotheses of s / s_min - 1 - lam log p(azimuth bin).
-    hyp_azimuth: (n, M), the hypotheses' azimuths in the frame the classifier reads."""
+    """The classifier's picks on the real images' ``inputs`` (n, C, S, S) (its kind: binary masks
+    or images)
+    against training's and the run's, alone and joined with training's score: argmin over
+    hypotheses of s / s_min - 1 - lam log p(azimuth bin). hyp_azimuth: (n, M), the hypotheses'
+    azimuths in the frame the classifier reads."""
     own_choice = own.argmin(1)
     with torch.no_grad():
-        logp = torch.log_softmax(net(binary(masks)), 1)  # (n, BINS)
+        logp = torch.log_softmax(net(inputs), 1)  # (n, BINS)
     logp_hyp = logp.gather(1, azimuth_bin(hyp_azimuth))  # (n, M)
     new_choice = logp_hyp.argmax(1)  # (n,)
     rel = own / own.amin(1, keepdim=True) - 1  # (n, M), 0 for training's choice
     pick = torch.arange(n)
     wrong = M.pose_errors(hyp[pick, own_choice], truth, rot) > 30
     print(f"{path}: {n} training images, {steps} steps on {taught_on}")
-    print(f"the held-out (renders of the held-out clouds, 2,048, or the held-out images' real masks): "
+    print(f"the held-out (renders of the held-out clouds, 2,048, or the held-out images' real inputs): "
           f"the likeliest azimuth bin within 30 deg of the view {acc:.1%}")
     print(f"training's choice (own cloud's reprojection) right {np.mean(~wrong):.1%} ({wrong.sum()} wrong)")
     joined = [(f"joined, lam {lam}", (rel - lam * logp_hyp).argmin(1)) for lam in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)]
-    for name, choice in (("the run's selector", run_choice), ("the mask classifier's pick", new_choice), *joined):
+    for name, choice in (("the run's selector", run_choice), ("the classifier's pick", new_choice), *joined):
         e = M.pose_errors(hyp[pick, choice], truth, rot)
         print(f"{name}: right {np.mean(e <= 30):.1%}; of training's wrong ones now right "
               f"{np.mean(e[wrong] <= 30):.1%}, of its right ones kept {np.mean(e[~wrong] <= 30):.1%}")

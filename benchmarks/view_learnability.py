@@ -1,0 +1,57 @@
+"""How well can the azimuth be learnt from the images at all, given the true views? A control that
+reads the labels (no self-supervised run involved). Session 27's label-reading classifier
+(``render_selector.py ... truth``), trained on 3,240 real chair silhouettes or images with their
+true views, found the azimuth of only about 86% of held-out ones, as often as self-supervised
+training poses them right, but its training loss fell to 0.02-0.06: too few examples, or views the
+images do not tell apart? This trains the same classifier (24 azimuth bins, the pose net's
+convolutions and a 256-wide layer, from scratch, STEPS steps of batch 256, random left-right flips
+with the view mirrored) on the first K training images for each K in SIZES, and scores it on the
+whole validation split: the share whose likeliest bin is within 30 deg of the true azimuth, and of
+the misses the share off by more than 150 deg (front and back confused). A share that climbs with K
+points at the data; one that stays flat, at the images.
+
+    python benchmarks/view_learnability.py DATA_DIR CATEGORY [masks|rgb] [STEPS] [SIZES, e.g. 1200,2400,4800]
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssl3d import camera
+from ssl3d.data.dataset import load_split
+
+sys.path.insert(0, str(Path(__file__).parent))
+from render_selector import BINS, binary, truth_classifier  # noqa: E402
+
+
+def main(data: str, category: str, input: str = "masks", steps: int = 1500,
+         sizes: str = "1200,2400,4800") -> None:
+    """Train and score one classifier per training-set size in ``sizes`` (comma-separated)."""
+    if input not in ("masks", "rgb"):
+        raise SystemExit(f"INPUT must be masks or rgb, got {input!r}")
+    torch.manual_seed(0)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    train = load_split(data, category, "train", progress=False).to(dev)
+    val = load_split(data, category, "val", progress=False).to(dev)
+    pick = (lambda v: v.images) if input == "rgb" else (lambda v: binary(v.masks))  # (N, C, S, S)
+    x, x_val = pick(train), pick(val)
+    print(f"{data} {category}: {input}, {steps} steps of batch 256 on {dev}, scored on the {len(val)} "
+          f"validation images")
+    for k in (int(s) for s in sizes.split(",")):
+        if not 0 < k <= len(train):
+            raise SystemExit(f"a size must be in [1, {len(train)}], got {k}")
+        net, acc = truth_classifier(x[:k], train.viewpoints[:k], x_val, val.viewpoints,
+                                    x.shape[-1], steps)
+        with torch.no_grad():
+            centre = (net(x_val).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
+        off = torch.rad2deg(camera.wrap_angle(centre - val.viewpoints[:, 0]).abs())
+        miss = off > 30
+        print(f"trained on {k} images: azimuth within 30 deg {acc:.1%}; of the misses, off by more "
+              f"than 150 deg {np.mean((off[miss] > 150).cpu().numpy()) if miss.any() else 0:.1%}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3], *sys.argv[3:4], *(int(a) for a in sys.argv[4:5]), *sys.argv[5:6])
