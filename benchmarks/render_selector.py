@@ -96,6 +96,14 @@ def azimuth_bin(azimuth: torch.Tensor) -> torch.Tensor:
     return ((camera.wrap_angle(azimuth) + torch.pi) / (2 * torch.pi) * BINS).long() % BINS
 
 
+def azimuth_off_deg(net, inputs: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """How far (deg) the centre of the likeliest azimuth bin of ``net`` on ``inputs`` (n, C, S, S)
+    lies from each true azimuth in ``views`` (n, 2). Returns (n,)."""
+    with torch.no_grad():
+        centre = (net(inputs).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
+    return torch.rad2deg(camera.wrap_angle(centre - views[:, 0]).abs())
+
+
 def azimuth_classifier(batch, held, image_size: int, steps: int, what: str):
     """A fresh azimuth classifier (24 bins) on binary silhouettes, or on images: the pose net's
     convolutions and a 256-wide layer, from scratch, trained for ``steps`` on
@@ -115,11 +123,7 @@ def azimuth_classifier(batch, held, image_size: int, steps: int, what: str):
         opt.step()
         if step % 100 == 0 or step == steps - 1:
             print(f"  step {step}: {what}' azimuth loss {loss.item():.3f}", flush=True)
-    sil, views = held
-    with torch.no_grad():
-        centre = (net(sil).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
-    acc = (camera.wrap_angle(centre - views[:, 0]).abs() <= np.radians(30)).float().mean().item()
-    return net, acc
+    return net, (azimuth_off_deg(net, *held) <= 30).float().mean().item()
 
 
 def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
@@ -157,22 +161,15 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
     if pose.cfg.pose_hypotheses < 2:
         raise SystemExit(f"{path}: the pose net has one hypothesis, so there is nothing to select")
     images, masks, truth = train.images[:n], train.masks[:n], train.viewpoints[:n]
-    with torch.no_grad():
-        xyz, rgb, _ = predict(recon, pose, train.images)
+    with torch.no_grad():  # the truth modes need no other images' clouds
+        xyz, rgb, _ = predict(recon, pose, images if input.startswith("truth") else train.images)
         hyp, f_real = features(pose, images)
         own = scores(xyz[:n], rgb[:n], hyp, images, masks, cfg)  # (n, M), lower is better
         own_choice = own.argmin(1)
         run_choice = pose.select(f_real).argmax(1)
     first = set(train.models[:n])  # the other models' clouds only
-    others = torch.tensor([i for i in range(n, len(xyz)) if train.models[i] not in first])
+    others = torch.tensor([i for i in range(n, len(train)) if train.models[i] not in first])
     cut = len(others) - len(others) // 10  # the last tenth held out: shapes never trained on
-    pool_xyz, pool_rgb = xyz[others[:cut]], rgb[others[:cut]]
-    held_xyz, held_rgb = xyz[others[cut:]], rgb[others[cut:]]
-    if input == "masks":
-        return report_masks(path, n, steps, hyp, hyp[..., 0], own, run_choice, truth, rot,
-                            binary(masks),
-                            *mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps),
-                            f"binary silhouettes of {len(pool_xyz)} other clouds")
     if input.startswith("truth"):  # the classifier reads the ground-truth frame: hypotheses there
         hyp_gt = camera.viewpoint_from_direction(camera.viewing_direction(hyp) @ rot.T)
         x = train.images if input == "truth-rgb" else binary(train.masks)  # (N, C, S, S)
@@ -181,6 +178,13 @@ def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
         what = "colour images" if input == "truth-rgb" else "binary masks"
         return report_masks(path, n, steps, hyp, hyp_gt[..., 0], own, run_choice, truth, rot, x[:n],
                             *net_acc, f"the real {what} of {cut} other images, with their true views")
+    pool_xyz, pool_rgb = xyz[others[:cut]], rgb[others[:cut]]
+    held_xyz, held_rgb = xyz[others[cut:]], rgb[others[cut:]]
+    if input == "masks":
+        return report_masks(path, n, steps, hyp, hyp[..., 0], own, run_choice, truth, rot,
+                            binary(masks),
+                            *mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps),
+                            f"binary silhouettes of {len(pool_xyz)} other clouds")
     g = torch.Generator().manual_seed(0)
     h = f_real.shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(h, 256), torch.nn.ReLU(), torch.nn.Linear(256, hyp.shape[1]))

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssl3d import camera
 from ssl3d.data.dataset import load_split
 
 sys.path.insert(0, str(Path(__file__).parent))
-from render_selector import BINS, binary, truth_classifier  # noqa: E402
+from render_selector import azimuth_off_deg, binary, truth_classifier  # noqa: E402
 
 
 def main(data: str, category: str, input: str = "masks", steps: int = 1500,
@@ -44,9 +43,7 @@ def main(data: str, category: str, input: str = "masks", steps: int = 1500,
             raise SystemExit(f"a size must be in [1, {len(train)}], got {k}")
         net, acc = truth_classifier(x[:k], train.viewpoints[:k], x_val, val.viewpoints,
                                     x.shape[-1], steps)
-        with torch.no_grad():
-            centre = (net(x_val).argmax(1).float() + 0.5) * (2 * torch.pi / BINS) - torch.pi
-        off = torch.rad2deg(camera.wrap_angle(centre - val.viewpoints[:, 0]).abs())
+        off = azimuth_off_deg(net, x_val, val.viewpoints)  # (n_val,)
         miss = off > 30
         print(f"trained on {k} images: azimuth within 30 deg {acc:.1%}; of the misses, off by more "
               f"than 150 deg {np.mean((off[miss] > 150).cpu().numpy()) if miss.any() else 0:.1%}",

@@ -443,7 +443,9 @@ class Trainer:
                 batch, views, neighbour = self.sample_step()
                 if cfg.lr_decay_steps:
                     self._set_lr(scheduled_lr(cfg.lr, self.step, cfg.steps, cfg.lr_decay_steps))
-                if cfg.shape_code_ramp_steps:  # in place: a captured step reads the new mask
+                # while the ramp lasts (after it the net reads every dim, as it was built to);
+                # in place: a captured step reads the new mask
+                if cfg.shape_code_ramp_steps and self.step <= cfg.shape_code_ramp_steps:
                     set_code_dims(self._networks()["recon"],
                                   code_dims_at(self.code_dims, self.step, cfg.shape_code_ramp_steps))
                 if view_distribution_weight(cfg, self.step) != view_distribution_weight(cfg, self.step - 1):
