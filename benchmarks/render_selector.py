@@ -104,14 +104,16 @@ def azimuth_off_deg(net, inputs: torch.Tensor, views: torch.Tensor) -> torch.Ten
     return torch.rad2deg(camera.wrap_angle(centre - views[:, 0]).abs())
 
 
-def azimuth_classifier(batch, held, image_size: int, steps: int, what: str):
+def azimuth_classifier(batch, held, image_size: int, steps: int, what: str, width: int = 1):
     """A fresh azimuth classifier (24 bins) on binary silhouettes, or on images: the pose net's
-    convolutions and a 256-wide layer, from scratch, trained for ``steps`` on
+    convolutions (``width`` times their channels) and a 256-wide layer, from scratch, trained for
+    ``steps`` on
     ``batch(k, generator)`` -> (silhouettes (k, 1, S, S) or images (k, 3, S, S), views (k, 2)).
     Returns it and its share of the held-out ``held = (inputs, views)`` whose likeliest bin's
     centre lies within 30 deg of the view's azimuth. The net lives on the held-out inputs' device."""
-    enc, width = conv_encoder(STRUCTURE_CONVS, image_size, in_channels=held[0].shape[1])
-    net = torch.nn.Sequential(enc, torch.nn.Linear(width, 256), torch.nn.ReLU(),
+    convs = tuple((c * width, k) for c, k in STRUCTURE_CONVS)
+    enc, features = conv_encoder(convs, image_size, in_channels=held[0].shape[1])
+    net = torch.nn.Sequential(enc, torch.nn.Linear(features, 256), torch.nn.ReLU(),
                               torch.nn.Linear(256, BINS)).to(held[0].device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
@@ -137,7 +139,8 @@ def mask_classifier(pool_xyz, pool_rgb, held_xyz, held_rgb, cfg, steps: int):
     return azimuth_classifier(batch, (binary(sils), views), cfg.image_size, steps, "renders")
 
 
-def truth_classifier(inputs, views, held_inputs, held_views, image_size: int, steps: int):
+def truth_classifier(inputs, views, held_inputs, held_views, image_size: int, steps: int,
+                     width: int = 1):
     """The label-reading control: :func:`azimuth_classifier` trained on the pool's real inputs
     (binary masks (n, 1, S, S) or colour images (n, 3, S, S)) with their true views, each flipped
     left to right at random with the view mirrored with it, held out on the held-out images'. How
@@ -149,7 +152,8 @@ def truth_classifier(inputs, views, held_inputs, held_views, image_size: int, st
         v = torch.where(flip.view(-1, 1), camera.mirror_viewpoint(views[idx]), views[idx])
         return x, v
 
-    return azimuth_classifier(batch, (held_inputs, held_views), image_size, steps, "real inputs")
+    return azimuth_classifier(batch, (held_inputs, held_views), image_size, steps, "real inputs",
+                              width)
 
 
 def main(data: str, category: str, run: str, n: int = 1200, steps: int = 1500,
