@@ -3,7 +3,7 @@
 # runs' pictures packed in one pictures_NAME.tar; unpack with tar -xf).
 #   bash benchmarks/device_sweep.sh SWEEP_FILE[,SWEEP_FILE...] "CATEGORIES" [SECONDS]
 # Several comma-separated sweep files run side by side, the i-th on GPU i (a multi-GPU kind).
-# Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, PICTURES, REAL, REFINE); GPUTEST=1
+# Environment: as benchmarks/sweep_multi.sh (EMD_WORKERS, EVAL_FLAGS, PICTURES, REAL, REFINE); GPUTEST=1
 # also runs the CUDA-graph tests; REAL_MESHES=DIR renders those meshes into data/real first;
 # COUNT, SIZE and VIEWS (default 2,000 models, 64 px, 4 views per model) go to
 # benchmarks/make_procedural.sh (SIZE to make_real.sh too).

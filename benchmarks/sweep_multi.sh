@@ -14,6 +14,7 @@
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
 # also scored after N steps of test-time refinement, and its cc checkpoint on its own.
+# EVAL_FLAGS (e.g. --no-emd, for a large test split) go to every ssl3d evaluate.
 set -uo pipefail
 data=$1; runs=$2; common=$3
 summary=${SUMMARY_DIR:-$runs}
@@ -109,7 +110,8 @@ one() {
     } > "$sum"
   }
   ev() {
-    python3 -m ssl3d evaluate "$@" --device cuda --workers "${EMD_WORKERS:-4}" >> "$out.eval.txt" 2>&1
+    python3 -m ssl3d evaluate "$@" --device cuda --workers "${EMD_WORKERS:-4}" ${EVAL_FLAGS:-} \
+      >> "$out.eval.txt" 2>&1
     report
   }
   report
