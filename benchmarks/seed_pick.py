@@ -1,0 +1,63 @@
+"""Is training several seeds and keeping the one with the best label-free score worth it? Reads the
+run summaries in benchmarks/results/ of the plain preset (header flags exactly "--steps 4500
+[--seed S] -- nn --steps 1500"), scored on N test models, with the label-free validation IoU that
+``ssl3d evaluate`` prints, and gives, over every set of K of them, the mean test Chamfer of the run
+the IoU picks, against a single run's mean and the best of the K in hindsight (collapses and
+failed runs included: a user meets them too).
+
+    python benchmarks/seed_pick.py [--category chair] [--n 600] [--k 2 3]
+"""
+
+import argparse
+import itertools
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pose_vs_chamfer import RESULTS, nn_row  # noqa: E402
+
+PLAIN = re.compile(r"^== (\S+) \((\w+)\) --steps 4500( --seed \d+)? -- nn --steps 1500$")
+IOU = re.compile(r"^label-free fit on the validation split .*silhouette IoU ([0-9.]+)", re.M)
+
+
+def plain_runs(category: str, n: int) -> list[tuple[str, float, float, float]]:
+    """(file name, test Chamfer, pose accuracy %, validation IoU) of each plain summary."""
+    runs = []
+    for path in sorted(RESULTS.glob("*.txt")):
+        text = path.read_text(errors="replace")
+        head = PLAIN.match(text.split("\n", 1)[0])
+        iou = IOU.search(text)
+        row = nn_row(path, category, n)
+        if head and head.group(2) == category and iou and row:
+            runs.append((path.name, row[0], row[1], float(iou.group(1))))
+    return runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--category", default="chair")
+    ap.add_argument("--n", type=int, default=600, help="test models the runs were scored on")
+    ap.add_argument("--k", type=int, nargs="+", default=[2, 3])
+    a = ap.parse_args()
+    runs = plain_runs(a.category, a.n)
+    if len(runs) < max(a.k):
+        raise SystemExit(f"{len(runs)} plain runs with an IoU found, fewer than K = {max(a.k)}")
+    for name, cd, acc, iou in sorted(runs, key=lambda r: -r[3]):
+        print(f"{name}: IoU {iou:.4f}, Chamfer x1000 {cd:.2f}, pose {acc:.1f}%")
+    cd = np.array([r[1] for r in runs])
+    iou = np.array([r[3] for r in runs])
+    print(f"{len(runs)} plain {a.category} runs on {a.n} test models: one run's mean Chamfer "
+          f"{cd.mean():.2f} (median {np.median(cd):.2f})")
+    for k in a.k:
+        sets = [list(s) for s in itertools.combinations(range(len(runs)), k)]
+        picked = np.array([cd[s][np.argmax(iou[s])] for s in sets])
+        best = np.array([cd[s].min() for s in sets])
+        print(f"best of {k} by IoU ({len(sets)} sets): mean Chamfer {picked.mean():.2f}, worst "
+              f"{picked.max():.2f}; best of {k} in hindsight {best.mean():.2f}")
+
+
+if __name__ == "__main__":
+    main()
