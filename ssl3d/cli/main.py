@@ -20,6 +20,7 @@ VERBS = {
     "render": "render a folder of meshes into an ssl3d dataset (images, silhouettes, views, clouds)",
     "train": "train stage CC or NN, or a baseline, on a dataset",
     "evaluate": "evaluate a trained run (alignment, Chamfer, EMD, pose accuracy)",
+    "compare": "rank evaluated runs (e.g. seeds) by the label-free validation score: which to keep",
     "predict": "reconstruct a coloured point cloud from your own image(s)",
     "demo": "make a small dataset, train briefly, evaluate and write a report",
 }

@@ -1,0 +1,99 @@
+import json
+import shutil
+
+import pytest
+
+from ssl3d.cli.main import main as cli
+from ssl3d.evaluation.compare import compare_runs, comparison_table
+from ssl3d.training.checkpoint import find_checkpoint
+from ssl3d.training.trainer import train
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_dataset, tmp_path_factory):
+    """Two seeds of one tiny recipe, each trained for 2 steps and evaluated (no EMD)."""
+    root = tmp_path_factory.mktemp("compare")
+    runs = []
+    for seed in (0, 1):
+        run = root / f"seed{seed}"
+        train(tiny_config(steps=2, seed=seed), tiny_dataset, "chair", run)
+        assert cli(["evaluate", str(run), "--no-emd", "--quiet"]) == 0
+        runs.append(run)
+    return runs
+
+
+def entry(run, key="test"):
+    return json.loads((run / "metrics.json").read_text())["chair"][key]
+
+
+def copy_run(run, dst, rescored=True, **label_free):
+    """A copy of a scored run. ``rescored``: its metrics.json entry names the copy's checkpoint,
+    as if the copy had been evaluated, with ``label_free`` values overriding the stored ones."""
+    shutil.copytree(run, dst)
+    if rescored:
+        path = dst / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["chair"]["test"]["checkpoint"] = str(find_checkpoint(dst))
+        metrics["chair"]["test"]["label_free"].update(label_free)
+        path.write_text(json.dumps(metrics))
+    return dst
+
+
+def test_compare_orders_runs_by_the_stored_label_free_iou(two_runs, capsys):
+    scores = compare_runs(two_runs)
+    expected = sorted(two_runs, key=lambda r: entry(r)["label_free"]["val_silhouette_iou"], reverse=True)
+    assert [s.run for s in scores] == [str(r) for r in expected]
+    assert [s.iou for s in scores] == [entry(r)["label_free"]["val_silhouette_iou"] for r in expected]
+    top = entry(expected[0])
+    assert scores[0].chamfer == top["chamfer_x1000"] and scores[0].emd is None
+    assert scores[0].steps == top["steps"] == 2
+    table = comparison_table(scores)
+    assert f"| {expected[0]} (pick) |" in table and f"{100 * top['pose_acc_30']:.1f}%" in table
+    assert table.count("(pick)") == 1
+    assert cli(["compare", *map(str, two_runs)]) == 0
+    assert f"pick: {expected[0]} " in capsys.readouterr().out
+
+
+def test_the_pick_follows_the_score_not_the_order(two_runs, tmp_path):
+    low = copy_run(two_runs[0], tmp_path / "low", val_silhouette_iou=0.0)
+    high = copy_run(two_runs[1], tmp_path / "high", val_silhouette_iou=1.0)
+    for order in ([low, high], [high, low], [low, two_runs[0], high]):
+        assert compare_runs(order)[0].run == str(high)
+        assert compare_runs(order)[-1].run == str(low)
+
+
+def test_compare_refuses_runs_it_cannot_read(two_runs, tmp_path):
+    with pytest.raises(ValueError, match="at least two runs"):
+        compare_runs(two_runs[:1])
+    unscored = copy_run(two_runs[1], tmp_path / "unscored")
+    (unscored / "metrics.json").unlink()
+    with pytest.raises(FileNotFoundError, match="unscored.*ssl3d evaluate"):
+        compare_runs([two_runs[0], unscored])
+    with pytest.raises(ValueError, match="no entry chair/val_other"):
+        compare_runs(two_runs, key="val_other")
+    # A copied run's metrics still name the original's checkpoint: the scores of another file.
+    with pytest.raises(ValueError, match="evaluate it again"):
+        compare_runs([two_runs[0], copy_run(two_runs[1], tmp_path / "copied", rescored=False)])
+
+
+def test_compare_needs_a_label_free_score(two_runs):
+    for run in two_runs:  # refinement fits the very masks the score reads: no score stored
+        assert cli(["evaluate", str(run), "--no-emd", "--quiet", "--refine", "1"]) == 0
+        assert entry(run, "test_refine1")["label_free"] == {}
+    with pytest.raises(ValueError, match="no label-free score"):
+        compare_runs(two_runs, key="test_refine1")
+
+
+def test_compare_needs_one_projection_and_one_data_set(two_runs, tiny_dataset, tmp_path):
+    wider = tmp_path / "wider_kernel"
+    train(tiny_config(steps=2, sigma2=0.8), tiny_dataset, "chair", wider)
+    assert cli(["evaluate", str(wider), "--no-emd", "--quiet"]) == 0
+    with pytest.raises(ValueError, match="sigma2 = 0.8 but .* has 0.4"):
+        compare_runs([two_runs[0], wider])
+    moved = copy_run(two_runs[1], tmp_path / "moved")
+    metrics = json.loads((moved / "metrics.json").read_text())
+    metrics["chair"]["test"]["data"] = str(tmp_path / "elsewhere")
+    (moved / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="same validation images"):
+        compare_runs([two_runs[0], moved])
