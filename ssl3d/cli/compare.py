@@ -16,9 +16,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.compare import compare_runs, comparison_table
 
-    scores = compare_runs(args.runs, args.key)
+    scores, differ = compare_runs(args.runs, args.key)
     print(comparison_table(scores), end="")
     print(f"pick: {scores[0].run} (highest label-free IoU on the validation split; needs no 3D "
           f"or pose labels. Chamfer, EMD and pose need the data's ground truth and are shown for "
           f"reference.)")
+    if differ:
+        print(f"note: the runs differ in {', '.join(differ)}, not only in the seed. The score was "
+              f"checked as a way to pick among seeds of one recipe, where it mostly sets failed "
+              f"runs apart; across recipes it is a weaker guide.")
     return 0

@@ -4,8 +4,10 @@ Self-supervised runs of one recipe differ a lot by seed, and a few fail (a pose 
 spread but mostly wrong). Without 3D or pose labels, the silhouette IoU that ``ssl3d evaluate``
 stores (each validation cloud projected at its predicted view against the input mask) tells which
 seed to keep: over 15 plain 6,000-model chair runs, keeping the highest IoU of three averaged a
-test Chamfer of 4.22 against 4.90 for one run (benchmarks/seed_pick.py). The score depends on the
-projection settings and on the validation images, so runs are compared only when those agree.
+test Chamfer of 4.22 against 4.90 for one run (benchmarks/seed_pick.py). Most of that gain is
+avoiding the failed runs, which it puts last; among healthy runs it picks only a little better
+than chance. The score depends on the silhouette projection and on the validation images, so runs
+are compared only when those agree.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from pathlib import Path
 from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint
 from ssl3d.training.config import TrainConfig
 
-SCORE_FIELDS = ("category", "image_size", "sigma2", "beta", "silhouette_form", "affinity_form",
+SCORE_FIELDS = ("category", "image_size", "n_points", "sigma2", "silhouette_form", "affinity_form",
                 "affinity_empty_cost")
 """Checkpoint fields the label-free score depends on: the category (stored beside the config),
-the projection and the forward affinity."""
+the silhouette projection (a tanh_sum silhouette adds up the points' kernels, so the point count
+counts) and the forward affinity."""
+NOT_RECIPE = ("seed", "init", "pose_labels", "device", "cuda_graph", "log_every", "image_every",
+              "checkpoint_every", "snapshot_every", "progress")
+"""Config fields that may differ between seeds of one recipe (paths, logging, the device)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,10 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
     if entry is None:
         raise ValueError(f"{run}: {metrics_path} has no entry {cfg['category']}/{key}; run "
                          f"`ssl3d evaluate {run}` first")
-    if Path(entry["checkpoint"]).resolve() != ckpt_path.resolve():
-        raise ValueError(f"{run}: the {key} entry of {metrics_path} scored {entry['checkpoint']}, "
-                         f"not {ckpt_path}; evaluate it again")
+    if Path(entry["checkpoint"]).resolve() != ckpt_path.resolve() or entry["steps"] != ckpt["step"]:
+        raise ValueError(f"{run}: the {key} entry of {metrics_path} scored {entry['checkpoint']} at "
+                         f"step {entry['steps']}, not {ckpt_path} at step {ckpt['step']}; evaluate "
+                         f"it again")
     lf = entry.get("label_free") or {}
     if "val_silhouette_iou" not in lf:
         raise ValueError(f"{run}: the {key} entry of {metrics_path} has no label-free score (it "
@@ -66,9 +73,11 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
             cfg, entry["data"])
 
 
-def compare_runs(runs: list[str | Path], key: str = "test") -> list[RunScore]:
-    """The runs' stored scores, best label-free silhouette IoU first. Raises ValueError when the
-    runs disagree on a field in :data:`SCORE_FIELDS` or on the data they were scored on."""
+def compare_runs(runs: list[str | Path], key: str = "test") -> tuple[list[RunScore], list[str]]:
+    """The runs' stored scores, best label-free silhouette IoU first, and the config fields other
+    than :data:`NOT_RECIPE` in which the runs differ (none for seeds of one recipe). Raises
+    ValueError when the runs disagree on a field in :data:`SCORE_FIELDS` or on the data they were
+    scored on."""
     if len(runs) < 2:
         raise ValueError(f"compare needs at least two runs, got {len(runs)}")
     scored = [run_score(r, key) for r in runs]
@@ -82,7 +91,9 @@ def compare_runs(runs: list[str | Path], key: str = "test") -> list[RunScore]:
         if Path(data).resolve() != Path(first_data).resolve():
             raise ValueError(f"{run} was scored on {data} but {first_run} on {first_data}: the "
                              f"label-free score compares runs on the same validation images")
-    return sorted((s for s, _, _ in scored), key=lambda s: -s.iou)
+    differ = sorted(f for f in first_cfg if f not in NOT_RECIPE
+                    and any(cfg.get(f) != first_cfg[f] for _, cfg, _ in scored[1:]))
+    return sorted((s for s, _, _ in scored), key=lambda s: -s.iou), differ
 
 
 def comparison_table(scores: list[RunScore]) -> str:

@@ -41,7 +41,8 @@ def copy_run(run, dst, rescored=True, **label_free):
 
 
 def test_compare_orders_runs_by_the_stored_label_free_iou(two_runs, capsys):
-    scores = compare_runs(two_runs)
+    scores, differ = compare_runs(two_runs)
+    assert differ == []  # seeds of one recipe
     expected = sorted(two_runs, key=lambda r: entry(r)["label_free"]["val_silhouette_iou"], reverse=True)
     assert [s.run for s in scores] == [str(r) for r in expected]
     assert [s.iou for s in scores] == [entry(r)["label_free"]["val_silhouette_iou"] for r in expected]
@@ -52,15 +53,16 @@ def test_compare_orders_runs_by_the_stored_label_free_iou(two_runs, capsys):
     assert f"| {expected[0]} (pick) |" in table and f"{100 * top['pose_acc_30']:.1f}%" in table
     assert table.count("(pick)") == 1
     assert cli(["compare", *map(str, two_runs)]) == 0
-    assert f"pick: {expected[0]} " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"pick: {expected[0]} " in out and "note:" not in out
 
 
 def test_the_pick_follows_the_score_not_the_order(two_runs, tmp_path):
     low = copy_run(two_runs[0], tmp_path / "low", val_silhouette_iou=0.0)
     high = copy_run(two_runs[1], tmp_path / "high", val_silhouette_iou=1.0)
     for order in ([low, high], [high, low], [low, two_runs[0], high]):
-        assert compare_runs(order)[0].run == str(high)
-        assert compare_runs(order)[-1].run == str(low)
+        scores, _ = compare_runs(order)
+        assert scores[0].run == str(high) and scores[-1].run == str(low)
 
 
 def test_compare_refuses_runs_it_cannot_read(two_runs, tmp_path):
@@ -75,6 +77,13 @@ def test_compare_refuses_runs_it_cannot_read(two_runs, tmp_path):
     # A copied run's metrics still name the original's checkpoint: the scores of another file.
     with pytest.raises(ValueError, match="evaluate it again"):
         compare_runs([two_runs[0], copy_run(two_runs[1], tmp_path / "copied", rescored=False)])
+    # Scores of an earlier step of this file (training resumed since): stale.
+    resumed = copy_run(two_runs[1], tmp_path / "resumed")
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    metrics["chair"]["test"]["steps"] = 1
+    (resumed / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="at step 1, not .* at step 2; evaluate it again"):
+        compare_runs([two_runs[0], resumed])
 
 
 def test_compare_needs_a_label_free_score(two_runs):
@@ -85,15 +94,31 @@ def test_compare_needs_a_label_free_score(two_runs):
         compare_runs(two_runs, key="test_refine1")
 
 
-def test_compare_needs_one_projection_and_one_data_set(two_runs, tiny_dataset, tmp_path):
-    wider = tmp_path / "wider_kernel"
-    train(tiny_config(steps=2, sigma2=0.8), tiny_dataset, "chair", wider)
-    assert cli(["evaluate", str(wider), "--no-emd", "--quiet"]) == 0
-    with pytest.raises(ValueError, match="sigma2 = 0.8 but .* has 0.4"):
-        compare_runs([two_runs[0], wider])
+@pytest.mark.parametrize("field,value", [("sigma2", 0.8), ("n_points", 32)])
+def test_compare_needs_one_projection(two_runs, tiny_dataset, tmp_path, field, value):
+    other = tmp_path / field
+    train(tiny_config(steps=2, **{field: value}), tiny_dataset, "chair", other)
+    assert cli(["evaluate", str(other), "--no-emd", "--quiet"]) == 0
+    default = getattr(tiny_config(), field)
+    with pytest.raises(ValueError, match=f"{field} = {value} but .* has {default}"):
+        compare_runs([two_runs[0], other])
+
+
+def test_compare_needs_one_data_set(two_runs, tmp_path):
     moved = copy_run(two_runs[1], tmp_path / "moved")
     metrics = json.loads((moved / "metrics.json").read_text())
     metrics["chair"]["test"]["data"] = str(tmp_path / "elsewhere")
     (moved / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match="same validation images"):
         compare_runs([two_runs[0], moved])
+
+
+def test_compare_notes_runs_of_different_recipes(two_runs, tiny_dataset, tmp_path, capsys):
+    faster = tmp_path / "faster"
+    train(tiny_config(steps=2, lr=3e-3), tiny_dataset, "chair", faster)
+    assert cli(["evaluate", str(faster), "--no-emd", "--quiet"]) == 0
+    scores, differ = compare_runs([two_runs[0], faster])
+    assert differ == ["lr"] and len(scores) == 2
+    capsys.readouterr()
+    assert cli(["compare", str(two_runs[0]), str(faster)]) == 0
+    assert "note: the runs differ in lr, not only in the seed" in capsys.readouterr().out
