@@ -11,24 +11,17 @@ is the nearest to the truth.
     python benchmarks/turned_clouds.py DATA_DIR CATEGORY RUN_DIR   (after ssl3d evaluate RUN_DIR)
 """
 
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ssl3d.evaluation import metrics as M
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diagnose_run import load_run  # noqa: E402
-
-
-def turn_y(xyz: torch.Tensor, deg: float) -> torch.Tensor:
-    """Clouds (..., 3) turned by ``deg`` about the vertical y axis."""
-    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
-    x, y, z = xyz.unbind(-1)
-    return torch.stack([c * x + s * z, y, -s * x + c * z], -1)
+from diagnose_run import half_turn, load_run, turn_y  # noqa: E402
 
 
 def flip(*signs: int):
@@ -38,8 +31,10 @@ def flip(*signs: int):
 
 GROUPS = {
     "as predicted": [lambda xyz: xyz],
-    "front and back swapped (half turn about y, or mirrored front to back)": [flip(-1, 1, -1), flip(1, 1, -1)],
-    "a quarter turn about y (either way)": [lambda xyz: turn_y(xyz, 90), lambda xyz: turn_y(xyz, -90)],
+    "front and back swapped (half turn about y, or mirrored front to back)": [half_turn,
+                                                                              flip(1, 1, -1)],
+    "a quarter turn about y (either way)": [lambda xyz: M.rotate(xyz, turn_y(90)),
+                                            lambda xyz: M.rotate(xyz, turn_y(-90))],
     "upside down (half turn about x or z, or mirrored top to bottom)": [flip(1, -1, -1), flip(-1, -1, 1),
                                                                         flip(1, -1, 1)],
 }

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl3d.evaluation.evaluate import scored_this_checkpoint
 from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint
 from ssl3d.training.config import TrainConfig
 
@@ -58,7 +59,7 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
     if entry is None:
         raise ValueError(f"{run}: {metrics_path} has no entry {cfg['category']}/{key}; run "
                          f"`ssl3d evaluate {run}` first")
-    if Path(entry["checkpoint"]).resolve() != ckpt_path.resolve() or entry["steps"] != ckpt["step"]:
+    if not scored_this_checkpoint(entry, ckpt_path, ckpt["step"]):
         raise ValueError(f"{run}: the {key} entry of {metrics_path} scored {entry['checkpoint']} at "
                          f"step {entry['steps']}, not {ckpt_path} at step {ckpt['step']}; evaluate "
                          f"it again")

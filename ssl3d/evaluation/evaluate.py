@@ -90,6 +90,12 @@ def silhouette_iou(sil: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
+def scored_this_checkpoint(entry: dict, ckpt_path: Path, step: int) -> bool:
+    """Whether a metrics.json ``entry`` was made from the checkpoint at ``ckpt_path`` as it is now,
+    at training step ``step`` (a resumed run rewrites the file)."""
+    return Path(entry["checkpoint"]).resolve() == Path(ckpt_path).resolve() and entry["steps"] == step
+
+
 def alignment_settings(device: torch.device) -> dict:
     """Settings of the global-rotation fit. The protocol names Adam for 5000 steps at lr 1e-3;
     started from the best points of a coarse grid, fewer larger steps, stopped once the Chamfer
@@ -189,7 +195,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         if stored is None:
             raise ValueError(f"--rotation-from {rotation_from}: {metrics_path} has no entry "
                              f"{category}/{rotation_from} (evaluate on that data first)")
-        if Path(stored["checkpoint"]).resolve() != ckpt_path.resolve() or stored["steps"] != ckpt["step"]:
+        if not scored_this_checkpoint(stored, ckpt_path, ckpt["step"]):
             raise ValueError(f"--rotation-from {rotation_from}: that rotation was fitted for "
                              f"{stored['checkpoint']} at step {stored['steps']}, not {ckpt_path} "
                              f"at step {ckpt['step']}; evaluate this checkpoint on its own "
