@@ -103,6 +103,8 @@ one() {
                   if (x[i] ~ /^[-+]?[0-9]/) printf "%.2f ", x[i]; else printf "%s ", x[i] } }')
         v=$(grep -ho 'view_search_moved=[^ ]*' "$out/train_$s.log" 2>/dev/null | tail -n 1)
         [ -n "$v" ] && echo "last log ($s): $v $(grep -ho 'view_search_mask=[^ ]*' "$out/train_$s.log" | tail -n 1)"
+        v=$(grep -ho 'view_search_turned=[^ ]*' "$out/train_$s.log" 2>/dev/null | cut -d= -f2)
+        [ -n "$v" ] && echo "view_search_turned, every 5th log ($s):" $(printf '%s\n' $v | awk 'NR % 5 == 1 { printf "%.3f ", $1 }')
       done
       [ -f "$out/results.md" ] && grep -E "^\| $cat" "$out/results.md" | sort -u
       grep -h "^label-free" "$out.eval.txt" 2>/dev/null | head -n 1  # the run's own data's

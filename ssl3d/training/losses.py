@@ -219,21 +219,25 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
 
 
 def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, image: torch.Tensor,
-                  mask: torch.Tensor, degrees: float, cfg: TrainConfig) -> torch.Tensor:
-    """The best of ``view`` and its neighbours (azimuth +-D and +-2D, elevation +-D, D =
-    ``degrees``) by :func:`select_by_reprojection`: a local search that corrects a predicted
-    view a few degrees off. xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
+                  mask: torch.Tensor, degrees: float, cfg: TrainConfig, turns: int = 0) -> torch.Tensor:
+    """The best of ``view`` and its neighbours by :func:`select_by_reprojection`: azimuth +-D and
+    +-2D, elevation +-D (D = ``degrees``, none when 0), a local search that corrects a view a few
+    degrees off; and the view turned about the vertical by k * 360/T deg of azimuth, k = 1 ..
+    T - 1 (T = ``turns``, none when 0), which corrects a view a half or quarter turn off.
+    xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
     Returns (B, 2), without gradient. Scored with the fast projection even under
     ``reference_ops``: only the choice is used, and both projections agree to rounding."""
     d = math.radians(degrees)
+    local = ((1, 0), (-1, 0), (2, 0), (-2, 0), (0, 1), (0, -1)) if degrees > 0 else ()
+    offsets = [(a * d, e * d) for a, e in local] + [(2 * math.pi * k / turns, 0.0) for k in range(1, turns)]
     # Filled in place on the device: a CUDA graph being captured allows no copy from the host.
-    steps = torch.zeros(7, 2, device=view.device, dtype=view.dtype)
-    for i, (a, e) in enumerate(((1, 0), (-1, 0), (2, 0), (-2, 0), (0, 1), (0, -1)), 1):
-        steps[i, 0].fill_(a * d)
-        steps[i, 1].fill_(e * d)
+    steps = torch.zeros(1 + len(offsets), 2, device=view.device, dtype=view.dtype)
+    for i, (a, e) in enumerate(offsets, 1):
+        steps[i, 0].fill_(a)
+        steps[i, 1].fill_(e)
     with torch.no_grad():
         return select_by_reprojection(xyz.detach(), rgb.detach(), view.detach().unsqueeze(1) + steps,
-                                      image, mask, cfg)  # candidates: (B, 7, 2)
+                                      image, mask, cfg)  # candidates: (B, 1 + len(offsets), 2)
 
 
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
@@ -361,9 +365,10 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
     v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
-    if cfg.view_search_deg > 0 or cfg.true_views_for != "none":
-        if cfg.view_search_deg > 0:
-            v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg)  # (B, 2)
+    if cfg.view_search_deg > 0 or cfg.view_search_turns > 0 or cfg.true_views_for != "none":
+        if cfg.true_views_for == "none":
+            v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg,
+                                cfg.view_search_turns)  # (B, 2)
         else:
             v_r = true_view_where(v0, batch["viewpoint"], cfg.true_views_for)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
@@ -374,6 +379,9 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
                      view_search_image=r_img, view_search_mask=r_mask,
                      view_search_shift_deg=torch.rad2deg(camera.angular_error(v_r, v0.detach())).mean())
+        if cfg.view_search_turns > 0:  # the share the search turned (an azimuth moved over 45 deg)
+            d_az = torch.remainder(v_r[:, 0] - v0[:, 0].detach() + math.pi, 2 * math.pi) - math.pi  # (B,)
+            terms["view_search_turned"] = (d_az.abs() > math.radians(45)).float().mean()
     if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
         wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
         # A weighted mean: the terms keep their scale against the others (neighbour, cycle,

@@ -1019,11 +1019,51 @@ def test_searched_view_against_a_loop_and_it_undoes_a_small_error(make_config):
     assert not L.searched_view(xyz.requires_grad_(), rgb, off, image, mask, 6.0, cfg).requires_grad
 
 
-def test_view_search_trains_the_shape_at_the_searched_view(make_config):
-    """With a pose net 6 deg off, the reconstruction's mask term is taken at the searched view
-    (better than at the pose net's view), while the pose net keeps its own view's terms."""
+def test_searched_view_turns_against_a_loop_and_they_undo_a_turned_view(make_config):
+    """searched_view with turns T: the best of the view turned by k * 360/T deg of azimuth, each
+    candidate projected on its own; a view a half or a quarter turn off an asymmetric cloud's
+    true view comes back to it with four turns, and only the half turn with two."""
+    cfg = make_config(image_size=32)
+    g = torch.Generator().manual_seed(5)
+    xyz = (torch.rand(3, 300, 3, generator=g) - 0.5) * torch.tensor([0.8, 0.5, 0.3])
+    xyz[:, :60] = xyz[:, :60] * 0.3 + torch.tensor([0.3, 0.2, 0.1])  # a lump that breaks symmetry
+    rgb = torch.rand(3, 300, 3, generator=g)
+    truth = torch.tensor([[0.5, 0.3], [-1.9, 0.1], [2.8, 0.4]])
+    imgs, sils = L.project_views(xyz, rgb, truth[:, None], cfg)
+    image, mask = imgs[:, 0], (sils[:, 0] > 0.5).float()
+    off = truth + torch.tensor([[math.pi, 0.0], [math.pi / 2, 0.0], [0.0, 0.0]])
+
+    def same_view(a, b):  # azimuths equal modulo a full turn
+        return torch.allclose(torch.stack([a[:, 0].cos(), a[:, 0].sin(), a[:, 1]]),
+                              torch.stack([b[:, 0].cos(), b[:, 0].sin(), b[:, 1]]), atol=1e-5, rtol=0)
+
+    got4 = L.searched_view(xyz, rgb, off, image, mask, 0.0, cfg, turns=4)
+    assert same_view(got4, truth)
+    got2 = L.searched_view(xyz, rgb, off, image, mask, 0.0, cfg, turns=2)
+    assert same_view(got2[[0, 2]], truth[[0, 2]]) and not same_view(got2[1:2], truth[1:2])
+    for turns, got in ((4, got4), (2, got2)):
+        for b in range(3):
+            cands = [off[b] + torch.tensor([2 * math.pi * k / turns, 0.0]) for k in range(turns)]
+            scores = []
+            for v in cands:
+                im, si = L.project_views(xyz[b:b + 1], rgb[b:b + 1], v.view(1, 1, 2), cfg)
+                scores.append(float(L.hypothesis_scores(image[b:b + 1], mask[b:b + 1], im, si, cfg)))
+            torch.testing.assert_close(got[b], cands[scores.index(min(scores))])
+    # With a local search as well, the turns are tried beside (not combined with) its candidates.
+    d = math.radians(6.0)
+    off_either = truth + torch.tensor([[math.pi, 0.0], [d, 0.0], [0.0, -d]])
+    assert same_view(L.searched_view(xyz, rgb, off_either, image, mask, 6.0, cfg, turns=4), truth)
+
+
+@pytest.mark.parametrize("search", ["local", "turns"])
+def test_view_search_trains_the_shape_at_the_searched_view(make_config, search):
+    """With a pose net 6 deg off (a local search of 6 deg) or a half turn off (a search of
+    four turns), the reconstruction's mask term is taken at the searched view (better than at
+    the pose net's view), while the pose net keeps its own view's terms."""
     kw = dict(image_size=32, n_points=200, w_symmetry=0.0, w_point_silhouette=0.1, w_transport=0.1)
-    cfg = make_config(view_search_deg=6.0, **kw)
+    search_kw, off = (dict(view_search_deg=6.0), math.radians(6.0)) if search == "local" else (
+        dict(view_search_turns=4), math.pi)
+    cfg = make_config(**search_kw, **kw)
     g = torch.Generator().manual_seed(4)
     cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
     colour = torch.rand(1, 200, 3, generator=g)
@@ -1033,7 +1073,7 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
         def __init__(self):
             super().__init__()
             self.xyz = torch.nn.Parameter(cloud.clone())
-            self.v = torch.nn.Parameter(truth + torch.tensor([math.radians(6.0), 0.0]))
+            self.v = torch.nn.Parameter(truth + torch.tensor([off, 0.0]))
 
         def recon(self, image):
             return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
@@ -1049,6 +1089,7 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
     loss_r, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg)
     assert terms["view_search_moved"] == 1.0
+    assert terms.get("view_search_turned", torch.tensor(0.0)) == (1.0 if search == "turns" else 0.0)
     at_truth = L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0]  # the search finds the truth
     torch.testing.assert_close(terms["view_search_mask"], at_truth)
     assert terms["view_search_mask"] < terms["mask"]
@@ -1060,6 +1101,9 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     assert "view_search_mask" not in terms_off
     torch.testing.assert_close(terms_off["mask"], terms["mask"])
     torch.testing.assert_close(loss_p_off, loss_p)
+
+
+def test_view_search_options_are_checked(make_config):
     with pytest.raises(ValueError, match="view_search_deg > 0 needs supervision self"):
         make_config(view_search_deg=5.0, supervision="pose").validate()
     with pytest.raises(ValueError, match="hypothesis_temperature 0"):
@@ -1067,6 +1111,14 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config):
     for bad in (-1.0, 45.0, float("nan")):
         with pytest.raises(ValueError, match=r"view_search_deg must be in \[0, 30\]"):
             make_config(view_search_deg=bad).validate()
+    for bad in (1, -2, 13):
+        with pytest.raises(ValueError, match=r"view_search_turns must be 0 \(off\) or in \[2, 12\]"):
+            make_config(view_search_turns=bad).validate()
+    for other in (dict(supervision="pose"), dict(doubt_gap=0.5, pose_hypotheses=2),
+                  dict(true_views_for="wrong"), dict(pose_hypotheses=3, hypothesis_temperature=0.1)):
+        with pytest.raises(ValueError, match="view_search_turns > 0 needs supervision self"):
+            make_config(view_search_turns=4, **other).validate()
+    make_config(view_search_turns=4, view_search_deg=5.0).validate()
 
 
 def test_pose_label_noise_perturbs_the_labels_only(tiny_dataset, tmp_path, make_config):
