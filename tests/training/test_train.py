@@ -444,6 +444,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           # where the reconstruction learns: at a searched view, weighted by the doubt gap or at
           # the true view (each needs temperature 0 and excludes the others)
           "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
+          "view_search_turns": 4 if view == "search" and stage_nn else 0,  # with the local search
           "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           # a graph that kept its first code mask (no dims: one template cloud) would differ
