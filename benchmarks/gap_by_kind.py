@@ -1,0 +1,149 @@
+"""Where does a chair run's Chamfer gap to a reference run lie: on stools, armchairs or plain
+chairs? The procedural generator (``ssl3d.data.synth.chair``) makes some chairs stools (no back:
+their azimuth is ambiguous up to a quarter turn or, on a round seat, wholly) and gives some
+armrests. Shape i of ``ssl3d synth --seed S`` depends only on (S, i), so each test model's kind is
+read back by generating it again and noting which parts the generator built.
+
+For each evaluated run (the reference first) it prints the share of stools among its wrongly
+posed test images and, per kind:
+- the share of test models and the pose accuracy at 30 deg;
+- the mean silhouette IoU of each cloud seen from its predicted view against the input mask
+  (does the cloud explain its image?);
+- the predicted elevation's error in the ground truth's frame: its median size, and its mean
+  (positive when the camera is put too high);
+- the mean Chamfer x1000, and with --turns the mean Chamfer x1000 of each cloud turned about the
+  vertical by the angle (5 deg steps) that brings it nearest its ground truth (an oracle: is the
+  cloud a right shape turned?);
+- after the reference, the kind's part of the gap: its share times the difference of the two
+  runs' means there (the parts sum to the gap of the means).
+With more than one run after the reference, the same pooled over those runs (pass runs of one
+recipe), and for all but the stools.
+
+    python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns]
+    (DATA_DIR/chair, made by benchmarks/make_procedural.sh; each run after ssl3d evaluate)
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ssl3d.data.synth.chair as chair_synth
+from ssl3d import camera
+from ssl3d.data.synth import shape_rng
+from ssl3d.evaluation import metrics as M
+from ssl3d.evaluation.evaluate import find_checkpoint, silhouette_fit
+from ssl3d.ops import chamfer_distance, normalize_unit_box
+from ssl3d.training.checkpoint import load_models
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diagnose_run import load_run, turn_y  # noqa: E402
+
+KINDS = ("stool", "armchair", "chair")
+
+
+def chair_kind(seed: int, index: int) -> str:
+    """The kind of procedural chair ``index`` of ``ssl3d synth --seed seed``: generated again,
+    with the generator's back and arms builders wrapped to note their calls."""
+    built = []
+    back, arms = chair_synth.back, chair_synth.arms
+
+    def noting(name, builder):
+        return lambda *a, **k: (built.append(name), builder(*a, **k))[1]
+
+    chair_synth.back, chair_synth.arms = noting("back", back), noting("arms", arms)
+    try:
+        chair_synth.generate_chair(shape_rng(seed, index))
+    finally:
+        chair_synth.back, chair_synth.arms = back, arms
+    return "stool" if "back" not in built else "armchair" if "arms" in built else "chair"
+
+
+def model_index(model: str) -> int:
+    """chair_00123 -> 123 (the synth's file names)."""
+    m = re.fullmatch(r"chair_(\d+)", model)
+    if m is None:
+        raise ValueError(f"{model!r} is not a procedural chair's name (chair_NNNNN)")
+    return int(m.group(1))
+
+
+def elevation_errors(pred_views: torch.Tensor, true_views: torch.Tensor, rot: torch.Tensor) -> np.ndarray:
+    """Predicted minus true elevation in degrees, the prediction taken into the ground truth's
+    frame by ``rot`` (as the pose error is). pred_views, true_views: (M, 2). Returns (M,)."""
+    d = camera.viewing_direction(pred_views.float()) @ rot.T  # (M, 3)
+    return np.degrees((camera.viewpoint_from_direction(d)[:, 1] - true_views[:, 1].float()).numpy())
+
+
+def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+    """Per cloud, the Chamfer x1000 after the turn about the vertical (0, 5, ..., 355 deg) that
+    brings it nearest its ground truth. xyz, gt: (M, N, 3) in the ground truth's frame."""
+    target = normalize_unit_box(gt)
+    best = None
+    for angle in range(0, 360, 5):
+        cd = chamfer_distance(normalize_unit_box(M.rotate(xyz, turn_y(angle))), target, "none")
+        best = cd if best is None else torch.minimum(best, cd)
+    return 1000 * best.numpy()
+
+
+def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
+    rows, kinds = [], None
+    for run in runs:
+        pred, test, raw, xyz, gt = load_run(data, "chair", run)
+        models = [str(m) for m in pred["models"]]
+        if kinds is None:
+            first_models = models
+            kinds = np.array([chair_kind(seed, model_index(m)) for m in models])
+        elif models != first_models:
+            raise ValueError(f"{run}: its test models differ from the first run's")
+        cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
+        cfg = load_models(find_checkpoint(run))[2]
+        iou = silhouette_fit(raw, torch.from_numpy(pred["rgb"]).float(),
+                             torch.from_numpy(pred["viewpoints"]).float(), test.masks.float(), cfg)["iou"].numpy()
+        elev = elevation_errors(torch.from_numpy(pred["viewpoints"]), test.viewpoints,
+                                torch.from_numpy(pred["rotation"]).float())
+        turned = best_turn_chamfer(xyz, gt) if turns else None
+        rows.append((run, cd, pred["pose_error_deg"] <= 30, iou, elev, turned))
+    ref_run, ref_cd = rows[0][:2]
+    for run, cd, right, iou, elev, turned in rows:
+        lines, parts = [], []
+        for kind in KINDS:
+            k = kinds == kind
+            line = (f"  {kind}: {k.mean():.1%} of {len(k)}, pose {right[k].mean():.1%}, "
+                    f"IoU {iou[k].mean():.3f}, elevation error median {np.median(np.abs(elev[k])):.1f} "
+                    f"deg, mean {elev[k].mean():+.1f}; Chamfer {cd[k].mean():.2f}")
+            if turned is not None:
+                line += f", best turn {turned[k].mean():.2f}"
+            if run != ref_run:
+                parts.append(k.mean() * (cd[k].mean() - ref_cd[k].mean()))
+                line += (f" ({cd[k].mean() / ref_cd[k].mean():.2f}x the reference's; part of the "
+                         f"gap {parts[-1]:+.2f})")
+            lines.append(line)
+        head = (f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly "
+                f"posed {np.mean(kinds[~right] == 'stool'):.1%}")
+        if run != ref_run:
+            head += f"; gap to the reference {cd.mean() - ref_cd.mean():+.2f} (parts sum {sum(parts):+.2f})"
+        print("\n".join([head] + lines))
+    if len(rows) > 2:  # the runs after the reference, pooled (pass runs of one recipe for this)
+        cds = np.stack([row[1] for row in rows[1:]])  # (R, M)
+        print(f"mean over the {len(rows) - 1} runs after the reference: Chamfer {cds.mean():.2f} "
+              f"against {ref_cd.mean():.2f} ({cds.mean() / ref_cd.mean():.2f}x)")
+        for kind in KINDS:
+            k = kinds == kind
+            print(f"  {kind}: {cds[:, k].mean():.2f} against {ref_cd[k].mean():.2f} "
+                  f"({cds[:, k].mean() / ref_cd[k].mean():.2f}x); part of the gap "
+                  f"{k.mean() * (cds[:, k].mean() - ref_cd[k].mean()):+.2f}")
+        k = kinds != "stool"
+        print(f"  all but the stools: {cds[:, k].mean():.2f} against {ref_cd[k].mean():.2f} "
+              f"({cds[:, k].mean() / ref_cd[k].mean():.2f}x)")
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data")
+    ap.add_argument("runs", nargs="+", help="the reference run first")
+    ap.add_argument("--synth-seed", type=int, default=0, help="the seed ssl3d synth made the meshes with")
+    ap.add_argument("--turns", action="store_true", help="also the best-turn oracle (slower)")
+    a = ap.parse_args()
+    main(a.data, a.runs, a.synth_seed, a.turns)
