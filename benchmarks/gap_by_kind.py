@@ -1,7 +1,7 @@
 """Where does a chair run's Chamfer gap to a reference run lie: on stools, armchairs or plain
 chairs? The procedural generator (``ssl3d.data.synth.chair``) makes some chairs stools (no back:
-their azimuth is ambiguous up to a quarter turn or, on a round seat, wholly) and gives some
-armrests. Shape i of ``ssl3d synth --seed S`` depends only on (S, i), so each test model's kind is
+a stool repeats after a quarter turn on four legs, a fifth or a quarter on a star base, any turn
+on a disc foot, so its azimuth is ambiguous up to that turn) and gives some armrests. Shape i of ``ssl3d synth --seed S`` depends only on (S, i), so each test model's kind is
 read back by generating it again and noting which parts the generator built.
 
 For each evaluated run (the reference first) it prints the share of stools among its wrongly
@@ -106,8 +106,8 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
                                 torch.from_numpy(pred["rotation"]).float())
         turned = best_turn_chamfer(xyz, gt) if turns else None
         rows.append((run, cd, pred["pose_error_deg"] <= 30, iou, elev, turned))
-    ref_run, ref_cd = rows[0][:2]
-    for run, cd, right, iou, elev, turned in rows:
+    ref_cd = rows[0][1]
+    for i, (run, cd, right, iou, elev, turned) in enumerate(rows):
         lines, parts = [], []
         for kind in KINDS:
             k = kinds == kind
@@ -116,14 +116,14 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
                     f"deg, mean {elev[k].mean():+.1f}; Chamfer {cd[k].mean():.2f}")
             if turned is not None:
                 line += f", best turn {turned[k].mean():.2f}"
-            if run != ref_run:
+            if i > 0:
                 parts.append(k.mean() * (cd[k].mean() - ref_cd[k].mean()))
                 line += (f" ({cd[k].mean() / ref_cd[k].mean():.2f}x the reference's; part of the "
                          f"gap {parts[-1]:+.2f})")
             lines.append(line)
-        head = (f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly "
-                f"posed {np.mean(kinds[~right] == 'stool'):.1%}")
-        if run != ref_run:
+        stools = f"{np.mean(kinds[~right] == 'stool'):.1%}" if (~right).any() else "- (none wrongly posed)"
+        head = f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly posed {stools}"
+        if i > 0:
             head += f"; gap to the reference {cd.mean() - ref_cd.mean():+.2f} (parts sum {sum(parts):+.2f})"
         print("\n".join([head] + lines))
     if len(rows) > 2:  # the runs after the reference, pooled (pass runs of one recipe for this)
@@ -138,6 +138,7 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
         k = kinds != "stool"
         print(f"  all but the stools: {cds[:, k].mean():.2f} against {ref_cd[k].mean():.2f} "
               f"({cds[:, k].mean() / ref_cd[k].mean():.2f}x)")
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -176,10 +176,11 @@ class TrainConfig:
     view_search_deg. Why: a cloud turned with its camera projects the same, so a view a half or
     quarter turn off makes the shape network draw the chair turned for that image (of the
     wrongly posed test chairs' clouds, 22% are nearest the truth after a quarter turn and 20%
-    after a half turn, session 28); learning at the best turn of the view lets the cloud keep the
+    after a half turn or a front-back mirror, session 28); learning at the best turn of the view lets the cloud keep the
     orientation the other images give it. Not recommended: at 4, two of four chair seeds collapsed
     to few azimuths (perhaps because the turns let a collapsed pose net still train the shape at
-    four) and the others were no better; at 2, all four airplane seeds got worse (session 29)."""
+    four; seed 2 had collapsed in two of three plain runs before) and of the others one was worse
+    and one better than without it; at 2, all four airplane seeds got worse (session 29)."""
     pose_input_blur: float = 0.0
     """Standard deviation in pixels of a Gaussian blur the pose net applies to its every input,
     real images and the pose cycle's renders alike, at training and at inference (0 = off, the

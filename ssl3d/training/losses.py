@@ -219,14 +219,16 @@ def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Te
 
 
 def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, image: torch.Tensor,
-                  mask: torch.Tensor, degrees: float, cfg: TrainConfig, turns: int = 0) -> torch.Tensor:
-    """The best of ``view`` and its neighbours by :func:`select_by_reprojection`: azimuth +-D and
-    +-2D, elevation +-D (D = ``degrees``, none when 0), a local search that corrects a view a few
-    degrees off; and the view turned about the vertical by k * 360/T deg of azimuth, k = 1 ..
-    T - 1 (T = ``turns``, none when 0), which corrects a view a half or quarter turn off.
-    xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
-    Returns (B, 2), without gradient. Scored with the fast projection even under
-    ``reference_ops``: only the choice is used, and both projections agree to rounding."""
+                  mask: torch.Tensor, degrees: float, cfg: TrainConfig, turns: int = 0,
+                  with_turned: bool = False):
+    """The best of ``view`` and its neighbours by :func:`select_by_reprojection`'s criterion:
+    azimuth +-D and +-2D, elevation +-D (D = ``degrees``, none when 0), a local search that
+    corrects a view a few degrees off; and the view turned about the vertical by k * 360/T deg of
+    azimuth, k = 1 .. T - 1 (T = ``turns``, none when 0), which corrects a view a half or quarter
+    turn off. xyz, rgb: (B, N, 3); view: (B, 2); image: (B, 3, S, S); mask: (B, S, S).
+    Returns (B, 2), without gradient, and with ``with_turned`` also (B,) bool: whether a turn won.
+    Scored with the fast projection even under ``reference_ops``: only the choice is used, and
+    both projections agree to rounding."""
     d = math.radians(degrees)
     local = ((1, 0), (-1, 0), (2, 0), (-2, 0), (0, 1), (0, -1)) if degrees > 0 else ()
     offsets = [(a * d, e * d) for a, e in local] + [(2 * math.pi * k / turns, 0.0) for k in range(1, turns)]
@@ -236,8 +238,10 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
         steps[i, 0].fill_(a)
         steps[i, 1].fill_(e)
     with torch.no_grad():
-        return select_by_reprojection(xyz.detach(), rgb.detach(), view.detach().unsqueeze(1) + steps,
-                                      image, mask, cfg)  # candidates: (B, 1 + len(offsets), 2)
+        cands = view.detach().unsqueeze(1) + steps  # (B, 1 + len(offsets), 2)
+        best = reprojection_scores(xyz.detach(), rgb.detach(), cands, image, mask, cfg).argmin(1)  # (B,)
+        chosen = cands[torch.arange(cands.shape[0], device=cands.device), best]
+    return (chosen, best > len(local)) if with_turned else chosen
 
 
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
@@ -367,8 +371,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
     if cfg.view_search_deg > 0 or cfg.view_search_turns > 0 or cfg.true_views_for != "none":
         if cfg.true_views_for == "none":
-            v_r = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg,
-                                cfg.view_search_turns)  # (B, 2)
+            v_r, turned = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg,
+                                        cfg.view_search_turns, with_turned=True)  # (B, 2), (B,)
         else:
             v_r = true_view_where(v0, batch["viewpoint"], cfg.true_views_for)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
@@ -379,9 +383,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         terms.update(view_search_moved=(v_r != v0.detach()).any(1).float().mean(),
                      view_search_image=r_img, view_search_mask=r_mask,
                      view_search_shift_deg=torch.rad2deg(camera.angular_error(v_r, v0.detach())).mean())
-        if cfg.view_search_turns > 0:  # the share the search turned (an azimuth moved over 45 deg)
-            d_az = torch.remainder(v_r[:, 0] - v0[:, 0].detach() + math.pi, 2 * math.pi) - math.pi  # (B,)
-            terms["view_search_turned"] = (d_az.abs() > math.radians(45)).float().mean()
+        if cfg.view_search_turns > 0:  # the share of views a turn replaced
+            terms["view_search_turned"] = turned.float().mean()
     if cfg.doubt_gap > 0:  # validate(): several hypotheses, self-supervision, no search or temperature
         wts = doubt_weights(scores, hyp, best, cfg.doubt_gap)  # (B,)
         # A weighted mean: the terms keep their scale against the others (neighbour, cycle,

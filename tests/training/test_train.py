@@ -1038,8 +1038,8 @@ def test_searched_view_turns_against_a_loop_and_they_undo_a_turned_view(make_con
         return torch.allclose(torch.stack([a[:, 0].cos(), a[:, 0].sin(), a[:, 1]]),
                               torch.stack([b[:, 0].cos(), b[:, 0].sin(), b[:, 1]]), atol=1e-5, rtol=0)
 
-    got4 = L.searched_view(xyz, rgb, off, image, mask, 0.0, cfg, turns=4)
-    assert same_view(got4, truth)
+    got4, turned = L.searched_view(xyz, rgb, off, image, mask, 0.0, cfg, turns=4, with_turned=True)
+    assert same_view(got4, truth) and turned.tolist() == [True, True, False]
     got2 = L.searched_view(xyz, rgb, off, image, mask, 0.0, cfg, turns=2)
     assert same_view(got2[[0, 2]], truth[[0, 2]]) and not same_view(got2[1:2], truth[1:2])
     for turns, got in ((4, got4), (2, got2)):
@@ -1053,7 +1053,8 @@ def test_searched_view_turns_against_a_loop_and_they_undo_a_turned_view(make_con
     # With a local search as well, the turns are tried beside (not combined with) its candidates.
     d = math.radians(6.0)
     off_either = truth + torch.tensor([[math.pi, 0.0], [d, 0.0], [0.0, -d]])
-    assert same_view(L.searched_view(xyz, rgb, off_either, image, mask, 6.0, cfg, turns=4), truth)
+    got, turned = L.searched_view(xyz, rgb, off_either, image, mask, 6.0, cfg, turns=4, with_turned=True)
+    assert same_view(got, truth) and turned.tolist() == [True, False, False]  # a local step is no turn
 
 
 @pytest.mark.parametrize("search", ["local", "turns"])
