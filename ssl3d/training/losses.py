@@ -247,8 +247,11 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
     """The ablation ``true_views_for``: ``truth`` for every image (``which`` = "all"), for those
     whose ``view`` is more than 30 deg from it ("wrong") or within 30 deg ("right"); ``view``
-    elsewhere. view, truth: (B, 2). Returns (B, 2), no grad."""
+    elsewhere; or ``view``'s azimuth with ``truth``'s elevation ("elevation").
+    view, truth: (B, 2). Returns (B, 2), no grad."""
     with torch.no_grad():
+        if which == "elevation":
+            return torch.stack([view[:, 0].detach(), truth[:, 1]], 1)
         wrong = camera.angular_error(view, truth) > math.radians(30)  # (B,)
         use = {"all": torch.ones_like(wrong), "wrong": wrong, "right": ~wrong}[which]
         return torch.where(use.unsqueeze(1), truth, view.detach())

@@ -1483,7 +1483,7 @@ def test_doubt_gap_weighs_only_the_reconstructions_own_reprojection_terms(monkey
 
 def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     """The ablation swaps in the true view for all, the wrongly (> 30 deg) or the rightly posed
-    images, and the reconstruction's mask term is then taken there."""
+    images, or the true elevation for all, and the reconstruction's mask term is then taken there."""
     r = math.radians
     truth = torch.tensor([[0.5, 0.2], [-1.0, 0.1], [2.0, 0.5], [3.0, -0.2]])
     view = truth + torch.tensor([[r(10), 0.0], [r(40), 0.0], [0.0, r(-29)], [r(170), r(5)]])
@@ -1496,6 +1496,9 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
             wrong = math.acos(max(-1.0, min(1.0, cos))) > r(30)
             use = which == "all" or (which == "wrong") == wrong
             torch.testing.assert_close(got[b], truth[b] if use else view[b])
+    got = L.true_view_where(view, truth, "elevation")  # the chosen azimuth, the true elevation
+    for b in range(4):
+        torch.testing.assert_close(got[b], torch.stack([view[b, 0], truth[b, 1]]))
     cfg = make_config(image_size=32, n_points=200, w_symmetry=0.0, true_views_for="all")
     g = torch.Generator().manual_seed(4)
     cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
