@@ -149,8 +149,8 @@ class TrainConfig:
     self-supervision otherwise never sees): the reconstruction's own image, mask and affinity
     terms (and the point-silhouette and transport pulls) are taken at the true view for every
     image (all), for the images whose chosen view is more than 30 deg from it (wrong) or within
-    30 deg (right), or the chosen azimuth with the true elevation for every image (elevation);
-    the pose net and the neighbour terms keep the predicted views; with
+    30 deg (right), or the chosen azimuth with the true elevation for every image (elevation,
+    under which view_search_moved reads about 1); the pose net and the neighbour terms keep the predicted views; with
     critic_real input_view the view prior's critic takes its real silhouettes there too. The
     share of images moved and the terms there are logged as view_search_moved, view_search_image
     and view_search_mask. It asks how much of the gap to the pose-supervised baseline the wrong

@@ -1518,9 +1518,10 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
     _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
     torch.testing.assert_close(terms["view_search_mask"], L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0])
     assert terms["view_search_mask"] < terms["mask"]
-    for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(doubt_gap=0.5, pose_hypotheses=2)):
-        with pytest.raises(ValueError, match="true_views_for needs"):
-            make_config(true_views_for="wrong", **bad).validate()
+    for which in ("all", "wrong", "right", "elevation"):
+        for bad in (dict(supervision="pose"), dict(view_search_deg=5.0), dict(doubt_gap=0.5, pose_hypotheses=2)):
+            with pytest.raises(ValueError, match="true_views_for needs"):
+                make_config(true_views_for=which, **bad).validate()
 
 
 def test_mirror_points_trains_and_is_an_architecture_field(tiny_dataset, tmp_path, make_config):
