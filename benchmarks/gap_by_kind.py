@@ -16,7 +16,9 @@ posed test images and, per kind:
   cloud a right shape turned?);
 - after the reference, the kind's part of the gap: its share times the difference of the two
   runs' means there (the parts sum to the gap of the means).
-With more than one run after the reference, the same pooled over those runs (pass runs of one
+Below each run, for the stools on four legs (a quarter turn maps one onto itself), the median
+azimuth error folded to within a quarter turn (0-45 deg; about 22.5 if the azimuths were random)
+beside the same for the chairs without arms, as a control. With more than one run after the reference, the same pooled over those runs (pass runs of one
 recipe), and for all but the stools.
 
     python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns]
@@ -45,9 +47,11 @@ from diagnose_run import load_run, turn_y  # noqa: E402
 KINDS = ("stool", "armchair", "chair")
 
 
-def chair_kind(seed: int, index: int) -> str:
-    """The kind of procedural chair ``index`` of ``ssl3d synth --seed seed``: generated again,
-    with the generator's back and arms builders wrapped to note their calls."""
+def chair_kind(seed: int, index: int) -> tuple[str, str]:
+    """The kind of procedural chair ``index`` of ``ssl3d synth --seed seed`` and its base (the
+    generator's BASES): generated again, with the back and arms builders wrapped to note their
+    calls; the base is the generator's first draw."""
+    base = chair_synth._choice(shape_rng(seed, index), chair_synth.BASES, p=chair_synth.BASE_P)
     built = []
     back, arms = chair_synth.back, chair_synth.arms
 
@@ -59,7 +63,7 @@ def chair_kind(seed: int, index: int) -> str:
         chair_synth.generate_chair(shape_rng(seed, index))
     finally:
         chair_synth.back, chair_synth.arms = back, arms
-    return "stool" if "back" not in built else "armchair" if "arms" in built else "chair"
+    return "stool" if "back" not in built else "armchair" if "arms" in built else "chair", base
 
 
 def model_index(model: str) -> int:
@@ -70,11 +74,20 @@ def model_index(model: str) -> int:
     return int(m.group(1))
 
 
-def elevation_errors(pred_views: torch.Tensor, true_views: torch.Tensor, rot: torch.Tensor) -> np.ndarray:
-    """Predicted minus true elevation in degrees, the prediction taken into the ground truth's
-    frame by ``rot`` (as the pose error is). pred_views, true_views: (M, 2). Returns (M,)."""
+def view_errors(pred_views: torch.Tensor, true_views: torch.Tensor, rot: torch.Tensor) -> np.ndarray:
+    """Predicted minus true (azimuth wrapped to [-180, 180), elevation) in degrees, the prediction
+    taken into the ground truth's frame by ``rot`` (as the pose error is). pred_views,
+    true_views: (M, 2). Returns (M, 2)."""
     d = camera.viewing_direction(pred_views.float()) @ rot.T  # (M, 3)
-    return np.degrees((camera.viewpoint_from_direction(d)[:, 1] - true_views[:, 1].float()).numpy())
+    diff = np.degrees((camera.viewpoint_from_direction(d) - true_views.float()).numpy())  # (M, 2)
+    diff[:, 0] = (diff[:, 0] + 180) % 360 - 180
+    return diff
+
+
+def folded(azimuth_error: np.ndarray, period: float = 90.0) -> np.ndarray:
+    """Distance in degrees from each azimuth error to the nearest multiple of ``period``."""
+    r = np.mod(azimuth_error, period)
+    return np.minimum(r, period - r)
 
 
 def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
@@ -95,19 +108,20 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
         models = [str(m) for m in pred["models"]]
         if kinds is None:
             first_models = models
-            kinds = np.array([chair_kind(seed, model_index(m)) for m in models])
+            kinds, bases = map(np.array, zip(*[chair_kind(seed, model_index(m)) for m in models]))
         elif models != first_models:
             raise ValueError(f"{run}: its test models differ from the first run's")
         cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
         cfg = load_models(find_checkpoint(run))[2]
         iou = silhouette_fit(raw, torch.from_numpy(pred["rgb"]).float(),
                              torch.from_numpy(pred["viewpoints"]).float(), test.masks.float(), cfg)["iou"].numpy()
-        elev = elevation_errors(torch.from_numpy(pred["viewpoints"]), test.viewpoints,
-                                torch.from_numpy(pred["rotation"]).float())
+        az_err, elev = view_errors(torch.from_numpy(pred["viewpoints"]), test.viewpoints,
+                                   torch.from_numpy(pred["rotation"]).float()).T
         turned = best_turn_chamfer(xyz, gt) if turns else None
-        rows.append((run, cd, pred["pose_error_deg"] <= 30, iou, elev, turned))
+        rows.append((run, cd, pred["pose_error_deg"] <= 30, iou, elev, turned, az_err))
     ref_cd = rows[0][1]
-    for i, (run, cd, right, iou, elev, turned) in enumerate(rows):
+    legged = (kinds == "stool") & np.isin(bases, ("four", "splayed"))
+    for i, (run, cd, right, iou, elev, turned, az_err) in enumerate(rows):
         lines, parts = [], []
         for kind in KINDS:
             k = kinds == kind
@@ -125,6 +139,9 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
         head = f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly posed {stools}"
         if i > 0:
             head += f"; gap to the reference {cd.mean() - ref_cd.mean():+.2f} (parts sum {sum(parts):+.2f})"
+        lines.append(f"  azimuth error folded to a quarter turn, median: stools on four legs "
+                     f"({legged.sum()}) {np.median(folded(az_err[legged])):.1f} deg, chairs "
+                     f"{np.median(folded(az_err[kinds == 'chair'])):.1f} deg")
         print("\n".join([head] + lines))
     if len(rows) > 2:  # the runs after the reference, pooled (pass runs of one recipe for this)
         cds = np.stack([row[1] for row in rows[1:]])  # (R, M)
