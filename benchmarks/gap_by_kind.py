@@ -34,15 +34,13 @@ import numpy as np
 import torch
 
 import ssl3d.data.synth.chair as chair_synth
-from ssl3d import camera
 from ssl3d.data.synth import shape_rng
-from ssl3d.evaluation import metrics as M
 from ssl3d.evaluation.evaluate import find_checkpoint, silhouette_fit
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 from ssl3d.training.checkpoint import load_models
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diagnose_run import load_run, turn_y  # noqa: E402
+from diagnose_run import best_rotations, load_run, turn_y, view_in_frame  # noqa: E402
 
 KINDS = ("stool", "armchair", "chair")
 
@@ -78,8 +76,8 @@ def view_errors(pred_views: torch.Tensor, true_views: torch.Tensor, rot: torch.T
     """Predicted minus true (azimuth wrapped to [-180, 180), elevation) in degrees, the prediction
     taken into the ground truth's frame by ``rot`` (as the pose error is). pred_views,
     true_views: (M, 2). Returns (M, 2)."""
-    d = camera.viewing_direction(pred_views.float()) @ rot.T  # (M, 3)
-    diff = np.degrees((camera.viewpoint_from_direction(d) - true_views.float()).numpy())  # (M, 2)
+    pred = torch.stack(view_in_frame(pred_views, rot), -1)  # (M, 2)
+    diff = np.degrees((pred - true_views.float()).numpy())
     diff[:, 0] = (diff[:, 0] + 180) % 360 - 180
     return diff
 
@@ -93,12 +91,7 @@ def folded(azimuth_error: np.ndarray, period: float = 90.0) -> np.ndarray:
 def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
     """Per cloud, the Chamfer x1000 after the turn about the vertical (0, 5, ..., 355 deg) that
     brings it nearest its ground truth. xyz, gt: (M, N, 3) in the ground truth's frame."""
-    target = normalize_unit_box(gt)
-    best = None
-    for angle in range(0, 360, 5):
-        cd = chamfer_distance(normalize_unit_box(M.rotate(xyz, turn_y(angle))), target, "none")
-        best = cd if best is None else torch.minimum(best, cd)
-    return 1000 * best.numpy()
+    return best_rotations(xyz, gt, torch.stack([turn_y(angle) for angle in range(0, 360, 5)]))[1].numpy()
 
 
 def main(data: str, runs: list[str], seed: int, turns: bool) -> None:

@@ -210,18 +210,21 @@ def reprojection_scores(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tenso
 
 
 def select_by_reprojection(xyz: torch.Tensor, rgb: torch.Tensor, views: torch.Tensor,
-                           image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+                           image: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig,
+                           with_index: bool = False):
     """The candidate viewpoint whose projection of the cloud best explains image and mask (the
     criterion training uses to pick a pose hypothesis). xyz, rgb: (B, N, 3); views: (B, M, 2);
-    image: (B, 3, S, S); mask: (B, S, S). Returns (B, 2)."""
+    image: (B, 3, S, S); mask: (B, S, S). Returns (B, 2), and with ``with_index`` also the
+    chosen candidates' indices (B,)."""
     best = reprojection_scores(xyz, rgb, views, image, mask, cfg).argmin(1)
-    return views[torch.arange(views.shape[0], device=views.device), best]
+    chosen = views[torch.arange(views.shape[0], device=views.device), best]
+    return (chosen, best) if with_index else chosen
 
 
 def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, image: torch.Tensor,
                   mask: torch.Tensor, degrees: float, cfg: TrainConfig, turns: int = 0,
                   with_turned: bool = False):
-    """The best of ``view`` and its neighbours by :func:`select_by_reprojection`'s criterion:
+    """The best of ``view`` and its neighbours by :func:`select_by_reprojection`:
     azimuth +-D and +-2D, elevation +-D (D = ``degrees``, none when 0), a local search that
     corrects a view a few degrees off; and the view turned about the vertical by k * 360/T deg of
     azimuth, k = 1 .. T - 1 (T = ``turns``, none when 0), which corrects a view a half or quarter
@@ -238,9 +241,8 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
         steps[i, 0].fill_(a)
         steps[i, 1].fill_(e)
     with torch.no_grad():
-        cands = view.detach().unsqueeze(1) + steps  # (B, 1 + len(offsets), 2)
-        best = reprojection_scores(xyz.detach(), rgb.detach(), cands, image, mask, cfg).argmin(1)  # (B,)
-        chosen = cands[torch.arange(cands.shape[0], device=cands.device), best]
+        chosen, best = select_by_reprojection(xyz.detach(), rgb.detach(), view.detach().unsqueeze(1) + steps,
+                                              image, mask, cfg, with_index=True)  # candidates: (B, 1 + len(offsets), 2)
     return (chosen, best > len(local)) if with_turned else chosen
 
 
