@@ -246,6 +246,25 @@ def searched_view(xyz: torch.Tensor, rgb: torch.Tensor, view: torch.Tensor, imag
     return (chosen, best > len(local)) if with_turned else chosen
 
 
+def searched_neighbour_view(xyz: torch.Tensor, view: torch.Tensor, mask: torch.Tensor,
+                            degrees: float, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The neighbour's view with its azimuth moved by whichever of 9 even offsets from -D to +D deg
+    (D = ``degrees``) makes the cloud's silhouette match ``mask`` best (the mask loss; the cloud's
+    colours are not scored, the neighbour being another object). The offset is a constant: the
+    returned view keeps ``view``'s gradient. xyz: (B, N, 3); view: (B, 2); mask: (B, S, S).
+    Returns the view (B, 2) and the offsets chosen, in radians (B,)."""
+    b, s = xyz.shape[0], cfg.image_size
+    offsets = torch.linspace(-math.radians(degrees), math.radians(degrees), 9, device=view.device,
+                             dtype=view.dtype)  # (9,)
+    with torch.no_grad():
+        cand = view.detach().unsqueeze(1).repeat(1, 9, 1)  # (B, 9, 2)
+        cand[..., 0] += offsets
+        _, sils = project_views(xyz.detach(), torch.zeros_like(xyz), cand, cfg)  # (B, 9, S, S)
+        bce = BCE_FORMS[cfg.bce_form](sils.reshape(b * 9, s, s), mask.repeat_interleave(9, 0))
+        shift = offsets[bce.view(b, 9).argmin(1)]  # (B,)
+    return view + torch.stack([shift, torch.zeros_like(shift)], 1), shift
+
+
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
     """The ablation ``true_views_for``: ``truth`` for every image (``which`` = "all"), for those
     whose ``view`` is more than 30 deg from it ("wrong") or within 30 deg ("right"); ``view``
@@ -348,9 +367,14 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     m = first.shape[1]
 
     views = torch.cat([first, random_views], 1)  # (B, m + K - 1, 2)
+    terms: dict[str, torch.Tensor] = {}
     if neighbour is not None:
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
             v_nb = pose(neighbour["image"]).float() if self_pose else neighbour["viewpoint"]
+        if cfg.neighbour_view_search_deg > 0:
+            v_nb, shift = searched_neighbour_view(xyz, v_nb, neighbour["mask"],
+                                                  cfg.neighbour_view_search_deg, cfg)  # (B, 2), (B,)
+            terms["nn_view_search_shift_deg"] = torch.rad2deg(shift.abs()).mean()
         views = torch.cat([views, v_nb.unsqueeze(1)], 1)  # (B, m + K, 2)
     imgs, sils = project_views(xyz, rgb, views, cfg, dense=cfg.reference_ops)
     n = xyz.shape[1]
@@ -366,7 +390,6 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     else:
         img0, sil0, v0 = imgs[:, 0], sils[:, 0], first[:, 0]
 
-    terms: dict[str, torch.Tensor] = {}
     per_sample = (image_errors(image, img0.unsqueeze(1))[:, 0], *silhouette_losses(sil0, mask, cfg))
     l_img, l_mask, aff_f, aff_b = (t_.mean() for t_ in per_sample)  # each (B,) -> a batch mean
     terms.update(image=l_img, mask=l_mask, affinity_fwd=aff_f, affinity_bwd=aff_b)

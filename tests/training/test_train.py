@@ -445,6 +445,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           # the true view (each needs temperature 0 and excludes the others)
           "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
           "view_search_turns": 4 if view == "search" and stage_nn else 0,  # with the local search
+          "neighbour_view_search_deg": 45.0 if view == "search" and stage_nn else 0.0,
           "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           # a graph that kept its first code mask (no dims: one template cloud) would differ
@@ -1103,6 +1104,85 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config, search):
     assert "view_search_mask" not in terms_off
     torch.testing.assert_close(terms_off["mask"], terms["mask"])
     torch.testing.assert_close(loss_p_off, loss_p)
+
+
+def test_searched_neighbour_view_against_a_loop_and_it_undoes_an_azimuth_error(make_config):
+    """searched_neighbour_view: of the neighbour's view moved by each of 9 even azimuth offsets in
+    [-D, D], the one whose silhouette has the least mask loss, each candidate projected on its
+    own; a view three steps off a lopsided cloud's true view comes back to it; the offset is a
+    constant, so the view keeps its gradient."""
+    cfg = make_config(image_size=32)
+    g = torch.Generator().manual_seed(7)
+    xyz = (torch.rand(3, 300, 3, generator=g) - 0.5) * torch.tensor([0.8, 0.5, 0.3])
+    xyz[:, :60] = xyz[:, :60] * 0.3 + torch.tensor([0.3, 0.2, 0.1])  # a lump that breaks symmetry
+    truth = torch.tensor([[0.5, 0.3], [-1.9, 0.1], [2.8, 0.4]])
+    _, sils = L.project_views(xyz, torch.rand_like(xyz), truth[:, None], cfg)
+    mask = (sils[:, 0] > 0.5).float()
+    step = math.radians(45.0) / 4
+    off = truth + torch.tensor([[3 * step, 0.0], [-3 * step, 0.0], [0.0, 0.0]])
+    view = off.clone().requires_grad_()
+    got, shift = L.searched_neighbour_view(xyz, view, mask, 45.0, cfg)
+    torch.testing.assert_close(got.detach(), truth, atol=1e-6, rtol=0)
+    torch.testing.assert_close(shift, torch.tensor([-3 * step, 3 * step, 0.0]))
+    for b in range(3):
+        cands = [off[b] + torch.tensor([j * step, 0.0]) for j in range(-4, 5)]
+        losses = []
+        for v in cands:
+            _, si = L.project_views(xyz[b:b + 1], xyz[b:b + 1], v.view(1, 1, 2), cfg)
+            losses.append(float(L.silhouette_losses(si[:, 0], mask[b:b + 1], cfg)[0]))
+        torch.testing.assert_close(got[b].detach(), cands[losses.index(min(losses))])
+    got.sum().backward()
+    torch.testing.assert_close(view.grad, torch.ones(3, 2))
+
+
+def test_neighbour_view_search_takes_the_neighbour_terms_at_the_searched_view(make_config):
+    """Stage nn with the pose net 33.75 deg off on the neighbour (here the input itself): with a
+    45-deg neighbour search the neighbour's mask term is the one at the true view, lower than
+    without the search, in the reconstruction's terms and the pose net's loss alike."""
+    kw = dict(image_size=32, n_points=200, w_symmetry=0.0, w_point_silhouette=0.1, w_transport=0.1)
+    cfg = make_config(neighbour_view_search_deg=45.0, **kw)
+    g = torch.Generator().manual_seed(4)
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    colour = torch.rand(1, 200, 3, generator=g)
+    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
+    off = math.radians(33.75)
+
+    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
+        def __init__(self):
+            super().__init__()
+            self.xyz = torch.nn.Parameter(cloud.clone())
+            self.v = torch.nn.Parameter(truth + torch.tensor([off, 0.0]))
+
+        def recon(self, image):
+            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
+
+        def pose(self, image, all_hypotheses=False):  # the inputs' views; any for the cycle's
+            v = self.v if len(image) == len(self.v) else torch.zeros(len(image), 2)
+            return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+    nets = Fixed()
+    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(2, -1, -1)}
+    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
+    _, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg, neighbour=batch)
+    torch.testing.assert_close(terms["nn_view_search_shift_deg"], torch.tensor(33.75))
+    torch.testing.assert_close(terms["nn_mask"], L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0])
+    _, loss_p_off, terms_off, _ = L.step_losses(nets.recon, nets.pose, batch, random_views,
+                                                make_config(**kw), neighbour=batch)
+    assert "nn_view_search_shift_deg" not in terms_off and terms["nn_mask"] < terms_off["nn_mask"]
+    torch.testing.assert_close(terms["mask"], terms_off["mask"])  # the own view is not searched
+    # The pose net's loss takes the neighbour's mask term at the searched view.
+    torch.testing.assert_close(loss_p - loss_p_off, cfg.w_pose_mask * (terms["nn_mask"] - terms_off["nn_mask"]))
+
+
+def test_neighbour_view_search_options_are_checked(make_config):
+    for bad in (-1.0, 91.0, float("nan")):
+        with pytest.raises(ValueError, match=r"neighbour_view_search_deg must be in \[0, 90\]"):
+            make_config(neighbour_view_search_deg=bad).validate()
+    with pytest.raises(ValueError, match="neighbour_view_search_deg > 0 needs supervision self"):
+        make_config(neighbour_view_search_deg=45.0, supervision="pose").validate()
+    make_config(neighbour_view_search_deg=45.0).validate()
 
 
 def test_view_search_options_are_checked(make_config):
