@@ -265,6 +265,19 @@ def searched_neighbour_view(xyz: torch.Tensor, view: torch.Tensor, mask: torch.T
     return view + torch.stack([shift, torch.zeros_like(shift)], 1), shift
 
 
+def lower_part(xyz: torch.Tensor, rgb: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each cloud's lowest ceil(keep * N) points by height (y), the others replaced by copies of
+    those (cyclically, lowest first), so the cloud keeps N points and shows only its lower part.
+    xyz, rgb: (B, N, 3); keep: (B,) shares in (0, 1]. Returns xyz, rgb (B, N, 3), without gradient."""
+    b, n = xyz.shape[:2]
+    with torch.no_grad():
+        order = xyz[..., 1].argsort(1)  # (B, N), lowest first
+        kept = (keep * n).ceil().clamp(1, n).long()  # (B,)
+        pick = order.gather(1, torch.arange(n, device=xyz.device).unsqueeze(0) % kept.unsqueeze(1))  # (B, N)
+        idx = pick.unsqueeze(-1).expand(b, n, 3)
+        return xyz.detach().gather(1, idx), rgb.detach().gather(1, idx)
+
+
 def true_view_where(view: torch.Tensor, truth: torch.Tensor, which: str) -> torch.Tensor:
     """The ablation ``true_views_for``: ``truth`` for every image (``which`` = "all"), for those
     whose ``view`` is more than 30 deg from it ("wrong") or within 30 deg ("right"); ``view``
@@ -502,8 +515,17 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
 
     # Pose network.
     if self_pose:
+        cyc_in = rand_imgs  # (B, K - 1, 3, S, S)
+        if cfg.pose_cycle_cut_share > 0:
+            # A share of the clouds show the pose net only their lower part (as a stool).
+            with torch.no_grad():
+                u = torch.rand(b, 2, device=image.device)
+                cut_xyz, cut_rgb = lower_part(xyz, rgb, 0.4 + 0.4 * u[:, 0])
+                cut_imgs, _ = project_views(cut_xyz, cut_rgb, random_views, cfg, dense=cfg.reference_ops)
+                cut = (u[:, 1] < cfg.pose_cycle_cut_share).view(b, 1, 1, 1, 1)
+                cyc_in = torch.where(cut, cut_imgs, cyc_in)
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
-            v_cyc, _ = pose(rand_imgs.reshape(-1, 3, s, s), all_hypotheses=True)
+            v_cyc, _ = pose(cyc_in.reshape(-1, 3, s, s), all_hypotheses=True)
         v_cyc = v_cyc.float().view(b, k - 1, m, 2)
         # Winner takes all: each sampled view is explained by its closest hypothesis.
         l_pose = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error).amin(2).sum(1).mean()

@@ -446,6 +446,7 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "view_search_deg": 5.0 if view == "search" else 0.0, "doubt_gap": 0.5 if view == "doubt" else 0.0,
           "view_search_turns": 4 if view == "search" and stage_nn else 0,  # with the local search
           "neighbour_view_search_deg": 45.0 if view == "search" and stage_nn else 0.0,
+          "pose_cycle_cut_share": 0.5 if view == "search" else 0.0,
           "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           # a graph that kept its first code mask (no dims: one template cloud) would differ
@@ -1176,13 +1177,72 @@ def test_neighbour_view_search_takes_the_neighbour_terms_at_the_searched_view(ma
     torch.testing.assert_close(loss_p - loss_p_off, cfg.w_pose_mask * (terms["nn_mask"] - terms_off["nn_mask"]))
 
 
-def test_neighbour_view_search_options_are_checked(make_config):
+def test_lower_part_against_a_loop():
+    """lower_part: each cloud keeps its lowest ceil(keep * N) points by height and fills the rest
+    with copies of them, colours following their points."""
+    g = torch.Generator().manual_seed(8)
+    xyz, rgb = torch.randn(3, 50, 3, generator=g), torch.rand(3, 50, 3, generator=g)
+    keep = torch.tensor([0.41, 0.77, 1.0])  # keep * N away from whole numbers: no rounding doubt
+    cut_xyz, cut_rgb = L.lower_part(xyz.clone().requires_grad_(), rgb, keep)
+    assert cut_xyz.shape == (3, 50, 3) and not cut_xyz.requires_grad
+    for b in range(3):
+        n_keep = math.ceil(float(keep[b]) * 50)
+        lowest = sorted(range(50), key=lambda i: float(xyz[b, i, 1]))[:n_keep]
+        got = {tuple(p.tolist()) + tuple(c.tolist()) for p, c in zip(cut_xyz[b], cut_rgb[b])}
+        want = {tuple(xyz[b, i].tolist()) + tuple(rgb[b, i].tolist()) for i in lowest}
+        assert got == want  # every kept point (with its colour) and nothing else
+
+
+def test_pose_cycle_cut_share_shows_the_pose_net_the_lower_parts(make_config):
+    """With pose_cycle_cut_share 1 the pose cycle's inputs are the renders of each cloud's lower
+    part (a random 40-80% of its points, drawn as the step draws them); the reconstruction's
+    terms, the geometric cycle included, are those of the option off."""
+    kw = dict(image_size=32, n_points=200, w_symmetry=0.0)
+    g = torch.Generator().manual_seed(6)
+    cloud = (torch.rand(2, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.8, 0.3])
+    colour = torch.rand(2, 200, 3, generator=g)
+    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
+    recon = lambda image: (cloud[:len(image)] if len(image) == 2 else cloud.repeat(len(image) // 2, 1, 1),  # noqa: E731
+                           colour[:len(image)] if len(image) == 2 else colour.repeat(len(image) // 2, 1, 1))
+
+    def pose(image, all_hypotheses=False):  # a view that depends on the image
+        v = torch.stack([image.mean((1, 2, 3)) * 3, image[:, 0].mean((1, 2))], 1)
+        return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+    cfg = make_config(pose_cycle_cut_share=1.0, **kw)
+    imgs, sils = L.project_views(cloud, colour, truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth, "cloud": cloud}
+    random_views = torch.tensor([[[0.1, 0.1], [1.2, 0.3], [-2.0, 0.0]]] * 2)
+    torch.manual_seed(3)
+    _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
+    _, _, terms_off, _ = L.step_losses(recon, pose, batch, random_views, make_config(**kw))
+    torch.manual_seed(3)
+    keep = 0.4 + 0.4 * torch.rand(2, 2)[:, 0]
+    want = 0.0
+    for b in range(2):
+        cut_xyz, cut_rgb = L.lower_part(cloud[b:b + 1], colour[b:b + 1], keep[b:b + 1])
+        for j in range(3):
+            im, _ = L.project_views(cut_xyz, cut_rgb, random_views[b:b + 1, j:j + 1], cfg)
+            want += float(L.pose_l1(pose(im[:, 0]), random_views[b:b + 1, j], cfg.azimuth_error)) / 2
+    torch.testing.assert_close(terms["pose_cycle"], torch.tensor(want))
+    assert abs(float(terms["pose_cycle"] - terms_off["pose_cycle"])) > 1e-3
+    for name in ("loss_recon", "cycle_3d", "mask", "image"):
+        torch.testing.assert_close(terms[name], terms_off[name])
+
+
+def test_neighbour_search_and_cut_share_options_are_checked(make_config):
     for bad in (-1.0, 91.0, float("nan")):
         with pytest.raises(ValueError, match=r"neighbour_view_search_deg must be in \[0, 90\]"):
             make_config(neighbour_view_search_deg=bad).validate()
     with pytest.raises(ValueError, match="neighbour_view_search_deg > 0 needs supervision self"):
         make_config(neighbour_view_search_deg=45.0, supervision="pose").validate()
     make_config(neighbour_view_search_deg=45.0).validate()
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"pose_cycle_cut_share must be in \[0, 1\]"):
+            make_config(pose_cycle_cut_share=bad).validate()
+    with pytest.raises(ValueError, match="pose_cycle_cut_share > 0 needs supervision self"):
+        make_config(pose_cycle_cut_share=0.5, supervision="pose").validate()
+    make_config(pose_cycle_cut_share=0.5).validate()
 
 
 def test_view_search_options_are_checked(make_config):
