@@ -120,6 +120,21 @@ class TrainConfig:
     is in. Without it the hypotheses of trained chair models gathered around the front and the
     back (two clusters of four), leaving no candidate within 30 deg for 14-18% of side views
     (benchmarks/results/session16_cpu_hypotheses.txt)."""
+    w_cycle_select: float = 0.0
+    """Self-supervision with pose_hypotheses > 1: weight of a cross-entropy in the pose loss that
+    trains the selector on the pose cycle's renders, whose views are known, to pick the
+    hypothesis nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off
+    (not in the paper). Why: on a stool, whose silhouette repeats after a quarter turn, pose
+    cycle renders of cut clouds (pose_cycle_cut_share) teach some hypothesis the azimuth up to a
+    quarter turn (the best of 8 within 3.0 deg median, folded), but the selector, taught only by
+    which hypothesis the shapeless stool cloud fits best, picks a right one for few (session 30)."""
+    hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
+    """Self-supervision with pose_hypotheses > 1: the hypothesis the reconstruction learns at and
+    whose image and mask terms train the pose net, for each input image: the one whose projection
+    of the cloud explains the image best (reprojection), or the selector's pick (selector; not in
+    the paper), the selector then learning from the pose cycle alone (needs w_cycle_select > 0).
+    Why: where the cloud fits many views alike (a blob drawn for a stool), the best fit is chance,
+    and the reconstruction learns at views that disagree from image to image."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -505,6 +520,17 @@ class TrainConfig:
             raise ValueError("view_search_turns > 0 needs supervision self, and hypothesis_temperature, "
                              f"doubt_gap 0 and true_views_for none (got {self.supervision!r}, "
                              f"{self.hypothesis_temperature}, {self.doubt_gap}, {self.true_views_for!r})")
+        if (self.w_cycle_select != 0 or self.hypothesis_choice != "reprojection") and (
+                self.pose_hypotheses < 2 or self.supervision != "self"):
+            raise ValueError("w_cycle_select and hypothesis_choice need pose_hypotheses > 1 and "
+                             f"supervision self (got {self.pose_hypotheses} and {self.supervision!r})")
+        if not self.w_cycle_select >= 0:
+            raise ValueError(f"w_cycle_select must be >= 0, got {self.w_cycle_select}")
+        if self.hypothesis_choice == "selector" and (
+                self.w_cycle_select == 0 or self.hypothesis_temperature > 0 or self.doubt_gap > 0):
+            raise ValueError("hypothesis_choice selector needs w_cycle_select > 0 (the selector's only "
+                             "teacher), and hypothesis_temperature and doubt_gap 0 (got "
+                             f"{self.w_cycle_select}, {self.hypothesis_temperature}, {self.doubt_gap})")
         if not 0 <= self.pose_cycle_cut_share <= 1:
             raise ValueError(f"pose_cycle_cut_share must be in [0, 1], got {self.pose_cycle_cut_share}")
         if self.pose_cycle_cut_share > 0 and self.supervision != "self":

@@ -356,7 +356,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
                 neighbour: dict | None = None, amp: bool = False, step: int = 0, critic=None):
     """Losses of one step.
 
-    batch: image (B, 3, S, S), mask (B, S, S), viewpoint (B, 2), cloud (B, P, 3).
+    batch: image (B, 3, S, S), mask (B, S, S), viewpoint (B, 2), cloud (B, P, 3); with
+    pose_cycle_cut_share > 0 also pose_cycle_cut (B, 2), uniform draws in [0, 1).
     random_views: (B, K - 1, 2) sampled viewpoints. neighbour (stage nn): image and mask of one
     neighbour per input, plus its viewpoint (used when the pose is supervised). ``step`` (0-based)
     sets the geometric-cycle warm-up. ``critic``: the view prior's critic (when w_view_prior > 0).
@@ -397,7 +398,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         # Score each hypothesis by how well the cloud seen from it explains the input.
         with torch.no_grad():
             scores = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg)  # (B, M)
-        best = scores.argmin(1)  # (B,)
+        # The reconstruction learns at the best fit, or at the selector's pick (hypothesis_choice).
+        best = logits.argmax(1) if cfg.hypothesis_choice == "selector" else scores.argmin(1)  # (B,)
         pick = torch.arange(b, device=image.device)
         img0, sil0, v0 = imgs[pick, best], sils[pick, best], hyp[pick, best]
     else:
@@ -518,27 +520,36 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         cyc_in = rand_imgs  # (B, K - 1, 3, S, S)
         if cfg.pose_cycle_cut_share > 0:
             # A share of the clouds show the pose net only their lower part (as a stool).
+            if "pose_cycle_cut" not in batch:
+                raise ValueError("pose_cycle_cut_share > 0 needs batch['pose_cycle_cut'], (B, 2) "
+                                 "uniform draws (Trainer.sample_step makes them)")
             with torch.no_grad():
-                u = torch.rand(b, 2, device=image.device)
+                u = batch["pose_cycle_cut"]  # (B, 2): the share of points kept, whether to cut
                 cut_xyz, cut_rgb = lower_part(xyz, rgb, 0.4 + 0.4 * u[:, 0])
                 cut_imgs, _ = project_views(cut_xyz, cut_rgb, random_views, cfg, dense=cfg.reference_ops)
                 cut = (u[:, 1] < cfg.pose_cycle_cut_share).view(b, 1, 1, 1, 1)
                 cyc_in = torch.where(cut, cut_imgs, cyc_in)
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
-            v_cyc, _ = pose(cyc_in.reshape(-1, 3, s, s), all_hypotheses=True)
+            v_cyc, logits_cyc = pose(cyc_in.reshape(-1, 3, s, s), all_hypotheses=True)
         v_cyc = v_cyc.float().view(b, k - 1, m, 2)
         # Winner takes all: each sampled view is explained by its closest hypothesis.
-        l_pose = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error).amin(2).sum(1).mean()
+        l_cyc = pose_l1(v_cyc, random_views.unsqueeze(2), cfg.azimuth_error)  # (B, K - 1, M)
+        l_pose = l_cyc.amin(2).sum(1).mean()
         terms["pose_cycle"] = l_pose
+        if cfg.w_cycle_select > 0:  # the selector learns to pick that closest hypothesis
+            terms["cycle_select"] = torch.nn.functional.cross_entropy(
+                logits_cyc.float(), l_cyc.detach().argmin(2).flatten())
         loss_p = cfg.w_pose_image * l_img + cfg.w_pose_mask * l_mask + cfg.w_pose_cycle * l_pose
         # Logged always: the trainer warns when it shows a pose collapse.
         terms["view_distribution"] = azimuth_moments_term(v0)
         w_dist = view_distribution_weight(cfg, step)
         if w_dist > 0:
             loss_p = loss_p + w_dist * terms["view_distribution"]
-        if m > 1:
+        if m > 1 and cfg.hypothesis_choice == "reprojection":
             terms["pose_select"] = torch.nn.functional.cross_entropy(logits, best)
             loss_p = loss_p + terms["pose_select"]
+        if cfg.w_cycle_select > 0:
+            loss_p = loss_p + cfg.w_cycle_select * terms["cycle_select"]
         if neighbour is not None:
             loss_p = loss_p + cfg.w_pose_mask * terms["nn_mask"]
     else:

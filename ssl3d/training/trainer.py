@@ -419,6 +419,8 @@ class Trainer:
             flip = (torch.rand(b, generator=g, device=dev) < 0.5)[part]
             batch = flip_batch(batch, flip)
             neighbour = flip_batch(neighbour, flip) if neighbour is not None else None
+        if cfg.pose_cycle_cut_share > 0:  # drawn here, from the run's generator: a captured step replays them
+            batch["pose_cycle_cut"] = torch.rand(b, 2, generator=g, device=dev)[part]
         if cfg.pose_label_noise_deg > 0:  # noisy labels (an ablation): the same draws on every rank
             for d in filter(None, (batch, neighbour)):
                 noise = torch.randn(b, 2, generator=g, device=dev) * math.radians(cfg.pose_label_noise_deg)

@@ -447,6 +447,8 @@ def test_cuda_graph_step_matches_eager(tiny_dataset, tmp_path, make_config, stag
           "view_search_turns": 4 if view == "search" and stage_nn else 0,  # with the local search
           "neighbour_view_search_deg": 45.0 if view == "search" and stage_nn else 0.0,
           "pose_cycle_cut_share": 0.5 if view == "search" else 0.0,
+          "w_cycle_select": 0.5 if view in ("search", "true") else 0.0,
+          "hypothesis_choice": "selector" if view == "true" else "reprojection",
           "true_views_for": "wrong" if view == "true" else "none",
           "lr_decay_steps": 4 if stage_nn else 0,  # a graph that kept its first rate would differ
           # a graph that kept its first code mask (no dims: one template cloud) would differ
@@ -1194,9 +1196,10 @@ def test_lower_part_against_a_loop():
 
 
 def test_pose_cycle_cut_share_shows_the_pose_net_the_lower_parts(make_config):
-    """With pose_cycle_cut_share 1 the pose cycle's inputs are the renders of each cloud's lower
-    part (a random 40-80% of its points, drawn as the step draws them); the reconstruction's
-    terms, the geometric cycle included, are those of the option off."""
+    """The pose cycle's inputs are the renders of a cloud's lower part (40-80% of its points, as
+    the batch's draws say) for the clouds whose second draw is below the share, the whole
+    cloud's for the others; the reconstruction's terms, the geometric cycle included, are those
+    of the option off. Without the draws the step refuses."""
     kw = dict(image_size=32, n_points=200, w_symmetry=0.0)
     g = torch.Generator().manual_seed(6)
     cloud = (torch.rand(2, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.8, 0.3])
@@ -1213,21 +1216,93 @@ def test_pose_cycle_cut_share_shows_the_pose_net_the_lower_parts(make_config):
     imgs, sils = L.project_views(cloud, colour, truth[:, None], cfg)
     batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth, "cloud": cloud}
     random_views = torch.tensor([[[0.1, 0.1], [1.2, 0.3], [-2.0, 0.0]]] * 2)
-    torch.manual_seed(3)
-    _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
+    with pytest.raises(ValueError, match=r"needs batch\['pose_cycle_cut'\]"):
+        L.step_losses(recon, pose, batch, random_views, cfg)
     _, _, terms_off, _ = L.step_losses(recon, pose, batch, random_views, make_config(**kw))
-    torch.manual_seed(3)
-    keep = 0.4 + 0.4 * torch.rand(2, 2)[:, 0]
-    want = 0.0
-    for b in range(2):
-        cut_xyz, cut_rgb = L.lower_part(cloud[b:b + 1], colour[b:b + 1], keep[b:b + 1])
-        for j in range(3):
-            im, _ = L.project_views(cut_xyz, cut_rgb, random_views[b:b + 1, j:j + 1], cfg)
-            want += float(L.pose_l1(pose(im[:, 0]), random_views[b:b + 1, j], cfg.azimuth_error)) / 2
-    torch.testing.assert_close(terms["pose_cycle"], torch.tensor(want))
-    assert abs(float(terms["pose_cycle"] - terms_off["pose_cycle"])) > 1e-3
+    batch["pose_cycle_cut"] = torch.tensor([[0.2, 0.3], [0.9, 0.99]])  # both cut (share 1)
+    _, _, terms, _ = L.step_losses(recon, pose, batch, random_views, cfg)
+    keep = 0.4 + 0.4 * batch["pose_cycle_cut"][:, 0]
+
+    def cycle_l1(xyz, rgb, b):  # the pose cycle's L1 summed over one cloud's random views
+        ims, _ = L.project_views(xyz, rgb, random_views[b:b + 1], cfg)  # (1, 3, 3, S, S)
+        return sum(float(L.pose_l1(pose(ims[:, j]), random_views[b:b + 1, j], cfg.azimuth_error))
+                   for j in range(3))
+
+    cut = [cycle_l1(*L.lower_part(cloud[b:b + 1], colour[b:b + 1], keep[b:b + 1]), b) for b in range(2)]
+    whole = [cycle_l1(cloud[b:b + 1], colour[b:b + 1], b) for b in range(2)]
+    torch.testing.assert_close(terms["pose_cycle"], torch.tensor((cut[0] + cut[1]) / 2))
+    torch.testing.assert_close(terms_off["pose_cycle"], torch.tensor((whole[0] + whole[1]) / 2))
+    assert abs(cut[0] - whole[0]) > 1e-3 and abs(cut[1] - whole[1]) > 1e-3
     for name in ("loss_recon", "cycle_3d", "mask", "image"):
         torch.testing.assert_close(terms[name], terms_off[name])
+    # At share 0.5 only the first cloud (its draw 0.3 < 0.5) is cut; the second keeps its whole renders.
+    _, _, terms_half, _ = L.step_losses(recon, pose, batch, random_views,
+                                        make_config(pose_cycle_cut_share=0.5, **kw))
+    torch.testing.assert_close(terms_half["pose_cycle"], torch.tensor((cut[0] + whole[1]) / 2))
+
+
+def test_sample_step_draws_the_cut_from_the_run_generator(tiny_dataset, tmp_path, make_config):
+    """The cut draws come with the batch only when the option is on, in [0, 1), from the run's
+    own generator (a captured step replays them; two runs of one seed draw alike) and leave the
+    other draws as they were."""
+    on = [Trainer(make_config(steps=1, pose_cycle_cut_share=0.5), tiny_dataset, "chair", tmp_path / n)
+          for n in ("a", "b")]
+    off = Trainer(make_config(steps=1), tiny_dataset, "chair", tmp_path / "c")
+    (b1, v1, _), (b2, v2, _), (b0, v0, _) = (t.sample_step() for t in (*on, off))
+    cut = b1["pose_cycle_cut"]
+    assert cut.shape == (len(b1["image"]), 2) and 0 <= float(cut.min()) and float(cut.max()) < 1
+    assert torch.equal(cut, b2["pose_cycle_cut"]) and "pose_cycle_cut" not in b0
+    assert torch.equal(v1, v0) and torch.equal(b1["image"], b0["image"])
+
+
+def test_cycle_select_and_selector_choice(make_config):
+    """w_cycle_select: a cross-entropy teaching the selector, on each pose-cycle render, the
+    hypothesis nearest the rendered view (checked against a loop). hypothesis_choice selector: the
+    reconstruction and the pose net's image and mask terms take the selector's pick even where
+    another hypothesis explains the image better, and the real images no longer teach the selector."""
+    kw = dict(image_size=32, n_points=200, w_symmetry=0.0, pose_hypotheses=3)
+    g = torch.Generator().manual_seed(9)
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    cloud[:, :40] = cloud[:, :40] * 0.3 + torch.tensor([0.25, 0.1, 0.1])  # a lump that breaks symmetry
+    colour = torch.rand(1, 200, 3, generator=g)
+    truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
+    cyc_hyp = torch.tensor([[0.0, 0.0], [1.0, 0.2], [-1.5, 0.1]])  # every render's hypotheses
+
+    def recon(image):
+        return cloud.expand(len(image), -1, -1), colour.expand(len(image), -1, -1)
+
+    def pose(image, all_hypotheses=False):
+        if len(image) == 2:  # the inputs: hypothesis 1 is the truth, the selector picks 0 (0.6 rad off)
+            hyp = torch.stack([truth + torch.tensor([0.6, 0.0]), truth, truth - torch.tensor([0.6, 0.0])], 1)
+            logits = torch.tensor([[3.0, 0.0, 0.0]] * 2)
+        else:  # the cycle's renders: fixed hypotheses, logits that depend on the image
+            hyp = cyc_hyp.expand(len(image), -1, -1)
+            logits = image.mean((1, 2, 3)).unsqueeze(1) * torch.tensor([1.0, 4.0, -2.0])
+        return (hyp, logits) if all_hypotheses else hyp[torch.arange(len(image)), logits.argmax(1)]
+
+    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None],
+                                 make_config(**kw))
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(2, -1, -1)}
+    random_views = torch.tensor([[[0.1, 0.1], [1.2, 0.3], [-2.0, 0.0]], [[0.9, 0.0], [-1.0, 0.2], [2.5, 0.1]]])
+    cfg = make_config(w_cycle_select=0.5, **kw)
+    _, loss_p, terms, extras = L.step_losses(recon, pose, batch, random_views, cfg)
+    want = []
+    for bi in range(2):
+        rend, _ = L.project_views(cloud, colour, random_views[bi:bi + 1], cfg)  # (1, 3, 3, S, S)
+        for j in range(3):
+            _, logit = pose(rend[:, j].expand(3, -1, -1, -1), all_hypotheses=True)  # 3 rows: not the inputs' 2
+            near = min(range(3), key=lambda h: float(L.pose_l1(cyc_hyp[h], random_views[bi, j], cfg.azimuth_error)))
+            want.append(float(torch.nn.functional.cross_entropy(logit[:1], torch.tensor([near]))))
+    torch.testing.assert_close(terms["cycle_select"], torch.tensor(sum(want) / len(want)))
+    torch.testing.assert_close(extras["viewpoint"], truth)  # reprojection picks the truth
+    _, loss_p_off, terms_off, _ = L.step_losses(recon, pose, batch, random_views, make_config(**kw))
+    torch.testing.assert_close(loss_p - loss_p_off, 0.5 * terms["cycle_select"])
+    sel = make_config(w_cycle_select=0.5, hypothesis_choice="selector", **kw)
+    _, _, terms_sel, extras_sel = L.step_losses(recon, pose, batch, random_views, sel)
+    torch.testing.assert_close(extras_sel["viewpoint"], truth + torch.tensor([0.6, 0.0]))
+    assert "pose_select" not in terms_sel and "pose_select" in terms
+    assert terms_sel["mask"] > terms["mask"]  # taken at the selector's (worse) pick
 
 
 def test_neighbour_search_and_cut_share_options_are_checked(make_config):
@@ -1243,6 +1318,17 @@ def test_neighbour_search_and_cut_share_options_are_checked(make_config):
     with pytest.raises(ValueError, match="pose_cycle_cut_share > 0 needs supervision self"):
         make_config(pose_cycle_cut_share=0.5, supervision="pose").validate()
     make_config(pose_cycle_cut_share=0.5).validate()
+    for bad in (dict(w_cycle_select=1.0), dict(hypothesis_choice="selector", w_cycle_select=1.0),
+                dict(w_cycle_select=1.0, pose_hypotheses=4, supervision="pose")):
+        with pytest.raises(ValueError, match="need pose_hypotheses > 1 and supervision self"):
+            make_config(**bad).validate()
+    with pytest.raises(ValueError, match="w_cycle_select must be >= 0"):
+        make_config(w_cycle_select=float("nan"), pose_hypotheses=4).validate()
+    for bad in (dict(), dict(w_cycle_select=1.0, hypothesis_temperature=0.1),
+                dict(w_cycle_select=1.0, doubt_gap=0.5)):
+        with pytest.raises(ValueError, match="hypothesis_choice selector needs w_cycle_select > 0"):
+            make_config(hypothesis_choice="selector", pose_hypotheses=4, **bad).validate()
+    make_config(hypothesis_choice="selector", w_cycle_select=1.0, pose_hypotheses=4).validate()
 
 
 def test_view_search_options_are_checked(make_config):
