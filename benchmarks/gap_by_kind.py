@@ -18,10 +18,12 @@ posed test images and, per kind:
   runs' means there (the parts sum to the gap of the means).
 Below each run, for the stools on four legs (a quarter turn maps one onto itself), the median
 azimuth error folded to within a quarter turn (0-45 deg; about 22.5 if the azimuths were random)
-beside the same for the chairs without arms, as a control. With more than one run after the reference, the same pooled over those runs (pass runs of one
+beside the same for the chairs without arms, as a control. With --hypotheses, for each run first, the
+same folded error (stools on four legs, chairs, armchairs) of the hypothesis its selector picks
+and of the best of its pose hypotheses (an oracle: does some hypothesis read the azimuth?). With more than one run after the reference, the same pooled over those runs (pass runs of one
 recipe), and for all but the stools.
 
-    python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns]
+    python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns] [--hypotheses]
     (DATA_DIR/chair, made by benchmarks/make_procedural.sh; each run after ssl3d evaluate)
 """
 
@@ -94,7 +96,20 @@ def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
     return best_rotations(xyz, gt, torch.stack([turn_y(angle) for angle in range(0, 360, 5)]))[1].numpy()
 
 
-def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
+@torch.no_grad()
+def hypothesis_errors(run: str, images: torch.Tensor, true_views: torch.Tensor, rot: torch.Tensor
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The azimuth error, folded to a quarter turn, of the hypothesis the run's selector picks and
+    of each of its pose hypotheses, in the ground truth's frame. images: (M, 3, S, S); true_views:
+    (M, 2); rot: the run's fitted rotation. Returns (M,) and (M, H)."""
+    pose = load_models(find_checkpoint(run))[1]
+    hyp, logits = pose(images, all_hypotheses=True)  # (M, H, 2), (M, H)
+    chosen = hyp[torch.arange(len(hyp)), logits.argmax(1)]
+    fold = lambda views: folded(view_errors(views, true_views, rot)[:, 0])  # noqa: E731
+    return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1)
+
+
+def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = False) -> None:
     rows, kinds = [], None
     for run in runs:
         pred, test, raw, xyz, gt = load_run(data, "chair", run)
@@ -102,6 +117,7 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
         if kinds is None:
             first_models = models
             kinds, bases = map(np.array, zip(*[chair_kind(seed, model_index(m)) for m in models]))
+            legged = (kinds == "stool") & np.isin(bases, ("four", "splayed"))
         elif models != first_models:
             raise ValueError(f"{run}: its test models differ from the first run's")
         cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
@@ -111,9 +127,17 @@ def main(data: str, runs: list[str], seed: int, turns: bool) -> None:
         az_err, elev = view_errors(torch.from_numpy(pred["viewpoints"]), test.viewpoints,
                                    torch.from_numpy(pred["rotation"]).float()).T
         turned = best_turn_chamfer(xyz, gt) if turns else None
+        if hypotheses:  # printed at once: the per-run lines below do not carry them
+            chosen, each = hypothesis_errors(run, test.images, test.viewpoints,
+                                             torch.from_numpy(pred["rotation"]).float())
+            cells = [f"{name} ({k.sum()}) {np.median(chosen[k]):.1f} / {np.median(each[k].min(1)):.1f} deg "
+                     f"(within 10 deg: {np.mean(chosen[k] < 10):.0%} / {np.mean(each[k].min(1) < 10):.0%})"
+                     for name, k in (("stools on four legs", legged), ("chairs", kinds == "chair"),
+                                     ("armchairs", kinds == "armchair"))]
+            print(f"{run}: azimuth error folded to a quarter turn, median, of the selected / the best of "
+                  f"its {each.shape[1]} pose hypotheses: " + "; ".join(cells))
         rows.append((run, cd, pred["pose_error_deg"] <= 30, iou, elev, turned, az_err))
     ref_cd = rows[0][1]
-    legged = (kinds == "stool") & np.isin(bases, ("four", "splayed"))
     for i, (run, cd, right, iou, elev, turned, az_err) in enumerate(rows):
         lines, parts = [], []
         for kind in KINDS:
@@ -156,5 +180,7 @@ if __name__ == "__main__":
     ap.add_argument("runs", nargs="+", help="the reference run first")
     ap.add_argument("--synth-seed", type=int, default=0, help="the seed ssl3d synth made the meshes with")
     ap.add_argument("--turns", action="store_true", help="also the best-turn oracle (slower)")
+    ap.add_argument("--hypotheses", action="store_true",
+                    help="also each run's pose hypotheses: the folded azimuth error of the selected one and of the best")
     a = ap.parse_args()
-    main(a.data, a.runs, a.synth_seed, a.turns)
+    main(a.data, a.runs, a.synth_seed, a.turns, a.hypotheses)
