@@ -124,17 +124,21 @@ class TrainConfig:
     """Self-supervision with pose_hypotheses > 1: weight of a cross-entropy in the pose loss that
     trains the selector on the pose cycle's renders, whose views are known, to pick the
     hypothesis nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off
-    (not in the paper). Why: on a stool, whose silhouette repeats after a quarter turn, pose
-    cycle renders of cut clouds (pose_cycle_cut_share) teach some hypothesis the azimuth up to a
-    quarter turn (the best of 8 within 3.0 deg median, folded), but the selector, taught only by
-    which hypothesis the shapeless stool cloud fits best, picks a right one for few (session 30)."""
+    (not in the paper). Why: the selector is otherwise taught only which hypothesis the cloud fits
+    best, and a shapeless stool cloud fits them all alike. Results under hypothesis_choice."""
     hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
     """Self-supervision with pose_hypotheses > 1: the hypothesis the reconstruction learns at and
     whose image and mask terms train the pose net, for each input image: the one whose projection
     of the cloud explains the image best (reprojection), or the selector's pick (selector; not in
     the paper), the selector then learning from the pose cycle alone (needs w_cycle_select > 0).
     Why: where the cloud fits many views alike (a blob drawn for a stool), the best fit is chance,
-    and the reconstruction learns at views that disagree from image to image."""
+    and the reconstruction learns at views that disagree from image to image. Not recommended yet
+    (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1): from scratch both chair seeds
+    collapsed to few azimuths (pose 32.2% and 18.5%); yet in one the stools came out far better
+    than in any other label-free run (6.52 against 12.40 for a plain run; pose-supervised 3.55),
+    its selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
+    for 70% of them (plain 38%). In stage NN from a trained run it changed little (3,000 steps:
+    4.06 and 4.08 against 4.14 plain; stools 10.37 and 10.47 against 11.56)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -207,7 +211,10 @@ class TrainConfig:
     turn, is near random (session 29). Projected at such a view, a neighbouring stool's mask asks
     the cloud to look alike from every azimuth: the self-supervised stool clouds are blobs with a
     cross-shaped core (12.80 against 3.55 for the pose-supervised baseline). With W = 45 the
-    neighbour asks only that some turn within a quarter of its view match."""
+    neighbour asks only that some turn within a quarter of its view match. Not recommended: 1,500
+    stage-NN steps from a trained chair run scored 4.40 and 4.32 against 4.19 and 4.29 plain, the
+    stools 13.52 and 13.25 against 12.40; with the neighbour terms off (w_neighbour 0) the stools
+    scored 13.99, so those terms do not make the blobs (session 30)."""
     pose_input_blur: float = 0.0
     """Standard deviation in pixels of a Gaussian blur the pose net applies to its every input,
     real images and the pose cycle's renders alike, at training and at inference (0 = off, the
@@ -382,8 +389,12 @@ class TrainConfig:
     mostly from renders of its own clouds, and a chair's back tells its azimuth so plainly that it
     need not learn to read the legs and seat. Stools (10.7% of the procedural chairs) have no
     back: even the best of the 8 pose hypotheses of a plain run is further from a four-legged
-    stool's azimuth, folded to a quarter turn, than 8 random guesses would be (median 8.2 deg;
-    chairs 1.6). A chair cut below its back looks like a stool whose view is known."""
+    stool's azimuth, folded to a quarter turn, than 8 independent random guesses would be (median
+    8.2 deg, against about 3.7; chairs 1.6). A chair cut below its back looks like a stool whose view
+    is known. Not recommended alone: from a trained chair run it changed little (1,500 stage-NN
+    steps at P = 0.5: 4.13 and 4.18 against 4.19 and 4.29 plain; stools 11.97-12.10 against 12.40),
+    and the hypothesis the selector picks read the stools no better; a run from scratch scored
+    5.57, its stools 23.12 (session 30)."""
     w_view_distribution: float = 0.0
     """Weight, in the pose loss, of the viewpoint-distribution prior (0 = off; not in the paper;
     self-supervision only): the squared first and second circular moments of the batch's
