@@ -134,11 +134,11 @@ class TrainConfig:
     Why: where the cloud fits many views alike (a blob drawn for a stool), the best fit is chance,
     and the reconstruction learns at views that disagree from image to image. Not recommended yet
     (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1): from scratch both chair seeds
-    collapsed to few azimuths (pose 32.2% and 18.5%); yet in one the stools came out far better
-    than in any other label-free run (6.52 against 12.40 for a plain run; pose-supervised 3.55),
-    its selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
-    for 70% of them (plain 38%). In stage NN from a trained run it changed little (3,000 steps:
-    4.06 and 4.08 against 4.14 plain; stools 10.37 and 10.47 against 11.56)."""
+    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out far better than in
+    any other label-free run (6.52 and 8.51 against 12.40 for a plain run; pose-supervised 3.55),
+    the selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
+    for 58-70% of them (plain 38%). In stage NN from a trained run it changed little (3,000 steps:
+    4.05 and 4.09 against 4.12 plain; stools 10.37 and 10.47 against 11.56)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -212,7 +212,7 @@ class TrainConfig:
     the cloud to look alike from every azimuth: the self-supervised stool clouds are blobs with a
     cross-shaped core (12.80 against 3.55 for the pose-supervised baseline). With W = 45 the
     neighbour asks only that some turn within a quarter of its view match. Not recommended: 1,500
-    stage-NN steps from a trained chair run scored 4.40 and 4.32 against 4.19 and 4.29 plain, the
+    stage-NN steps from a trained chair run scored 4.38 and 4.30 against 4.18 and 4.29 plain, the
     stools 13.52 and 13.25 against 12.40; with the neighbour terms off (w_neighbour 0) the stools
     scored 13.99, so those terms do not make the blobs (session 30)."""
     pose_input_blur: float = 0.0
@@ -386,15 +386,15 @@ class TrainConfig:
     whose pose-cycle renders show only the cloud's lower part, the points below a height that
     keeps a random 40-80% of them (the rest are replaced by copies of kept points); the geometric
     cycle and the view prior keep the whole cloud's renders. Why: the pose net learns the views
-    mostly from renders of its own clouds, and a chair's back tells its azimuth so plainly that it
-    need not learn to read the legs and seat. Stools (10.7% of the procedural chairs) have no
+    mostly from renders of its own clouds, and (a guess) a chair's back tells its azimuth so plainly
+    that it need not learn to read the legs and seat. Stools (10.7% of the procedural chairs) have no
     back: even the best of the 8 pose hypotheses of a plain run is further from a four-legged
     stool's azimuth, folded to a quarter turn, than 8 independent random guesses would be (median
     8.2 deg, against about 3.7; chairs 1.6). A chair cut below its back looks like a stool whose view
     is known. Not recommended alone: from a trained chair run it changed little (1,500 stage-NN
-    steps at P = 0.5: 4.13 and 4.18 against 4.19 and 4.29 plain; stools 11.97-12.10 against 12.40),
+    steps at P = 0.5: 4.11 and 4.17 against 4.18 and 4.29 plain; stools 11.97-12.10 against 12.40),
     and the hypothesis the selector picks read the stools no better; a run from scratch scored
-    5.57, its stools 23.12 (session 30)."""
+    5.58, its stools 23.12 (session 30)."""
     w_view_distribution: float = 0.0
     """Weight, in the pose loss, of the viewpoint-distribution prior (0 = off; not in the paper;
     self-supervision only): the squared first and second circular moments of the batch's
