@@ -134,10 +134,10 @@ class TrainConfig:
     Why: where the cloud fits many views alike (a blob drawn for a stool), the best fit is chance,
     and the reconstruction learns at views that disagree from image to image. Not recommended yet
     (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1): from scratch both chair seeds
-    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out far better than in
-    any other label-free run (6.52 and 8.51 against 12.40 for a plain run; pose-supervised 3.55),
+    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out far better than the
+    same seeds' plain runs' (6.52 and 8.51 against 8.13 and 16.01; pose-supervised 3.55),
     the selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
-    for 58-70% of them (plain 38%). In stage NN from a trained run it changed little (3,000 steps:
+    for 58-70% of them (median 6.9-7.2 deg; the same seeds' plain runs 10.5 and 19.2). In stage NN from a trained run it changed little (3,000 steps:
     4.05 and 4.09 against 4.12 plain; stools 10.37 and 10.47 against 11.56)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
