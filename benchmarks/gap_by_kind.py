@@ -20,7 +20,9 @@ Below each run, for the stools on four legs (a quarter turn maps one onto itself
 azimuth error folded to within a quarter turn (0-45 deg; about 22.5 if the azimuths were random)
 beside the same for the chairs without arms, as a control. With --hypotheses, for each run first, the
 same folded error (stools on four legs, chairs, armchairs) of the hypothesis its selector picks
-and of the best of its pose hypotheses (an oracle: does some hypothesis read the azimuth?). With more than one run after the reference, the same pooled over those runs (pass runs of one
+and of the best of its pose hypotheses (an oracle: does some hypothesis read the azimuth?), and
+the median relative gap by which the second-best hypothesis explains an image worse than the
+best (training's selection scores; near 0 where the cloud cannot tell them apart). With more than one run after the reference, the same pooled over those runs (pass runs of one
 recipe), and for all but the stools.
 
     python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns] [--hypotheses]
@@ -40,6 +42,7 @@ from ssl3d.data.synth import shape_rng
 from ssl3d.evaluation.evaluate import find_checkpoint, silhouette_fit
 from ssl3d.ops import chamfer_distance, normalize_unit_box
 from ssl3d.training.checkpoint import load_models
+from ssl3d.training.losses import reprojection_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import best_rotations, load_run, turn_y, view_in_frame  # noqa: E402
@@ -97,16 +100,24 @@ def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def hypothesis_errors(run: str, images: torch.Tensor, true_views: torch.Tensor, rot: torch.Tensor
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def hypothesis_errors(run: str, images: torch.Tensor, masks: torch.Tensor, true_views: torch.Tensor,
+                      rot: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The azimuth error, folded to a quarter turn, of the hypothesis the run's selector picks and
-    of each of its pose hypotheses, in the ground truth's frame. images: (M, 3, S, S); true_views:
-    (M, 2); rot: the run's fitted rotation. Returns (M,) and (M, H)."""
-    pose = load_models(find_checkpoint(run))[1]
+    of each of its pose hypotheses, in the ground truth's frame; and how much worse than the best
+    the second-best hypothesis explains each image (relative gap of training's selection scores:
+    near 0 where the cloud cannot tell the hypotheses apart). images: (M, 3, S, S); masks:
+    (M, S, S); true_views: (M, 2); rot: the run's fitted rotation. Returns (M,), (M, H), (M,)."""
+    recon, pose, cfg = load_models(find_checkpoint(run))[:3]
     hyp, logits = pose(images, all_hypotheses=True)  # (M, H, 2), (M, H)
     chosen = hyp[torch.arange(len(hyp)), logits.argmax(1)]
     fold = lambda views: folded(view_errors(views, true_views, rot)[:, 0])  # noqa: E731
-    return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1)
+    gaps = []
+    for i in range(0, len(images), 100):  # in chunks: H projections per image
+        xyz, rgb = recon(images[i:i + 100])
+        scores = reprojection_scores(xyz, rgb, hyp[i:i + 100], images[i:i + 100], masks[i:i + 100].float(), cfg)
+        two = scores.sort(1).values[:, :2]  # (chunk, 2): the best and the second best
+        gaps.append((two[:, 1] - two[:, 0]) / two[:, 0])
+    return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1), torch.cat(gaps).numpy()
 
 
 def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = False) -> None:
@@ -128,10 +139,11 @@ def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = 
                                    torch.from_numpy(pred["rotation"]).float()).T
         turned = best_turn_chamfer(xyz, gt) if turns else None
         if hypotheses:  # printed at once: the per-run lines below do not carry them
-            chosen, each = hypothesis_errors(run, test.images, test.viewpoints,
-                                             torch.from_numpy(pred["rotation"]).float())
+            chosen, each, gap = hypothesis_errors(run, test.images, test.masks, test.viewpoints,
+                                                  torch.from_numpy(pred["rotation"]).float())
             cells = [f"{name} ({k.sum()}) {np.median(chosen[k]):.1f} / {np.median(each[k].min(1)):.1f} deg "
-                     f"(within 10 deg: {np.mean(chosen[k] < 10):.0%} / {np.mean(each[k].min(1) < 10):.0%})"
+                     f"(within 10 deg: {np.mean(chosen[k] < 10):.0%} / {np.mean(each[k].min(1) < 10):.0%}; "
+                     f"second-best score gap median {np.median(gap[k]):.3f})"
                      for name, k in (("stools on four legs", legged), ("chairs", kinds == "chair"),
                                      ("armchairs", kinds == "armchair"))]
             print(f"{run}: azimuth error folded to a quarter turn, median, of the selected / the best of "
