@@ -116,7 +116,7 @@ def hypothesis_errors(run: str, images: torch.Tensor, masks: torch.Tensor, true_
         xyz, rgb = recon(images[i:i + 100])
         scores = reprojection_scores(xyz, rgb, hyp[i:i + 100], images[i:i + 100], masks[i:i + 100].float(), cfg)
         two = scores.sort(1).values[:, :2]  # (chunk, 2): the best and the second best
-        gaps.append((two[:, 1] - two[:, 0]) / two[:, 0])
+        gaps.append((two[:, 1] - two[:, 0]) / two[:, 0].clamp_min(1e-12))
     return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1), torch.cat(gaps).numpy()
 
 

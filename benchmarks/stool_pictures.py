@@ -45,10 +45,11 @@ def main(data: str, run: str, out: str, rows: int, seed: int) -> None:
     cloud, truth = normalize_unit_box(xyz), normalize_unit_box(gt)
     cd = 1000 * chamfer_distance(cloud, truth, "none").numpy()
     order = stools[np.argsort(-cd[stools])]  # worst first
-    n_worst = (rows + 1) // 2
-    n_mid = (rows - n_worst + 1) // 2
-    picks = list(order[:n_worst]) + list(order[len(order) // 2:len(order) // 2 + n_mid]) + \
-        list(order[len(order) - (rows - n_worst - n_mid):])
+    rows = min(rows, len(order))  # each stool at most once
+    n_mid = n_best = rows // 3
+    n_worst = rows - n_mid - n_best
+    mid = max(n_worst, len(order) // 2 - n_mid // 2)
+    picks = list(order[:n_worst]) + list(order[mid:mid + n_mid]) + list(order[len(order) - n_best:])
     canvas = Image.new("RGB", (4 * CELL, CELL * len(picks)), "white")
     for r, i in enumerate(picks):
         image = (test.images[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)  # (S, S, 3)

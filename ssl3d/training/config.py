@@ -125,20 +125,22 @@ class TrainConfig:
     trains the selector on the pose cycle's renders, whose views are known, to pick the
     hypothesis nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off
     (not in the paper). Why: the selector is otherwise taught only which hypothesis the cloud fits
-    best, and a shapeless stool cloud fits them all alike. Results under hypothesis_choice."""
+    best, which a shapeless stool cloud may not tell. Results under hypothesis_choice."""
     hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
     """Self-supervision with pose_hypotheses > 1: the hypothesis the reconstruction learns at and
     whose image and mask terms train the pose net, for each input image: the one whose projection
     of the cloud explains the image best (reprojection), or the selector's pick (selector; not in
     the paper), the selector then learning from the pose cycle alone (needs w_cycle_select > 0).
-    Why: where the cloud fits many views alike (a blob drawn for a stool), the best fit is chance,
-    and the reconstruction learns at views that disagree from image to image. Not recommended yet
+    Why (a guess): where the cloud fits many views alike (a blob drawn for a stool), the best fit
+    is chance, and the reconstruction learns at views that disagree from image to image. Not recommended yet
     (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1): from scratch both chair seeds
-    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out far better than the
-    same seeds' plain runs' (6.52 and 8.51 against 8.13 and 16.01; pose-supervised 3.55),
+    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out better than the
+    same seeds' plain runs' of session 23 (6.52 and 8.51 against 8.13 and 16.01, one run each;
+    pose-supervised 3.55),
     the selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
     for 58-70% of them (median 6.9-7.2 deg; the same seeds' plain runs 10.5 and 19.2). In stage NN from a trained run it changed little (3,000 steps:
-    4.05 and 4.09 against 4.12 plain; stools 10.37 and 10.47 against 11.56)."""
+    4.05 and 4.09 against 4.12 plain; stools 10.37 and 10.47 against 11.56), and it posed fewer
+    test chairs right (72.5-77.3% against 80.2%)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -213,8 +215,8 @@ class TrainConfig:
     cross-shaped core (12.80 against 3.55 for the pose-supervised baseline). With W = 45 the
     neighbour asks only that some turn within a quarter of its view match. Not recommended: 1,500
     stage-NN steps from a trained chair run scored 4.38 and 4.30 against 4.18 and 4.29 plain, the
-    stools 13.52 and 13.25 against 12.40; with the neighbour terms off (w_neighbour 0) the stools
-    scored 13.99, so those terms do not make the blobs (session 30)."""
+    stools 13.52 and 13.25 against 12.40; with the neighbour terms off (w_neighbour 0) for those
+    steps the stools scored 13.99 (one seed, from a run that already drew blobs) (session 30)."""
     pose_input_blur: float = 0.0
     """Standard deviation in pixels of a Gaussian blur the pose net applies to its every input,
     real images and the pose cycle's renders alike, at training and at inference (0 = off, the
