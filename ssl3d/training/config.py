@@ -132,15 +132,15 @@ class TrainConfig:
     of the cloud explains the image best (reprojection), or the selector's pick (selector; not in
     the paper), the selector then learning from the pose cycle alone (needs w_cycle_select > 0).
     Why (a guess): where the cloud fits many views alike (a blob drawn for a stool), the best fit
-    is chance, and the reconstruction learns at views that disagree from image to image. Not recommended yet
-    (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1): from scratch both chair seeds
-    collapsed to few azimuths (pose 30.5% and 18.5%); yet their stools came out better than the
-    same seeds' plain runs' of session 23 (6.52 and 8.51 against 8.13 and 16.01, one run each;
-    pose-supervised 3.55),
-    the selected view within 10 deg of a four-legged stool's azimuth, folded to a quarter turn,
-    for 58-70% of them (median 6.9-7.2 deg; the same seeds' plain runs 10.5 and 19.2). In stage NN from a trained run it changed little (3,000 steps:
-    4.05 and 4.09 against 4.12 plain; stools 10.37 and 10.47 against 11.56), and it posed fewer
-    test chairs right (72.5-77.3% against 80.2%)."""
+    is chance, and the reconstruction learns at views that disagree from image to image. Not
+    recommended yet (session 30, with pose_cycle_cut_share 0.5 and w_cycle_select 1, three options
+    changed at once): from scratch both chair seeds collapsed to few azimuths (pose 30.5% and
+    18.5%); their stools scored 6.52 and 8.51, the first below all five plain runs split
+    (8.13-16.20), the second within them (pose-supervised exports 3.55-3.68), and the selected view
+    was within 10 deg of a four-legged stool's azimuth, folded to a quarter turn, for 70% and 58%
+    of them (medians 7.2 and 6.9 deg; the plain runs 10.5-21.0). In stage NN from a trained run it
+    changed little (3,000 steps: 4.05 and 4.09 against seed 0's plain 4.12; stools 10.37 and 10.47
+    against 11.56), and it posed fewer test chairs right (72.5-77.3% against 80.2%)."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -210,12 +210,12 @@ class TrainConfig:
     the neighbour terms are taken there; the pose net still gets the neighbour mask term's
     gradient through its own azimuth. Why: a stool (10.7% of the procedural chairs) repeats after
     a quarter turn, so its azimuth is ambiguous, and the pose net's error on it, folded to a quarter
-    turn, is near random (session 29). Projected at such a view, a neighbouring stool's mask asks
-    the cloud to look alike from every azimuth: the self-supervised stool clouds are blobs with a
-    cross-shaped core (12.80 against 3.55 for the pose-supervised baseline). With W = 45 the
-    neighbour asks only that some turn within a quarter of its view match. Not recommended: 1,500
-    stage-NN steps from a trained chair run scored 4.38 and 4.30 against 4.18 and 4.29 plain, the
-    stools 13.52 and 13.25 against 12.40; with the neighbour terms off (w_neighbour 0) for those
+    turn, is large (median 10.5-21.0 deg; 22.5 if random; session 29). Projected at such a view, a
+    neighbouring stool's mask would ask the cloud to look alike from many azimuths, and the
+    self-supervised stool clouds are blobs (12.80 against 3.55-3.68 for the pose-supervised
+    exports). With W = 45 the neighbour asks only that some turn within a quarter of its view
+    match. Not recommended: 1,500 stage-NN steps from a trained chair run scored 4.38 and 4.30
+    against 4.18 and 4.29 plain, the stools 13.52 and 13.25 against seed 0's plain 12.40; with the neighbour terms off (w_neighbour 0) for those
     steps the stools scored 13.99 (one seed, from a run that already drew blobs) (session 30)."""
     pose_input_blur: float = 0.0
     """Standard deviation in pixels of a Gaussian blur the pose net applies to its every input,
@@ -390,11 +390,12 @@ class TrainConfig:
     cycle and the view prior keep the whole cloud's renders. Why: the pose net learns the views
     mostly from renders of its own clouds, and (a guess) a chair's back tells its azimuth so plainly
     that it need not learn to read the legs and seat. Stools (10.7% of the procedural chairs) have no
-    back: even the best of the 8 pose hypotheses of a plain run is further from a four-legged
-    stool's azimuth, folded to a quarter turn, than 8 independent random guesses would be (median
-    8.2 deg, against about 3.7; chairs 1.6). A chair cut below its back looks like a stool whose view
-    is known. Not recommended alone: from a trained chair run it changed little (1,500 stage-NN
-    steps at P = 0.5: 4.11 and 4.17 against 4.18 and 4.29 plain; stools 11.97-12.10 against 12.40),
+    back: the best of the 8 pose hypotheses of a plain run is 8.2 deg from a four-legged stool's
+    azimuth, folded to a quarter turn (median; chairs 1.6; 8 independent random guesses: about
+    3.7, 8 hypotheses 45 deg apart: about 11, so this does not show by itself that the net cannot
+    read stools). A chair cut below its back looks like a stool whose view is known. Not recommended alone: from a trained chair run it changed little (1,500 stage-NN
+    steps at P = 0.5: 4.11 and 4.17 against 4.18 and 4.29 plain; stools 11.97-12.10 against seed
+    0's plain 12.40),
     and the hypothesis the selector picks read the stools no better; a run from scratch scored
     5.58, its stools 23.12 (session 30)."""
     w_view_distribution: float = 0.0
