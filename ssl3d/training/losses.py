@@ -395,11 +395,12 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     rand_imgs = imgs[:, m:m + k - 1]  # (B, K - 1, 3, S, S) at the random views
     nb = m + k - 1  # index of the neighbour's view
     if m > 1:
-        # Score each hypothesis by how well the cloud seen from it explains the input.
-        with torch.no_grad():
-            scores = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg)  # (B, M)
-        # The reconstruction learns at the best fit, or at the selector's pick (hypothesis_choice).
-        best = logits.argmax(1) if cfg.hypothesis_choice == "selector" else scores.argmin(1)  # (B,)
+        if cfg.hypothesis_choice == "selector":  # the reconstruction learns at the selector's pick
+            best = logits.argmax(1)  # (B,)
+        else:  # at the hypothesis whose projection of the cloud explains the input best
+            with torch.no_grad():
+                scores = hypothesis_scores(image, mask, imgs[:, :m], sils[:, :m], cfg)  # (B, M)
+            best = scores.argmin(1)  # (B,)
         pick = torch.arange(b, device=image.device)
         img0, sil0, v0 = imgs[pick, best], sils[pick, best], hyp[pick, best]
     else:

@@ -1061,6 +1061,36 @@ def test_searched_view_turns_against_a_loop_and_they_undo_a_turned_view(make_con
     assert same_view(got, truth) and turned.tolist() == [True, False, False]  # a local step is no turn
 
 
+class FixedNets(torch.nn.Module):
+    """A reconstruction and a pose net with set outputs: one cloud (1, N, 3) with its colours for
+    every image, and the given views (B, 2) for a batch of B inputs (zeros for the cycle's)."""
+
+    def __init__(self, cloud: torch.Tensor, colour: torch.Tensor, views: torch.Tensor):
+        super().__init__()
+        self.xyz = torch.nn.Parameter(cloud.clone())
+        self.colour = colour
+        self.v = torch.nn.Parameter(views.clone())
+
+    def recon(self, image):
+        return self.xyz.expand(image.shape[0], -1, -1), self.colour.expand(image.shape[0], -1, -1)
+
+    def pose(self, image, all_hypotheses=False):  # the inputs' views; any for the cycle's
+        v = self.v if len(image) == len(self.v) else torch.zeros(len(image), 2)
+        return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+
+def fixed_nets_and_batch(cloud, colour, truth, off, cfg):
+    """FixedNets whose pose net is ``off`` rad of azimuth from ``truth`` (B, 2), and a batch of
+    the cloud's own projections at the true views. Returns nets, batch, the true views'
+    silhouettes (B, 1, S, S) and random views (B, K - 1, 2)."""
+    nets = FixedNets(cloud, colour, truth + torch.tensor([off, 0.0]))
+    b = len(truth)
+    imgs, sils = L.project_views(cloud.expand(b, -1, -1), colour.expand(b, -1, -1), truth[:, None], cfg)
+    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+             "cloud": cloud.expand(b, -1, -1)}
+    return nets, batch, sils, torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * b)
+
+
 @pytest.mark.parametrize("search", ["local", "turns"])
 def test_view_search_trains_the_shape_at_the_searched_view(make_config, search):
     """With a pose net 6 deg off (a local search of 6 deg) or a half turn off (a search of
@@ -1075,24 +1105,7 @@ def test_view_search_trains_the_shape_at_the_searched_view(make_config, search):
     colour = torch.rand(1, 200, 3, generator=g)
     truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
 
-    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
-        def __init__(self):
-            super().__init__()
-            self.xyz = torch.nn.Parameter(cloud.clone())
-            self.v = torch.nn.Parameter(truth + torch.tensor([off, 0.0]))
-
-        def recon(self, image):
-            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
-
-        def pose(self, image, all_hypotheses=False):  # the inputs' views; any for the cycle's
-            v = self.v if len(image) == len(self.v) else torch.zeros(len(image), 2)
-            return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
-
-    nets = Fixed()
-    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
-    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
-             "cloud": cloud.expand(2, -1, -1)}
-    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
+    nets, batch, sils, random_views = fixed_nets_and_batch(cloud, colour, truth, off, cfg)
     loss_r, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg)
     assert terms["view_search_moved"] == 1.0
     assert terms.get("view_search_turned", torch.tensor(0.0)) == (1.0 if search == "turns" else 0.0)
@@ -1150,24 +1163,7 @@ def test_neighbour_view_search_takes_the_neighbour_terms_at_the_searched_view(ma
     truth = torch.tensor([[0.7, 0.2], [-1.0, 0.3]])
     off = math.radians(33.75)
 
-    class Fixed(torch.nn.Module):  # a reconstruction and a pose net with set outputs
-        def __init__(self):
-            super().__init__()
-            self.xyz = torch.nn.Parameter(cloud.clone())
-            self.v = torch.nn.Parameter(truth + torch.tensor([off, 0.0]))
-
-        def recon(self, image):
-            return self.xyz.expand(image.shape[0], -1, -1), colour.expand(image.shape[0], -1, -1)
-
-        def pose(self, image, all_hypotheses=False):  # the inputs' views; any for the cycle's
-            v = self.v if len(image) == len(self.v) else torch.zeros(len(image), 2)
-            return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
-
-    nets = Fixed()
-    imgs, sils = L.project_views(cloud.expand(2, -1, -1), colour.expand(2, -1, -1), truth[:, None], cfg)
-    batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
-             "cloud": cloud.expand(2, -1, -1)}
-    random_views = torch.tensor([[[0.1, 0.1]] * (cfg.n_views - 1)] * 2)
+    nets, batch, sils, random_views = fixed_nets_and_batch(cloud, colour, truth, off, cfg)
     _, loss_p, terms, _ = L.step_losses(nets.recon, nets.pose, batch, random_views, cfg, neighbour=batch)
     torch.testing.assert_close(terms["nn_view_search_shift_deg"], torch.tensor(33.75))
     torch.testing.assert_close(terms["nn_mask"], L.silhouette_terms(sils[:, 0], batch["mask"], cfg)[0])
