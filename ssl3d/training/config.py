@@ -125,7 +125,16 @@ class TrainConfig:
     trains the selector on the pose cycle's renders, whose views are known, to pick the
     hypothesis nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off
     (not in the paper). Why: the selector is otherwise taught only which hypothesis the cloud fits
-    best, which a shapeless stool cloud may not tell. Results under hypothesis_choice."""
+    best, which a cloud that fits several turns alike (a stool's) may not tell. With W = 1 and
+    pose_cycle_cut_share 0.5 from scratch (the best-fit choice; session 31) the selected view
+    missed four-legged stools by a median 3.2-5.4 deg, folded to a quarter turn (plain runs
+    10.5-21.0), their clouds scored 7.05-8.72 (plain 8.13-16.20) and have legs, and six chair seeds
+    averaged 4.17 with no collapse against 4.34 for the ten plain runs (one-sided Mann-Whitney
+    p = 0.11); the other chairs scored a little worse (3.61 against 3.43). Without the cut: 3.78-4.05
+    on four seeds, a half collapse, and one run that gave its stools a chair's back (7.93). From a
+    trained run (stage NN alone) it changed nothing (4.22 against 4.18). Suggested for chairs with
+    the cut, but not in the preset: the mean's gain is not yet clear, and airplanes and cars are
+    untried."""
     hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
     """Self-supervision with pose_hypotheses > 1: the hypothesis the reconstruction learns at and
     whose image and mask terms train the pose net, for each input image: the one whose projection
@@ -140,7 +149,11 @@ class TrainConfig:
     was within 10 deg of a four-legged stool's azimuth, folded to a quarter turn, for 70% and 58%
     of them (medians 7.2 and 6.9 deg; the plain runs 10.5-21.0). In stage NN from a trained run it
     changed little (3,000 steps: 4.05 and 4.09 against seed 0's plain 4.12; stools 10.37 and 10.47
-    against 11.56), and it posed fewer test chairs right (72.5-77.3% against 80.2%)."""
+    against 11.56), and it posed fewer test chairs right (72.5-77.3% against 80.2%). Session 31:
+    from scratch with the early distribution prior (w_view_distribution 1 for 1,000 steps) both
+    seeds collapsed too (7.99 and 10.22); in stage NN after a stage CC with the best-fit choice
+    (and w_cycle_select 1, pose_cycle_cut_share 0.5) 3.78 and 3.98 against 3.84 and 3.96 from the
+    same stage CC, pose 79.0% and 77.2% against 84.3% and 80.7%. Not recommended."""
     hypothesis_temperature: float = 0.0
     """How softly the reconstruction chooses among the pose hypotheses (pose_hypotheses > 1,
     self-supervision). 0: it learns only from the projection at the best one (winner takes all).
@@ -397,7 +410,9 @@ class TrainConfig:
     steps at P = 0.5: 4.11 and 4.17 against 4.18 and 4.29 plain; stools 11.97-12.10 against seed
     0's plain 12.40),
     and the hypothesis the selector picks read the stools no better; a run from scratch scored
-    5.58, its stools 23.12 (session 30)."""
+    5.58, its stools 23.12 (session 30). With w_cycle_select 1 from scratch (session 31) none of six
+    chair seeds failed, against two of six with w_cycle_select alone (one chance-sized difference;
+    results there)."""
     w_view_distribution: float = 0.0
     """Weight, in the pose loss, of the viewpoint-distribution prior (0 = off; not in the paper;
     self-supervision only): the squared first and second circular moments of the batch's
