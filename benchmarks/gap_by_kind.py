@@ -23,9 +23,11 @@ same folded error (stools on four legs, chairs, armchairs) of the hypothesis its
 and of the best of its pose hypotheses (an oracle: does some hypothesis read the azimuth?), and
 the median relative gap by which the second-best hypothesis explains an image worse than the
 best (training's selection scores; near 0 where the cloud cannot tell them apart). With more than one run after the reference, the same pooled over those runs (pass runs of one
-recipe), and for all but the stools.
+recipe), and for all but the stools. With --stools, each run's stools' mean Chamfer x1000 by base
+(the generator's BASES: four legs, splayed legs, a pedestal) and for the wider and the narrower
+half of the stools (width, the larger of the x and z extents of the ground truth, over height).
 
-    python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns] [--hypotheses]
+    python benchmarks/gap_by_kind.py DATA_DIR REFERENCE_RUN RUN... [--synth-seed 0] [--turns] [--hypotheses] [--stools]
     (DATA_DIR/chair, made by benchmarks/make_procedural.sh; each run after ssl3d evaluate)
 """
 
@@ -120,7 +122,8 @@ def hypothesis_errors(run: str, images: torch.Tensor, masks: torch.Tensor, true_
     return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1), torch.cat(gaps).numpy()
 
 
-def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = False) -> None:
+def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = False,
+         stools: bool = False) -> None:
     rows, kinds = [], None
     for run in runs:
         pred, test, raw, xyz, gt = load_run(data, "chair", run)
@@ -129,6 +132,10 @@ def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = 
             first_models = models
             kinds, bases = map(np.array, zip(*[chair_kind(seed, model_index(m)) for m in models]))
             legged = (kinds == "stool") & np.isin(bases, ("four", "splayed"))
+            if stools:  # each stool's width (the larger of x and z) over its height (y), truth's frame
+                ext = gt.amax(1) - gt.amin(1)  # (M, 3)
+                aspect = (torch.maximum(ext[:, 0], ext[:, 2]) / ext[:, 1]).numpy()
+                wide_limit = np.median(aspect[kinds == "stool"])
         elif models != first_models:
             raise ValueError(f"{run}: its test models differ from the first run's")
         cd = 1000 * chamfer_distance(normalize_unit_box(xyz), normalize_unit_box(gt), "none").numpy()
@@ -171,6 +178,13 @@ def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = 
         lines.append(f"  azimuth error folded to a quarter turn, median: stools on four legs "
                      f"({legged.sum()}) {np.median(folded(az_err[legged])):.1f} deg, chairs "
                      f"{np.median(folded(az_err[kinds == 'chair'])):.1f} deg")
+        if stools:
+            s = kinds == "stool"
+            cells = [f"{b} ({(s & (bases == b)).sum()}) {cd[s & (bases == b)].mean():.2f}"
+                     for b in chair_synth.BASES if (s & (bases == b)).any()]
+            lines.append(f"  stools by base: {', '.join(cells)}; the wider half (width / height >= "
+                         f"{wide_limit:.2f}) {cd[s & (aspect >= wide_limit)].mean():.2f}, the narrower "
+                         f"{cd[s & (aspect < wide_limit)].mean():.2f}")
         print("\n".join([head] + lines))
     if len(rows) > 2:  # the runs after the reference, pooled (pass runs of one recipe for this)
         cds = np.stack([row[1] for row in rows[1:]])  # (R, M)
@@ -194,5 +208,7 @@ if __name__ == "__main__":
     ap.add_argument("--turns", action="store_true", help="also the best-turn oracle (slower)")
     ap.add_argument("--hypotheses", action="store_true",
                     help="also each run's pose hypotheses: the folded azimuth error of the selected one and of the best")
+    ap.add_argument("--stools", action="store_true",
+                    help="also each run's stools' Chamfer by base, and for the wider and narrower half")
     a = ap.parse_args()
-    main(a.data, a.runs, a.synth_seed, a.turns, a.hypotheses)
+    main(a.data, a.runs, a.synth_seed, a.turns, a.hypotheses, a.stools)
