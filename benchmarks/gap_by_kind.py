@@ -171,8 +171,8 @@ def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = 
                 line += (f" ({cd[k].mean() / ref_cd[k].mean():.2f}x the reference's; part of the "
                          f"gap {parts[-1]:+.2f})")
             lines.append(line)
-        stools = f"{np.mean(kinds[~right] == 'stool'):.1%}" if (~right).any() else "- (none wrongly posed)"
-        head = f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly posed {stools}"
+        share = f"{np.mean(kinds[~right] == 'stool'):.1%}" if (~right).any() else "- (none wrongly posed)"
+        head = f"{run}: Chamfer {cd.mean():.2f}, pose {right.mean():.1%}; stools among its wrongly posed {share}"
         if i > 0:
             head += f"; gap to the reference {cd.mean() - ref_cd.mean():+.2f} (parts sum {sum(parts):+.2f})"
         lines.append(f"  azimuth error folded to a quarter turn, median: stools on four legs "
