@@ -122,19 +122,19 @@ class TrainConfig:
     (benchmarks/results/session16_cpu_hypotheses.txt)."""
     w_cycle_select: float = 0.0
     """Self-supervision with pose_hypotheses > 1: weight of a cross-entropy in the pose loss that
-    trains the selector on the pose cycle's renders, whose views are known, to pick the
-    hypothesis nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off
-    (not in the paper). Why: the selector is otherwise taught only which hypothesis the cloud fits
-    best, which a cloud that fits several turns alike (a stool's) may not tell. With W = 1 and
-    pose_cycle_cut_share 0.5 from scratch (the best-fit choice; session 31) the selected view
-    missed four-legged stools by a median 3.2-5.4 deg, folded to a quarter turn, and their clouds
-    scored 7.05-8.72 (four of six runs, split on the CPU; seed 4's, the worst, was not exported;
-    five plain runs of sessions 21-23: 10.5-21.0 deg, 8.13-16.20, ranges that overlap); six chair seeds
-    averaged 4.17 with no collapse against 4.34 for the ten plain runs of sessions 12-19 (one-sided Mann-Whitney
-    p = 0.11); the other chairs scored a little worse (3.61 against 3.43). Without the cut: 3.78-4.05
-    on four seeds, a half collapse, and one run that gave its stools a chair's back (7.93 overall
-    on the GPU, its stools 46.44 on the CPU). From a trained run (1,500 stage-NN steps, one run) it changed nothing on the
-    whole (4.22 against 4.18). Suggested for chairs with
+    trains the selector on the pose cycle's renders, whose views are known, to pick the hypothesis
+    nearest the rendered view (the one the cycle's winner-takes-all L1 trains); 0 = off (not in the
+    paper). Why: the selector is otherwise taught only which hypothesis the cloud fits best, which a
+    cloud that fits several turns alike (a stool's) may not tell. With W = 1 and
+    pose_cycle_cut_share 0.5 from scratch (the best-fit choice; session 31) the selected view missed
+    four-legged stools by a median 3.2-5.4 deg, folded to a quarter turn, and their clouds scored
+    7.05-8.72 (four of six runs, split on the CPU; seed 4's, the worst, was not exported; five plain
+    runs of sessions 21-23: 10.5-21.0 deg, 8.13-16.20, ranges that overlap); six chair seeds
+    averaged 4.17 with no collapse against 4.34 for the ten plain runs of sessions 12-19 (one-sided
+    Mann-Whitney p = 0.11); the other chairs scored a little worse (3.61 against 3.43). Without the
+    cut: 3.78-4.05 on four seeds, a half collapse, and one run that gave its stools a chair's back
+    (7.93 overall on the GPU, its stools 46.44 on the CPU). From a trained run (1,500 stage-NN
+    steps, one run) it changed nothing on the whole (4.22 against 4.18). Suggested for chairs with
     the cut, but not in the preset: the mean's gain is not yet clear, and airplanes and cars are
     untried."""
     hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
