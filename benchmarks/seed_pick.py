@@ -4,9 +4,11 @@ run summaries in benchmarks/results/ of the plain preset (header flags exactly "
 ``ssl3d evaluate`` prints, and gives, over every set of K of them, the mean test Chamfer of the run
 the IoU picks, against a single run's mean and the best of the K in hindsight (collapses and
 failed runs included: a user meets them too), then the same over the healthy runs alone (pose
-accuracy of 60% or more): how much of the gain is setting the failures apart?
+accuracy of 60% or more): how much of the gain is setting the failures apart? --flags takes the
+runs of another recipe instead: those whose stage-CC flags are exactly "--steps 4500 FLAGS
+[--seed S]".
 
-    python benchmarks/seed_pick.py [--category chair] [--n 600] [--k 2 3]
+    python benchmarks/seed_pick.py [--category chair] [--n 600] [--k 2 3] [--flags "..."]
 """
 
 import argparse
@@ -20,16 +22,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pose_vs_chamfer import RESULTS, nn_row  # noqa: E402
 
-PLAIN = re.compile(r"^== (\S+) \((\w+)\) --steps 4500( --seed \d+)? -- nn --steps 1500$")
+
+
+def header(flags: str = "") -> re.Pattern:
+    """A summary's first line for the preset with these stage-CC flags (none: the plain preset)."""
+    extra = f" {re.escape(flags.strip())}" if flags.strip() else ""
+    return re.compile(rf"^== (\S+) \((\w+)\) --steps 4500{extra}( --seed \d+)? -- nn --steps 1500$")
+
+
+PLAIN = header()
 IOU = re.compile(r"^label-free fit on the validation split .*silhouette IoU ([0-9.]+)", re.M)
 
 
-def plain_runs(category: str, n: int) -> list[tuple[str, float, float, float]]:
-    """(file name, test Chamfer, pose accuracy %, validation IoU) of each plain summary."""
+def plain_runs(category: str, n: int, pattern: re.Pattern = PLAIN) -> list[tuple[str, float, float, float]]:
+    """(file name, test Chamfer, pose accuracy %, validation IoU) of each summary whose first line
+    matches ``pattern`` (the plain preset's by default)."""
     runs = []
     for path in sorted(RESULTS.glob("*.txt")):
         text = path.read_text(errors="replace")
-        head = PLAIN.match(text.split("\n", 1)[0])
+        head = pattern.match(text.split("\n", 1)[0])
         iou = IOU.search(text)
         row = nn_row(path, category, n)
         if head and head.group(2) == category and iou and row:
@@ -42,16 +53,19 @@ def main() -> None:
     ap.add_argument("--category", default="chair")
     ap.add_argument("--n", type=int, default=600, help="test models the runs were scored on")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 3])
+    ap.add_argument("--flags", default="", help="the recipe's stage-CC flags after --steps 4500 "
+                    "(default: none, the plain preset)")
     a = ap.parse_args()
-    runs = plain_runs(a.category, a.n)
+    runs = plain_runs(a.category, a.n, header(a.flags))
+    recipe = f"'{a.flags.strip()}'" if a.flags.strip() else "plain"
     if len(runs) < max(a.k):
-        raise SystemExit(f"{len(runs)} plain runs with an IoU found, fewer than K = {max(a.k)}")
+        raise SystemExit(f"{len(runs)} {recipe} runs with an IoU found, fewer than K = {max(a.k)}")
     for name, cd, acc, iou in sorted(runs, key=lambda r: -r[3]):
         print(f"{name}: IoU {iou:.4f}, Chamfer x1000 {cd:.2f}, pose {acc:.1f}%")
     for label, keep in (("", [True] * len(runs)), (" healthy (pose >= 60%)", [r[2] >= 60 for r in runs])):
         cd = np.array([r[1] for r, k in zip(runs, keep) if k])
         iou = np.array([r[3] for r, k in zip(runs, keep) if k])
-        print(f"{len(cd)} plain{label} {a.category} runs on {a.n} test models: one run's mean "
+        print(f"{len(cd)} {recipe}{label} {a.category} runs on {a.n} test models: one run's mean "
               f"Chamfer {cd.mean():.2f} (median {np.median(cd):.2f})")
         for k in a.k:
             if k > len(cd):
