@@ -6,9 +6,10 @@ the IoU picks, against a single run's mean and the best of the K in hindsight (c
 failed runs included: a user meets them too), then the same over the healthy runs alone (pose
 accuracy of 60% or more): how much of the gain is setting the failures apart? --flags takes the
 runs of another recipe instead: those whose stage-CC flags are exactly "--steps 4500 FLAGS
-[--seed S]".
+[--seed S]" (write --flags="..." when FLAGS is one word, as argparse reads a lone "--x" as an
+option).
 
-    python benchmarks/seed_pick.py [--category chair] [--n 600] [--k 2 3] [--flags "..."]
+    python benchmarks/seed_pick.py [--category chair] [--n 600] [--k 2 3] [--flags="..."]
 """
 
 import argparse
@@ -23,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pose_vs_chamfer import RESULTS, nn_row  # noqa: E402
 
 
-
 def header(flags: str = "") -> re.Pattern:
     """A summary's first line for the preset with these stage-CC flags (none: the plain preset)."""
-    extra = f" {re.escape(flags.strip())}" if flags.strip() else ""
+    flags = " ".join(flags.split())
+    extra = f" {re.escape(flags)}" if flags else ""
     return re.compile(rf"^== (\S+) \((\w+)\) --steps 4500{extra}( --seed \d+)? -- nn --steps 1500$")
 
 
@@ -34,7 +35,8 @@ PLAIN = header()
 IOU = re.compile(r"^label-free fit on the validation split .*silhouette IoU ([0-9.]+)", re.M)
 
 
-def plain_runs(category: str, n: int, pattern: re.Pattern = PLAIN) -> list[tuple[str, float, float, float]]:
+def plain_runs(category: str, n: int,
+               pattern: re.Pattern = PLAIN) -> list[tuple[str, float, float, float]]:
     """(file name, test Chamfer, pose accuracy %, validation IoU) of each summary whose first line
     matches ``pattern`` (the plain preset's by default)."""
     runs = []
@@ -57,7 +59,7 @@ def main() -> None:
                     "(default: none, the plain preset)")
     a = ap.parse_args()
     runs = plain_runs(a.category, a.n, header(a.flags))
-    recipe = f"'{a.flags.strip()}'" if a.flags.strip() else "plain"
+    recipe = f"'{' '.join(a.flags.split())}'" if a.flags.split() else "plain"
     if len(runs) < max(a.k):
         raise SystemExit(f"{len(runs)} {recipe} runs with an IoU found, fewer than K = {max(a.k)}")
     for name, cd, acc, iou in sorted(runs, key=lambda r: -r[3]):
