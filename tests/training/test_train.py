@@ -1305,18 +1305,15 @@ def test_cycle_select_and_selector_choice(make_config):
 
 
 def test_neighbour_search_and_cut_share_options_are_checked(make_config):
-    for bad in (-1.0, 91.0, float("nan")):
-        with pytest.raises(ValueError, match=r"neighbour_view_search_deg must be in \[0, 90\]"):
-            make_config(neighbour_view_search_deg=bad).validate()
-    with pytest.raises(ValueError, match="neighbour_view_search_deg > 0 needs supervision self"):
-        make_config(neighbour_view_search_deg=45.0, supervision="pose").validate()
-    make_config(neighbour_view_search_deg=45.0).validate()
-    for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match=r"pose_cycle_cut_share must be in \[0, 1\]"):
-            make_config(pose_cycle_cut_share=bad).validate()
-    with pytest.raises(ValueError, match="pose_cycle_cut_share > 0 needs supervision self"):
-        make_config(pose_cycle_cut_share=0.5, supervision="pose").validate()
-    make_config(pose_cycle_cut_share=0.5).validate()
+    # (field, its range in the message, values outside it, a valid value that needs self-supervision)
+    for field, bounds, bads, good in (("neighbour_view_search_deg", r"\[0, 90\]", (-1.0, 91.0, float("nan")), 45.0),
+                                      ("pose_cycle_cut_share", r"\[0, 1\]", (-0.1, 1.5, float("nan")), 0.5)):
+        for bad in bads:
+            with pytest.raises(ValueError, match=rf"{field} must be in {bounds}"):
+                make_config(**{field: bad}).validate()
+        with pytest.raises(ValueError, match=f"{field} > 0 needs supervision self"):
+            make_config(**{field: good}, supervision="pose").validate()
+        make_config(**{field: good}).validate()
     for bad in (dict(w_cycle_select=1.0), dict(hypothesis_choice="selector", w_cycle_select=1.0),
                 dict(w_cycle_select=1.0, pose_hypotheses=4, supervision="pose")):
         with pytest.raises(ValueError, match="need pose_hypotheses > 1 and supervision self"):
