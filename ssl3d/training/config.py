@@ -137,11 +137,11 @@ class TrainConfig:
     steps, one run) it changed nothing on the whole (4.22 against 4.18). Session 32: on airplanes
     (with the cut, silhouette_form max and the stage-NN rate decay) three of four seeds scored
     worse than the same seeds without it (mean 3.86; five seeds without it 3.56), all four posed
-    fewer right (80.5-84.5% against 81.5-91.2%), and 15.5% and 33.3% of two exports' clouds came out back to
-    front (2.3-2.5% in two runs without it); on chairs at hidden 256 four seeds averaged 4.12
-    (3.92 at the preset's width, same seeds). Suggested for
-    chairs with the cut, not for airplanes; not in the preset (the chairs' gain on the mean is not
-    yet clear; cars untried)."""
+    fewer right (80.5-84.5% against 81.5-91.2%), and 15.5% and 33.3% of two exports' clouds came
+    out back to front (2.3-2.5% in two runs without it); on chairs at hidden 256 four seeds
+    averaged 4.12 (3.92 at the preset's width, same seeds). Suggested for chairs with the cut,
+    not for airplanes; not in the preset (the chairs' gain on the mean is not yet clear; cars
+    untried)."""
     hypothesis_choice: Literal["reprojection", "selector"] = "reprojection"
     """Self-supervision with pose_hypotheses > 1: the hypothesis the reconstruction learns at and
     whose image and mask terms train the pose net, for each input image: the one whose projection
