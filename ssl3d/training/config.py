@@ -137,8 +137,9 @@ class TrainConfig:
     steps, one run) it changed nothing on the whole (4.22 against 4.18). Session 32: on airplanes
     (with the cut, silhouette_form max and the stage-NN rate decay) three of four seeds scored
     worse than the same seeds without it (mean 3.86; five seeds without it 3.56), all four posed
-    fewer right (80.5-84.5% against 81.5-91.2%), and 15.5% and 33.3% of two exports' clouds came
-    out back to front (2.3-2.5% in two runs without it); on chairs at hidden 256 four seeds
+    fewer right (80.8 / 84.5 / 82.0 / 80.5% against 81.5 / 88.3 / 91.2 / 90.0%), and 15.5% and
+    33.3% of two exports' clouds came out back to front (on the CPU; 2.3-2.5% in the recipe's two
+    best runs without it, other seeds, on the GPU); on chairs at hidden 256 four seeds
     averaged 4.12 (3.92 at the preset's width, same seeds). Suggested for chairs with the cut,
     not for airplanes; not in the preset (the chairs' gain on the mean is not yet clear; cars
     untried)."""
