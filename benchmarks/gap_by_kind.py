@@ -102,21 +102,24 @@ def best_turn_chamfer(xyz: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def hypothesis_errors(run: str, images: torch.Tensor, masks: torch.Tensor, true_views: torch.Tensor,
-                      rot: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hypothesis_errors(run: str, pred, images: torch.Tensor, masks: torch.Tensor,
+                      true_views: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The azimuth error, folded to a quarter turn, of the hypothesis the run's selector picks and
     of each of its pose hypotheses, in the ground truth's frame; and how much worse than the best
     the second-best hypothesis explains each image (relative gap of training's selection scores:
-    near 0 where the cloud cannot tell the hypotheses apart). images: (M, 3, S, S); masks:
-    (M, S, S); true_views: (M, 2); rot: the run's fitted rotation. Returns (M,), (M, H), (M,)."""
-    recon, pose, cfg = load_models(find_checkpoint(run))[:3]
+    near 0 where the cloud cannot tell the hypotheses apart). pred: the run's predictions file
+    (its clouds, colours and fitted rotation, so the reconstruction net is not run again);
+    images: (M, 3, S, S); masks: (M, S, S); true_views: (M, 2). Returns (M,), (M, H), (M,)."""
+    _, pose, cfg = load_models(find_checkpoint(run))[:3]
     hyp, logits = pose(images, all_hypotheses=True)  # (M, H, 2), (M, H)
     chosen = hyp[torch.arange(len(hyp)), logits.argmax(1)]
+    rot = torch.from_numpy(pred["rotation"]).float()
     fold = lambda views: folded(view_errors(views, true_views, rot)[:, 0])  # noqa: E731
+    xyz, rgb = (torch.from_numpy(pred[k]).float() for k in ("xyz", "rgb"))  # network frame
     gaps = []
     for i in range(0, len(images), 100):  # in chunks: H projections per image
-        xyz, rgb = recon(images[i:i + 100])
-        scores = reprojection_scores(xyz, rgb, hyp[i:i + 100], images[i:i + 100], masks[i:i + 100].float(), cfg)
+        scores = reprojection_scores(xyz[i:i + 100], rgb[i:i + 100], hyp[i:i + 100], images[i:i + 100],
+                                     masks[i:i + 100].float(), cfg)
         two = scores.sort(1).values[:, :2]  # (chunk, 2): the best and the second best
         gaps.append((two[:, 1] - two[:, 0]) / two[:, 0].clamp_min(1e-12))
     return fold(chosen), np.stack([fold(hyp[:, j]) for j in range(hyp.shape[1])], 1), torch.cat(gaps).numpy()
@@ -146,8 +149,7 @@ def main(data: str, runs: list[str], seed: int, turns: bool, hypotheses: bool = 
                                    torch.from_numpy(pred["rotation"]).float()).T
         turned = best_turn_chamfer(xyz, gt) if turns else None
         if hypotheses:  # printed at once: the per-run lines below do not carry them
-            chosen, each, gap = hypothesis_errors(run, test.images, test.masks, test.viewpoints,
-                                                  torch.from_numpy(pred["rotation"]).float())
+            chosen, each, gap = hypothesis_errors(run, pred, test.images, test.masks, test.viewpoints)
             cells = [f"{name} ({k.sum()}) {np.median(chosen[k]):.1f} / {np.median(each[k].min(1)):.1f} deg "
                      f"(within 10 deg: {np.mean(chosen[k] < 10):.0%} / {np.mean(each[k].min(1) < 10):.0%}; "
                      f"second-best score gap median {np.median(gap[k]):.3f})"
