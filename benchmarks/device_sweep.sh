@@ -13,6 +13,7 @@
 # returns those runs' final models in half precision as $OUT/NAME.pt (benchmarks/export_model.py;
 # about 12 MB each at the preset's width, in int8 when half precision would exceed the tool's 16 MiB
 # a file; at most four, as the tool returns at most 8 files and 64 MiB), for analysis on a CPU.
+# EXPORT_INT8=1 writes them all in int8 (about 6 MB each at the preset's width): up to seven then fit.
 # Sizing (4 x H200, 6,000 models, 4,500 CC + 1,500 NN steps): two runs per GPU train in about
 # 185 + 70 s and were scored within a 470-540 s call (diagnostics and real-mesh rows cut off);
 # three per GPU train in about 270 + 100 s, and a 560 s call scored none of them (session 15).
@@ -77,7 +78,7 @@ done
 for n in ${EXPORT:-}; do
   run=$(ls -d runs/*/"$n" 2>/dev/null | head -n 1)
   if [ -z "$run" ]; then echo "export: no run $n"; continue; fi
-  python3 benchmarks/export_model.py "$run" "$OUT/$n.pt" || continue
+  python3 benchmarks/export_model.py "$run" "$OUT/$n.pt" ${EXPORT_INT8:+--int8} || continue
   if [ "$(stat -c %s "$OUT/$n.pt")" -gt $(( 16 * 1024 * 1024 )) ]; then
     # The tool returns no file over 16 MiB (a model twice the preset's width is 20 MB in half
     # precision): int8 with per-row scales instead, a quarter of float32.
