@@ -92,6 +92,14 @@ class TrainConfig:
     from its checkpoint (stage nn, --init) starts from the average."""
     beta1: float = 0.9
     """Adam beta1 of both optimisers."""
+    carry_optimiser: bool = False
+    """A stage that starts from a checkpoint (stage nn from RUN_DIR/cc.pt, or --init) starts its
+    Adam optimisers (and the view prior critic's) from the moments of the run it starts from,
+    read from that run's training-state file (RUN_DIR/cc_last.pt, or the --init file itself,
+    which must then be a *_last.pt), at this stage's rates; off, they start afresh (the paper
+    does not say). Fresh moments make Adam's first step sign(gradient) x lr for every weight,
+    whatever the gradient's size: a jolt to every weight of a trained network at once. Not in
+    the paper."""
     seed: int = 0
     """Seeds weights, batch order and sampled viewpoints."""
     # --- model ---------------------------------------------------------------------------------

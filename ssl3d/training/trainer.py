@@ -44,7 +44,7 @@ RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoin
                      "cuda_graph", "snapshot_every"}
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
 STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap",
-                  "shape_code_ramp_steps"}
+                  "shape_code_ramp_steps", "carry_optimiser"}
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -211,17 +211,11 @@ class Trainer:
         self.opt_c = None if self.critic is None else torch.optim.Adam(
             self.critic.parameters(), **{**adam, "lr": cfg.critic_lr, "betas": (0.5, 0.999)})
         if ckpt is not None:
-            pairs = [(self.opt_r, "opt_recon"), (self.opt_p, "opt_pose")]
             if self.critic is not None:
                 self.critic.load_state_dict(ckpt["critic"])
-                pairs.append((self.opt_c, "opt_critic"))
-            for opt, key in pairs:
-                opt.load_state_dict(ckpt[key])
-                for group in opt.param_groups:  # the saved flag is that of the saving run
-                    group["capturable"] = cfg.cuda_graph
-                for st in opt.state.values():
-                    if "step" in st:
-                        st["step"] = st["step"].to(self.device if cfg.cuda_graph else "cpu")
+            self._load_optimisers(ckpt, self.last_path)
+        elif cfg.carry_optimiser and (cfg.stage == "nn" or cfg.init):
+            self._carry_optimisers()
         # The weight average starts from the weights the stage starts from (or resumes its own).
         self.ema = None
         if cfg.ema_decay:  # copies, not new networks: a new one would draw from the global RNG
@@ -270,6 +264,45 @@ class Trainer:
         self.gen.set_state(ckpt["rng"]["batch"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         return ckpt
+
+    def _load_optimisers(self, ckpt: dict, path: Path) -> None:
+        """The optimisers' state from a training-state checkpoint (``path`` names it in errors)."""
+        pairs = [(self.opt_r, "opt_recon"), (self.opt_p, "opt_pose")]
+        if self.critic is not None:
+            pairs.append((self.opt_c, "opt_critic"))
+        for opt, key in pairs:
+            if key not in ckpt:
+                raise ValueError(f"{path} holds no optimiser state ({key}): pass a training-state "
+                                 f"checkpoint (*_last.pt), or leave carry_optimiser off")
+            try:
+                opt.load_state_dict(ckpt[key])
+            except ValueError as err:  # parameter shapes or counts differ
+                raise ValueError(f"{path}: its {key} does not fit this network ({err})") from err
+            for group in opt.param_groups:  # the saved flag is that of the saving run
+                group["capturable"] = self.cfg.cuda_graph
+            for st in opt.state.values():
+                if "step" in st:
+                    st["step"] = st["step"].to(self.device if self.cfg.cuda_graph else "cpu")
+
+    def _carry_optimisers(self) -> None:
+        """carry_optimiser: Adam's moments from the run this stage starts from, at this stage's
+        rates (load_state_dict brings the saved run's rates along)."""
+        cfg = self.cfg
+        path = Path(cfg.init) if cfg.init else self.out / "cc_last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"carry_optimiser: {path} does not exist (stage cc writes it "
+                                    f"at its last step)")
+        ckpt = load_checkpoint(path, map_location="cpu")
+        weights = self.out / "cc.pt"
+        if not cfg.init and int(ckpt["step"]) != int(load_checkpoint(weights, map_location="cpu")["step"]):
+            raise ValueError(f"carry_optimiser: {path} is from step {int(ckpt['step'])}, the weights "
+                             f"in {weights} from another (an unfinished or later stage cc)")
+        opts = [o for o in (self.opt_r, self.opt_p, self.opt_c) if o is not None]
+        rates = [[(g["lr"], g["betas"]) for g in o.param_groups] for o in opts]  # this stage's
+        self._load_optimisers(ckpt, path)
+        for opt, kept in zip(opts, rates):
+            for group, (lr, betas) in zip(opt.param_groups, kept):
+                group["lr"], group["betas"] = lr, betas
 
     def _init_weights(self) -> None:
         """Start from --init (either stage: fine-tuning), or stage nn from RUN_DIR/cc.pt."""

@@ -654,6 +654,41 @@ def test_stage_cc_can_start_from_a_checkpoint(tiny_dataset, tmp_path, make_confi
                 "chair", tmp_path / "e")
 
 
+def test_carry_optimiser_starts_stage_nn_from_stage_cc_moments(tiny_dataset, tmp_path, make_config):
+    """carry_optimiser: stage nn's Adam (and the critic's) hold stage cc's last moments and step
+    count, at stage nn's own rates; off, they start empty. A file without optimiser state, or a
+    cc_last.pt from another step than cc.pt, is refused by name."""
+    cfg = lambda **kw: make_config(**{"w_view_prior": 1.0, "critic_lr": 1e-3, "lr": 1e-3, **kw})  # noqa: E731
+    out = tmp_path / "a"
+    train(cfg(steps=3), tiny_dataset, "chair", out)
+    last = load_checkpoint(out / "cc_last.pt")
+    with pytest.warns(UserWarning, match="lr: cc 0.001 -> nn 0.0002"):  # rates may differ
+        t = Trainer(cfg(stage="nn", carry_optimiser=True, lr=2e-4, critic_lr=3e-4), tiny_dataset,
+                    "chair", out)
+    for opt, key, lr in ((t.opt_r, "opt_recon", 2e-4), (t.opt_p, "opt_pose", 2e-4),
+                         (t.opt_c, "opt_critic", 3e-4)):
+        saved = last[key]["state"]
+        assert len(opt.state) == len(saved) > 0
+        for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
+            st = opt.state[p]
+            assert int(st["step"]) == 3
+            for moment in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(st[moment], saved[i][moment], rtol=0, atol=0)
+        assert all(g["lr"] == lr for g in opt.param_groups)
+    assert t.opt_c.param_groups[0]["betas"] == (0.5, 0.999)
+    train(cfg(stage="nn", carry_optimiser=True, steps=1), tiny_dataset, "chair", out)
+    assert all(int(st["step"]) == 4 for st in load_checkpoint(out / "nn_last.pt")["opt_recon"]["state"].values())
+    fresh = Trainer(cfg(stage="nn"), tiny_dataset, "chair", out)
+    assert not fresh.opt_r.state and not fresh.opt_c.state
+    with pytest.raises(ValueError, match=r"cc\.pt holds no optimiser state \(opt_recon\)"):
+        Trainer(cfg(init=str(out / "cc.pt"), carry_optimiser=True), tiny_dataset, "chair", tmp_path / "b")
+    Trainer(cfg(init=str(out / "cc_last.pt"), carry_optimiser=True), tiny_dataset, "chair", tmp_path / "c")
+    train(cfg(steps=1), tiny_dataset, "chair", tmp_path / "d")
+    shutil.copy(tmp_path / "d" / "cc_last.pt", out / "cc_last.pt")
+    with pytest.raises(ValueError, match="cc_last.pt is from step 1, the weights in .*cc.pt from another"):
+        Trainer(cfg(stage="nn", carry_optimiser=True), tiny_dataset, "chair", out)
+
+
 def test_azimuth_moments_term_against_a_loop_and_in_gradcheck():
     def reference(views):
         total = 0.0
