@@ -56,7 +56,7 @@ one() {
     mkdir -p "$out"
     if [ -z "$extra" ]; then  # stage nn goes on from BASE's cc.pt (and its self-training labels)
       cp "$runs/$base/cc.pt" "$out/cc.pt"
-      cp "$runs/$base/cc_last.pt" "$out/cc_last.pt"  # for --carry-optimiser
+      [ -f "$runs/$base/cc_last.pt" ] && cp "$runs/$base/cc_last.pt" "$out/"  # for --carry-optimiser
       [ -f "$runs/$base/pose_labels.pt" ] && cp "$runs/$base/pose_labels.pt" "$out/"
     else
       init="$runs/$base/cc.pt"

@@ -100,7 +100,8 @@ class TrainConfig:
     does not say). Fresh moments make Adam's first step sign(gradient) x lr for every weight,
     whatever the gradient's size: a jolt to every weight of a trained network at once (a CPU
     probe from a trained chair, session 33: Chamfer 3.36 -> 3.54 after 25 fresh stage-CC steps,
-    back to 3.34 after 100). Not in the paper."""
+    back to 3.34 after 100). With ema_decay the stage starts from the average while the moments
+    are those of the last weights. Not in the paper."""
     seed: int = 0
     """Seeds weights, batch order and sampled viewpoints."""
     # --- model ---------------------------------------------------------------------------------
@@ -616,6 +617,9 @@ class TrainConfig:
                              f"{self.shape_code_ramp_steps}")
         if not 0 <= self.lr_decay_steps <= self.steps:
             raise ValueError(f"lr_decay_steps must be in [0, steps = {self.steps}], got {self.lr_decay_steps}")
+        if self.carry_optimiser and self.stage == "cc" and not self.init:
+            raise ValueError("carry_optimiser needs a run to start from: stage nn, or --init "
+                             "with a training-state file (*_last.pt)")
         for name, hint in typing.get_type_hints(type(self)).items():
             value = getattr(self, name)
             if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):

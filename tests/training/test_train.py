@@ -499,6 +499,19 @@ def test_cuda_graph_resume_is_exact(tiny_dataset, tmp_path, make_config):
     assert float((diff > 1e-4).float().mean()) < 1e-2 and b["step"] == 4
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_stage_nn_carries_the_optimiser(tiny_dataset, tmp_path, make_config):
+    """Captured stage nn with carry_optimiser goes on from stage cc's moments: its Adam step
+    count continues from stage cc's, and the weights stay finite."""
+    kw = {"device": "cuda", "cuda_graph": True, "w_view_prior": 1.0}
+    train(make_config(steps=3, **kw), tiny_dataset, "chair", tmp_path)
+    train(make_config(stage="nn", steps=2, carry_optimiser=True, **kw), tiny_dataset, "chair", tmp_path)
+    last = load_checkpoint(tmp_path / "nn_last.pt")
+    for key in ("opt_recon", "opt_pose", "opt_critic"):
+        assert all(int(st["step"]) == 5 for st in last[key]["state"].values())
+    assert all(torch.isfinite(v).all() for v in last["recon"].values())
+
+
 def test_stray_point_term_pulls_only_far_pairs(tiny_dataset, tmp_path, make_config, monkeypatch):
     """Reference: per cloud, each point's squared distance to its k-th nearest other point by
     sorting, minus four times that cloud's median, floored at 0, averaged."""
@@ -662,27 +675,32 @@ def test_carry_optimiser_starts_stage_nn_from_stage_cc_moments(tiny_dataset, tmp
     out = tmp_path / "a"
     train(cfg(steps=3), tiny_dataset, "chair", out)
     last = load_checkpoint(out / "cc_last.pt")
-    with pytest.warns(UserWarning, match="lr: cc 0.001 -> nn 0.0002"):  # rates may differ
-        t = Trainer(cfg(stage="nn", carry_optimiser=True, lr=2e-4, critic_lr=3e-4), tiny_dataset,
-                    "chair", out)
-    for opt, key, lr in ((t.opt_r, "opt_recon", 2e-4), (t.opt_p, "opt_pose", 2e-4),
-                         (t.opt_c, "opt_critic", 3e-4)):
-        saved = last[key]["state"]
-        assert len(opt.state) == len(saved) > 0
-        for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
-            st = opt.state[p]
-            assert int(st["step"]) == 3
-            for moment in ("exp_avg", "exp_avg_sq"):
-                torch.testing.assert_close(st[moment], saved[i][moment], rtol=0, atol=0)
-        assert all(g["lr"] == lr for g in opt.param_groups)
-    assert t.opt_c.param_groups[0]["betas"] == (0.5, 0.999)
+    def carried(t, lr, beta1):  # each optimiser holds cc_last.pt's moments at this stage's rates
+        for opt, key, rate, betas in ((t.opt_r, "opt_recon", lr, (beta1, 0.999)),
+                                      (t.opt_p, "opt_pose", lr, (beta1, 0.999)),
+                                      (t.opt_c, "opt_critic", 3e-4, (0.5, 0.999))):
+            saved = last[key]["state"]
+            assert len(opt.state) == len(saved) > 0
+            for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
+                st = opt.state[p]
+                assert int(st["step"]) == 3
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    torch.testing.assert_close(st[moment], saved[i][moment], rtol=0, atol=0)
+            assert all(g["lr"] == rate and g["betas"] == betas for g in opt.param_groups)
+
+    with pytest.warns(UserWarning, match="beta1: cc 0.9 -> nn 0.8.*lr: cc 0.001 -> nn 0.0002"):
+        carried(Trainer(cfg(stage="nn", carry_optimiser=True, lr=2e-4, critic_lr=3e-4, beta1=0.8),
+                        tiny_dataset, "chair", out), 2e-4, 0.8)
+    carried(Trainer(cfg(init=str(out / "cc_last.pt"), carry_optimiser=True, lr=5e-4, critic_lr=3e-4),
+                    tiny_dataset, "chair", tmp_path / "c"), 5e-4, 0.9)
     train(cfg(stage="nn", carry_optimiser=True, steps=1), tiny_dataset, "chair", out)
     assert all(int(st["step"]) == 4 for st in load_checkpoint(out / "nn_last.pt")["opt_recon"]["state"].values())
     fresh = Trainer(cfg(stage="nn"), tiny_dataset, "chair", out)
     assert not fresh.opt_r.state and not fresh.opt_c.state
     with pytest.raises(ValueError, match=r"cc\.pt holds no optimiser state \(opt_recon\)"):
         Trainer(cfg(init=str(out / "cc.pt"), carry_optimiser=True), tiny_dataset, "chair", tmp_path / "b")
-    Trainer(cfg(init=str(out / "cc_last.pt"), carry_optimiser=True), tiny_dataset, "chair", tmp_path / "c")
+    with pytest.raises(ValueError, match="carry_optimiser needs a run to start from"):
+        cfg(carry_optimiser=True).validate()
     train(cfg(steps=1), tiny_dataset, "chair", tmp_path / "d")
     shutil.copy(tmp_path / "d" / "cc_last.pt", out / "cc_last.pt")
     with pytest.raises(ValueError, match="cc_last.pt is from step 1, the weights in .*cc.pt from another"):
