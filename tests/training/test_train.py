@@ -675,6 +675,7 @@ def test_carry_optimiser_starts_stage_nn_from_stage_cc_moments(tiny_dataset, tmp
     out = tmp_path / "a"
     train(cfg(steps=3), tiny_dataset, "chair", out)
     last = load_checkpoint(out / "cc_last.pt")
+
     def carried(t, lr, beta1):  # each optimiser holds cc_last.pt's moments at this stage's rates
         for opt, key, rate, betas in ((t.opt_r, "opt_recon", lr, (beta1, 0.999)),
                                       (t.opt_p, "opt_pose", lr, (beta1, 0.999)),
