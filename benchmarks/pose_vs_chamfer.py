@@ -49,10 +49,11 @@ def result_rows(text: str):
             continue
 
 
-def nn_row(path: Path, category: str, n: int):
-    """(Chamfer, pose accuracy %, median pose error deg) of the file's last ssl3d NN row."""
+def nn_row(path: Path, category: str, n: int, method: str = "ssl3d NN"):
+    """(Chamfer, pose accuracy %, median pose error deg) of the file's last row of ``method``
+    (ssl3d NN unless told)."""
     rows = [r[4:] for r in result_rows(path.read_text(errors="replace"))
-            if r[0] == category and r[2] == "ssl3d NN" and r[3] == n]
+            if r[0] == category and r[2] == method and r[3] == n]
     return rows[-1] if rows else None
 
 

@@ -24,27 +24,30 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pose_vs_chamfer import RESULTS, nn_row  # noqa: E402
 
 
-def header(flags: str = "") -> re.Pattern:
-    """A summary's first line for the preset with these stage-CC flags (none: the plain preset)."""
+def header(flags: str = "", cc_alone: bool = False) -> re.Pattern:
+    """A summary's first line for the preset with these stage-CC flags (none: the plain preset),
+    trained as stage CC then NN, or with ``cc_alone`` as stage CC alone for 6,000 steps."""
     flags = " ".join(flags.split())
     extra = f" {re.escape(flags)}" if flags else ""
-    return re.compile(rf"^== (\S+) \((\w+)\) --steps 4500{extra}( --seed \d+)? -- nn --steps 1500$")
+    seed = r"( --seed \d+)?"
+    tail = rf"--steps 6000{extra}{seed}( --)?" if cc_alone else rf"--steps 4500{extra}{seed} -- nn --steps 1500"
+    return re.compile(rf"^== (\S+) \((\w+)\) {tail}$")
 
 
 PLAIN = header()
 IOU = re.compile(r"^label-free fit on the validation split .*silhouette IoU ([0-9.]+)", re.M)
 
 
-def plain_runs(category: str, n: int,
-               pattern: re.Pattern = PLAIN) -> list[tuple[str, float, float, float]]:
+def plain_runs(category: str, n: int, pattern: re.Pattern = PLAIN,
+               method: str = "ssl3d NN") -> list[tuple[str, float, float, float]]:
     """(file name, test Chamfer, pose accuracy %, validation IoU) of each summary whose first line
-    matches ``pattern`` (the plain preset's by default)."""
+    matches ``pattern`` (the plain preset's by default), scored on its last ``method`` row."""
     runs = []
     for path in sorted(RESULTS.glob("*.txt")):
         text = path.read_text(errors="replace")
         head = pattern.match(text.split("\n", 1)[0])
         iou = IOU.search(text)
-        row = nn_row(path, category, n)
+        row = nn_row(path, category, n, method)
         if head and head.group(2) == category and iou and row:
             runs.append((path.name, row[0], row[1], float(iou.group(1))))
     return runs
@@ -57,8 +60,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--flags", default="", help="the recipe's stage-CC flags after --steps 4500 "
                     "(default: none, the plain preset)")
+    ap.add_argument("--cc-alone", action="store_true",
+                    help="runs trained as stage CC alone for 6,000 steps, scored on their CC row")
     a = ap.parse_args()
-    runs = plain_runs(a.category, a.n, header(a.flags))
+    runs = plain_runs(a.category, a.n, header(a.flags, a.cc_alone),
+                      "ssl3d CC" if a.cc_alone else "ssl3d NN")
     recipe = f"'{' '.join(a.flags.split())}'" if a.flags.split() else "plain"
     if len(runs) < max(a.k):
         raise SystemExit(f"{len(runs)} {recipe} runs with an IoU found, fewer than K = {max(a.k)}")
