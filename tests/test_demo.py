@@ -27,6 +27,8 @@ def test_demo_tiny(tmp_path, scratch):
     assert (out / "reconstructions.png").read_bytes() != \
         (out / "reconstructions_image_colours.png").read_bytes()
     assert "Chamfer" in report and "mean shape" in report
+    # Fine-tuning is scored against the model it started from, on the same test chairs.
+    assert ("shipped model, before fine-tuning" in report) != scratch
     # Everything is kept: a second run resumes instead of redoing the work.
     assert cli(["demo", "--out", str(out), *flags]) == 0
 
