@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600, help="test models the runs were scored on")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--flags", default="", help="the recipe's stage-CC flags after --steps 4500 "
-                    "(default: none, the plain preset)")
+                    "(--steps 6000 with --cc-alone; default: none, the plain preset)")
     ap.add_argument("--cc-alone", action="store_true",
                     help="runs trained as stage CC alone for 6,000 steps, scored on their CC row")
     a = ap.parse_args()

@@ -16,8 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-# The synthetic chairs' seed: not 0, whose first 6,000 chairs trained the shipped model, so the
-# demo's test chairs are new to it.
+# The synthetic chairs' seed: not 0, whose first 6,000 chairs hold the shipped model's training
+# split, so the demo's chairs are new to it.
 DEMO_SEED = 1
 
 
@@ -49,7 +49,7 @@ def demo_config(stage: str, steps: int, batch_size: int, device: str, pretrained
     ``pretrained`` checkpoint, its architecture ``arch`` (:func:`pretrained_architecture`), and
     stage cc starts from its weights, at a tenth of the rate (a few hundred steps at batch 8 do
     not improve the shipped chair model: at the full rate 650 steps took its test Chamfer from 3.06
-    to 4.39 on chairs it had trained on, at a tenth 325 steps from 3.75 to 4.13 on new ones;
+    to 4.39 on chairs it had partly trained on, at a tenth 325 steps from 3.75 to 4.13 on new ones;
     session 34) and without the critic's R1 penalty: that guards against a pose
     collapse from random weights, which a model that starts with good poses does not risk, and
     its double backward pass costs CPU time."""
