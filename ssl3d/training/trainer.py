@@ -190,9 +190,9 @@ class Trainer:
         self.mined_neighbours = False
         self.warned_collapse, self.collapse_logs = False, 0
         ckpt = self._resume_state() if resume else None
-        start_step = None  # the step of the checkpoint a stage nn or --init run starts from
+        start = None  # the checkpoint a stage nn or --init run starts from
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
-            start_step = self._init_weights()
+            start = self._init_weights()
         if cfg.shape_code_ramp_steps and ckpt is None and not (cfg.stage == "nn" or cfg.init):
             # A dim the ramp switches on must not add noise through random decoder weights: the
             # loss's quickest fix would be to shut its unit off, and Adam's full-size steps on that
@@ -215,8 +215,8 @@ class Trainer:
             if self.critic is not None:
                 self.critic.load_state_dict(ckpt["critic"])
             self._load_optimisers(ckpt, self.last_path)
-        elif cfg.carry_optimiser:  # validate(): stage nn or --init, so start_step is set
-            self._carry_optimisers(start_step)
+        elif cfg.carry_optimiser:  # validate(): stage nn or --init, so start is set
+            self._carry_optimisers(start)
         # The weight average starts from the weights the stage starts from (or resumes its own).
         self.ema = None
         if cfg.ema_decay:  # copies, not new networks: a new one would draw from the global RNG
@@ -285,19 +285,23 @@ class Trainer:
                 if "step" in st:
                     st["step"] = st["step"].to(self.device if self.cfg.cuda_graph else "cpu")
 
-    def _carry_optimisers(self, start_step: int) -> None:
-        """carry_optimiser: Adam's moments from the run this stage starts from (whose weights,
-        loaded by _init_weights, are from ``start_step``), at this stage's rates
-        (load_state_dict brings the saved run's rates along)."""
-        cfg = self.cfg
-        path = Path(cfg.init) if cfg.init else self.out / "cc_last.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"carry_optimiser: {path} does not exist (stage cc writes it "
-                                    f"at its last step)")
-        ckpt = load_checkpoint(path, map_location="cpu")
-        if int(ckpt["step"]) != start_step:
-            raise ValueError(f"carry_optimiser: {path} is from step {int(ckpt['step'])}, the weights "
-                             f"in {self.out / 'cc.pt'} from another (an unfinished or later stage cc)")
+    def _carry_optimisers(self, start: dict) -> None:
+        """carry_optimiser: Adam's moments from the run this stage starts from (``start``, the
+        checkpoint _init_weights loaded its weights from: the --init file itself, or stage cc's
+        cc.pt, whose moments are in cc_last.pt), at this stage's rates (load_state_dict brings
+        the saved run's rates along)."""
+        if self.cfg.init:  # the file the weights came from holds the moments too: already read
+            ckpt, path = start, Path(self.cfg.init)
+        else:
+            path = self.out / "cc_last.pt"
+            if not path.is_file():
+                raise FileNotFoundError(f"carry_optimiser: {path} does not exist (stage cc writes "
+                                        f"it at its last step)")
+            ckpt = load_checkpoint(path, map_location="cpu")
+            if int(ckpt["step"]) != int(start["step"]):
+                raise ValueError(f"carry_optimiser: {path} is from step {int(ckpt['step'])}, the "
+                                 f"weights in {self.out / 'cc.pt'} from another (an unfinished or "
+                                 f"later stage cc)")
         opts = [o for o in (self.opt_r, self.opt_p, self.opt_c) if o is not None]
         rates = [[(g["lr"], g["betas"]) for g in o.param_groups] for o in opts]  # this stage's
         self._load_optimisers(ckpt, path)
@@ -305,9 +309,9 @@ class Trainer:
             for group, (lr, betas) in zip(opt.param_groups, kept):
                 group["lr"], group["betas"] = lr, betas
 
-    def _init_weights(self) -> int:
+    def _init_weights(self) -> dict:
         """Start from --init (either stage: fine-tuning), or stage nn from RUN_DIR/cc.pt.
-        Returns the step that checkpoint was written at."""
+        Returns that checkpoint."""
         path = Path(self.cfg.init) if self.cfg.init else self.out / "cc.pt"
         if not path.is_file() and not self.cfg.init:
             raise FileNotFoundError(f"stage nn starts from a CC checkpoint: {path} does not exist "
@@ -329,7 +333,7 @@ class Trainer:
                 warnings.warn(f"stage nn runs with other settings than {path} was trained with "
                               f"({detail}); repeat stage cc's flags unless this is intended",
                               stacklevel=2)
-        return int(ckpt["step"])
+        return ckpt
 
     def _teacher_labels(self, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-training labels: the viewpoint the --pose-labels run's pose net (its selector's
