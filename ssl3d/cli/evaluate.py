@@ -1,5 +1,5 @@
 """``ssl3d evaluate RUN_DIR [--data DATA_DIR] [--split test] [--refine STEPS] [--pose-select net|mask]
-[--tag NAME] [--rotation-from KEY]``."""
+[--tag NAME] [--rotation-from KEY] [--mean-data DIR]``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotation-from", default="", metavar="KEY",
                         help="reuse the global rotation stored under this metrics.json key (e.g. "
                              "test) instead of fitting one on DATA_DIR's validation split")
+    parser.add_argument("--mean-data", default=None, metavar="DIR",
+                        help="data folder whose training split gives the mean-shape baseline "
+                             "(default: the run's training data, else DATA_DIR); an exported "
+                             "model records none, so name its training data when scoring it "
+                             "on another set")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     entry = evaluate_run(args.run, args.data, args.split, args.device, refine_steps=args.refine,
                          workers=args.workers, emd=not args.no_emd, pose_select=args.pose_select,
-                         tag=args.tag, rotation_from=args.rotation_from,
+                         tag=args.tag, rotation_from=args.rotation_from, mean_data=args.mean_data,
                          progress=not args.quiet)
     out = find_checkpoint(args.run).parent
     print((out / "results.md").read_text(), end="")

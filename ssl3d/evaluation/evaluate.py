@@ -3,7 +3,8 @@
 Writes into the run folder: ``predictions_<key>.npz`` (clouds, colours, viewpoints, model ids;
 key = the split, e.g. ``test``, with the tag, refinement and pose-selection marks of its
 metrics.json entry), ``metrics.json`` (per category and split: chamfer_x1000, emd_x1000, pose_acc_30,
-pose_median_deg, n, the fitted rotation, the same for the mean-shape baseline, and ``label_free``:
+pose_median_deg, n, the fitted rotation, the same for the mean-shape baseline (with the folder whose
+training split it was fitted to, and how many of the scored models that split holds), and ``label_free``:
 the validation split's silhouette fit, which needs no 3D or pose labels, for comparing runs of
 the same projection settings; empty with ``rotation_from`` (no validation split predicted) and
 with refinement or mask-selected poses, which fit the very masks the score reads) and
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssl3d.data.dataset import ViewSet, load_split, resolve_paths, save_npz_atomic
+from ssl3d.data.dataset import ViewSet, load_split, read_split, resolve_paths, save_npz_atomic
 from ssl3d.evaluation import metrics as M
 from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint, models_from_checkpoint
 
@@ -141,7 +142,7 @@ def mean_shape_baseline(data_dir, category: str, test_clouds: torch.Tensor, devi
 def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                  refine_steps: int = 0, workers: int = 2, emd: bool = True,
                  progress: bool = True, pose_select: str = "net", tag: str = "",
-                 rotation_from: str = "") -> dict:
+                 rotation_from: str = "", mean_data=None) -> dict:
     """Evaluate a run folder or checkpoint; writes metrics.json / results.md next to it.
     ``pose_select``: ``net`` (the selector, from the image alone) or ``mask`` (for a pose net of
     several hypotheses, the one whose projection best explains the test image and its mask).
@@ -150,12 +151,17 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     data folder's name is used). ``rotation_from``
     reuses the global rotation stored under that metrics.json key (e.g. ``test``: the one fitted
     on the training data's validation split) instead of fitting one on this data's validation
-    split, for data sets too small to fit it on; the entry must be this checkpoint's."""
+    split, for data sets too small to fit it on; the entry must be this checkpoint's.
+    ``mean_data``: the data folder whose training split gives the mean-shape baseline (default: the
+    run's training data when it is here, else ``data_dir``); an exported checkpoint records no
+    data folder, so name its training data when scoring it on another set."""
     if pose_select not in ("net", "mask"):
         raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
     if refine_steps < 0 or workers < 1:
         raise ValueError(f"refine_steps (--refine) must be 0 or more and workers (--workers) 1 or "
                          f"more, got {refine_steps} and {workers}")
+    if mean_data is not None and not Path(mean_data).is_dir():
+        raise FileNotFoundError(f"--mean-data {mean_data} is not a folder")
     ckpt_path = find_checkpoint(run)
     out_dir = ckpt_path.parent
     metrics_path = out_dir / "metrics.json"
@@ -220,10 +226,16 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
                         rotation=rot.numpy(), pose_error_deg=pose_err)
 
     # The mean shape is that of the run's own training data (when it is here), also when scoring
-    # another data set: a baseline that knew the test set's shapes would flatter it.
-    mean_data = trained_on if trained_on and Path(trained_on).is_dir() else data_dir
+    # another data set: a baseline that knew the test set's shapes would flatter it. Where it
+    # does (an export scored on a set whose splits overlap, as benchmarks/make_real.sh makes
+    # them), the count goes into the entry and the table says so.
+    if mean_data is None:
+        mean_data = trained_on if trained_on and Path(trained_on).is_dir() else data_dir
     base = mean_shape_baseline(mean_data, category, test.clouds, dev, emd=emd, workers=workers,
                                progress=progress, image_size=cfg.image_size)
+    mean_paths = resolve_paths(mean_data, category)
+    fitted_to = {m for m, _ in read_split(mean_paths.split_dir, mean_paths.split_prefix, "train")}
+    overlap = sum(m in fitted_to for m in test.models)
     kind = f"{cfg.supervision}-supervised"
     if cfg.pose_labels:
         kind = "self-trained" + (f", keeping {cfg.pose_label_keep:g}" if cfg.pose_label_keep < 1 else "")
@@ -236,7 +248,8 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         "method": method, "checkpoint": str(ckpt_path), "steps": ckpt["step"],
         "data": str(data_dir), "alignment": align.as_dict(),
         "alignment_from": rotation_from or "val", **M.summarise(scores["chamfer"], scores.get("emd"), pose_err),
-        "mean_shape": M.summarise(base["chamfer"], base.get("emd"), None),
+        "mean_shape": {**M.summarise(base["chamfer"], base.get("emd"), None),
+                       "fitted_on": str(mean_data), "scored_models_in_it": overlap},
         "label_free": label_free,
         "seconds": time.time() - started,
     }
@@ -254,7 +267,10 @@ def results_table(all_metrics: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for category, splits in all_metrics.items():
         for split, e in splits.items():
-            for name, row in ((e["method"], e), ("mean shape", e["mean_shape"])):
+            ms = e["mean_shape"]
+            own = ms.get("scored_models_in_it", 0)  # absent in metrics written before it was kept
+            mean_name = "mean shape" + (f" (fitted to {own} of these {ms['n']})" if own else "")
+            for name, row in ((e["method"], e), (mean_name, ms)):
                 lines.append(f"| {category} | {split} | {name} | {row['n']} | "
                              f"{fmt(row['chamfer_x1000'], '.2f')} | {fmt(row['emd_x1000'], '.2f')} | "
                              f"{fmt(row['pose_acc_30'], '.1%')} | {fmt(row['pose_median_deg'], '.1f')} |")

@@ -272,3 +272,37 @@ def test_rotation_from_must_be_this_checkpoints_and_other_data_gets_a_tag(
     metrics = json.loads((run / "metrics.json").read_text())["chair"]
     assert set(metrics) == {"test", "copied_test"}
     assert metrics["test"]["checkpoint"].endswith("cc.pt")
+
+
+def test_mean_shape_says_when_it_was_fitted_to_the_scored_models(tiny_dataset, tmp_path,
+                                                                  make_config, capsys):
+    """A set whose splits all list the same models (as benchmarks/make_real.sh makes them) would
+    give a mean shape fitted to the very clouds it is scored on; --mean-data fits it to the
+    run's training data instead, and the table marks the first."""
+    run = tmp_path / "run"
+    train(make_config(steps=2), tiny_dataset, "chair", run)
+    assert cli(["evaluate", str(run), "--workers", "1", "--no-emd"]) == 0
+    same = tmp_path / "same"
+    shutil.copytree(tiny_dataset, same)
+    shutil.rmtree(same / "cache", ignore_errors=True)
+    splits = same / "splits"
+    test_lines = (splits / "chair_test.txt").read_text()
+    for s in ("train", "val"):
+        (splits / f"chair_{s}.txt").write_text(test_lines)
+    n_test = len(test_lines.split())
+    flags = ["--no-emd", "--data", str(same), "--rotation-from", "test"]
+    assert cli(["evaluate", str(run), *flags, "--tag", "own", "--mean-data", str(same)]) == 0
+    assert cli(["evaluate", str(run), *flags, "--tag", "trained", "--mean-data", str(tiny_dataset)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())["chair"]
+    own, trained = metrics["own_test"]["mean_shape"], metrics["trained_test"]["mean_shape"]
+    assert own["scored_models_in_it"] == n_test and trained["scored_models_in_it"] == 0
+    assert trained["fitted_on"] == str(tiny_dataset)
+    # The same training clouds and the same test clouds as the run's own evaluation.
+    assert trained["chamfer_x1000"] == pytest.approx(metrics["test"]["mean_shape"]["chamfer_x1000"])
+    assert own["chamfer_x1000"] != pytest.approx(trained["chamfer_x1000"])
+    table = (run / "results.md").read_text()
+    assert f"| chair | own_test | mean shape (fitted to {n_test} of these {n_test}) |" in table
+    assert "| chair | trained_test | mean shape |" in table
+    capsys.readouterr()
+    assert cli(["evaluate", str(run), *flags, "--mean-data", str(tmp_path / "nowhere")]) != 0
+    assert "--mean-data" in capsys.readouterr().err
