@@ -45,6 +45,8 @@ RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoin
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
 STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap",
                   "shape_code_ramp_steps", "carry_optimiser"}
+# The pose-collapse warning's early check starts here (Trainer._warn_pose_collapse).
+EARLY_COLLAPSE_STEP = 1500
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -701,16 +703,27 @@ class Trainer:
         them without flagging any scored run with 75% or more (those stay at or below 0.10), but
         an unscored run sat at 0.12-0.13 and the default 100-step logs are noisier than the
         500-step logs it was measured on, so the limit stays (benchmarks/collapse_limit.py,
-        session 19)."""
+        session 19). From step EARLY_COLLAPSE_STEP to half the steps a higher limit, 0.8 at batch
+        64, warns of full collapses sooner, while stopping still saves most of the run: in the 206
+        chair summaries with logs in that window, the 173 runs that posed 60% or more stayed at or
+        below 0.40 two logs in a row there, and 14 of the 33 below 60% reached 0.85-1.99
+        (benchmarks/collapse_limit.py --early-from 1500, session 35)."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
-        limit = max(0.25, 8 / b)  # uniform azimuths give about 2 / b, one azimuth 2
-        high = value is not None and value > limit and 2 * self.step >= self.cfg.steps
+        early = 2 * self.step < self.cfg.steps
+        if not early:
+            limit = max(0.25, 8 / b)  # uniform azimuths give about 2 / b, one azimuth 2
+        elif self.step >= EARLY_COLLAPSE_STEP:
+            limit = max(0.8, 32 / b)
+        else:
+            limit = float("inf")  # an untrained pose net gives every image about the same azimuth
+        high = value is not None and value > limit
         was_high, self.collapse_logs = self.collapse_logs, (self.collapse_logs + 1 if high else 0)
         if not self.main or not high or not was_high or self.warned_collapse:
             return
         self.warned_collapse = True
+        when = f", before half the {self.cfg.steps} steps" if early else ""
         warnings.warn(f"step {self.step}: the pose net puts the images at few azimuths "
-                      f"(view_distribution {value:.2f} > {limit:.2f} in two logs in a row; uniform "
+                      f"(view_distribution {value:.2f} > {limit:.2f} in two logs in a row{when}; uniform "
                       f"views give about {2 / b:.2f}): a pose collapse, after which runs score far "
                       f"worse. Consider training again with another --seed", stacklevel=2)
 

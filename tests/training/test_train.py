@@ -17,7 +17,7 @@ from ssl3d.ops import gaussian_blur, gaussian_taps
 from ssl3d.training import losses as L
 from ssl3d.training.checkpoint import (load_checkpoint, load_models, models_from_checkpoint,
                                        read_labels_file, save_pose_labels)
-from ssl3d.training.trainer import Trainer, code_dims_at, scheduled_lr, train
+from ssl3d.training.trainer import EARLY_COLLAPSE_STEP, Trainer, code_dims_at, scheduled_lr, train
 from tests.conftest import tiny_config, write_tiny_dataset
 
 
@@ -1044,6 +1044,18 @@ def test_a_pose_collapse_is_logged_and_warned_once(tiny_dataset, tmp_path, make_
     with pytest.warns(UserWarning, match="pose collapse"):
         for step in (90, 100):
             check(big, step, 0.27)
+    # From EARLY_COLLAPSE_STEP to half the steps a full collapse warns sooner, at a higher limit
+    # (0.8 at batch 64; healthy chair runs stayed at or below 0.40 there).
+    long = Trainer(make_config(batch_size=64, steps=6000), tiny_dataset, "chair", tmp_path / "f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for step in (EARLY_COLLAPSE_STEP - 1000, EARLY_COLLAPSE_STEP - 500):
+            check(long, step, 1.9)  # before the early check: an untrained pose net
+        for step in (EARLY_COLLAPSE_STEP, EARLY_COLLAPSE_STEP + 500, EARLY_COLLAPSE_STEP + 1000):
+            check(long, step, 0.75)  # a slow but healthy start (0.46-0.58 in the recipe's seed 7)
+    with pytest.warns(UserWarning, match="before half the 6000 steps.*another --seed"):
+        for step in (EARLY_COLLAPSE_STEP + 1100, EARLY_COLLAPSE_STEP + 1200):
+            check(long, step, 0.95)  # the recipe's collapsed seed 8 read 0.93-1.24 from step 500
     # A tiny batch's moments are noisy: no warning at batch 2.
     small = Trainer(make_config(steps=10), tiny_dataset, "chair", tmp_path / "d")
     with warnings.catch_warnings():
