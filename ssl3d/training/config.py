@@ -501,6 +501,11 @@ class TrainConfig:
     (``benchmarks/view_trace.py``); 0 = none. Each costs a final checkpoint's disk space."""
     progress: bool = True
     """Show a progress bar."""
+    stop_on_collapse: bool = False
+    """Stop a self-supervised run when the pose-collapse warning fires (from step 1,500 at a high
+    limit, from half the steps at a low one; such runs score far worse), keeping its resumable
+    last checkpoint but writing no final one, and fail with an error that says so: a seed sweep
+    then moves on to the next seed instead of finishing a lost run."""
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_points=self.n_points, image_size=self.image_size, hidden=self.hidden,

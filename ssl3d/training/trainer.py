@@ -41,12 +41,16 @@ from ssl3d.training.neighbours import embed_images, nearest_neighbours
 
 # Fields a resumed run may change (they do not alter what has been computed so far).
 RESUMABLE_CHANGES = {"steps", "progress", "log_every", "image_every", "checkpoint_every", "device",
-                     "cuda_graph", "snapshot_every"}
+                     "cuda_graph", "snapshot_every", "stop_on_collapse"}
 # A stage's own schedule and weighting: stage nn may differ from stage cc here without a warning.
 STAGE_SCHEDULE = {"lr_decay_steps", "lr_decay_nets", "ema_decay", "w_neighbour", "doubt_gap",
                   "shape_code_ramp_steps", "carry_optimiser"}
 # The pose-collapse warning's early check starts here (Trainer._warn_pose_collapse).
 EARLY_COLLAPSE_STEP = 1500
+
+
+class PoseCollapse(RuntimeError):
+    """Training stopped on a pose collapse (``TrainConfig.stop_on_collapse``)."""
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -514,7 +518,12 @@ class Trainer:
                     sums, counted = {}, 0
                     self._check_finite(means)
                     self._log(means, writer, log_file, bar)
-                    self._warn_pose_collapse(means)
+                    if self._warn_pose_collapse(means) and cfg.stop_on_collapse:
+                        self.save(self.last_path, training_state=True)
+                        raise PoseCollapse(
+                            f"{self.out}: stopped at step {self.step} of {cfg.steps} on a pose "
+                            f"collapse (--stop-on-collapse); its state is in {self.last_path.name}. "
+                            f"Train again with another --seed")
                 if writer is not None and (self.step % cfg.image_every == 0 or self.step == 1):
                     self._log_images(writer, batch, extras)
                 if self.step % cfg.checkpoint_every == 0 or last:
@@ -690,8 +699,8 @@ class Trainer:
         log_file.flush()
         bar.set_postfix(recon=f"{means['loss_recon']:.4g}", pose=f"{means['loss_pose']:.4g}")
 
-    def _warn_pose_collapse(self, means: dict) -> None:
-        """Warn once when the logged ``view_distribution`` (self-supervision) says the pose net
+    def _warn_pose_collapse(self, means: dict) -> bool:
+        """Warn once (and return True, on every process alike) when the logged ``view_distribution`` (self-supervision) says the pose net
         puts the images at few azimuths: a pose collapse (README, Results), which the view prior
         makes rare but has not removed (a chair seed on 6,000 models, session 12). Early logs do
         not count (an untrained pose net gives every image about the same azimuth): only from
@@ -718,14 +727,16 @@ class Trainer:
             limit = float("inf")  # an untrained pose net gives every image about the same azimuth
         high = value is not None and value > limit
         was_high, self.collapse_logs = self.collapse_logs, (self.collapse_logs + 1 if high else 0)
-        if not self.main or not high or not was_high or self.warned_collapse:
-            return
-        self.warned_collapse = True
-        when = f", before half the {self.cfg.steps} steps" if early else ""
-        warnings.warn(f"step {self.step}: the pose net puts the images at few azimuths "
-                      f"(view_distribution {value:.2f} > {limit:.2f} in two logs in a row{when}; uniform "
-                      f"views give about {2 / b:.2f}): a pose collapse, after which runs score far "
-                      f"worse. Consider training again with another --seed", stacklevel=2)
+        if not high or not was_high or self.warned_collapse:
+            return False
+        self.warned_collapse = True  # the means are every process's: all of them get here together
+        if self.main:
+            when = f", before half the {self.cfg.steps} steps" if early else ""
+            warnings.warn(f"step {self.step}: the pose net puts the images at few azimuths "
+                          f"(view_distribution {value:.2f} > {limit:.2f} in two logs in a row{when}; "
+                          f"uniform views give about {2 / b:.2f}): a pose collapse, after which runs "
+                          f"score far worse. Consider training again with another --seed", stacklevel=2)
+        return True
 
     def _log_images(self, writer, batch, extras) -> None:
         n = min(4, batch["image"].shape[0])

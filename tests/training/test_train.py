@@ -1826,3 +1826,33 @@ def test_mirror_points_trains_and_is_an_architecture_field(tiny_dataset, tmp_pat
     with pytest.raises(ValueError, match="another architecture.*mirror_points"):
         Trainer(make_config(init=str(tmp_path / "p" / "cc.pt"), mirror_points=True), tiny_dataset,
                 "chair", tmp_path / "q")
+
+
+def test_stop_on_collapse_keeps_the_state_and_fails_clearly(tiny_dataset, tmp_path, make_config,
+                                                            monkeypatch, capsys):
+    """With --stop-on-collapse a run stops at the log that warns, writes its resumable last
+    checkpoint there and no final one, and the CLI fails naming the collapse; without it the
+    same run goes on to the end."""
+    from ssl3d.cli.main import main as cli
+    from ssl3d.training.trainer import PoseCollapse
+
+    # Every log reads as one azimuth (view_distribution 2, the most it gives).
+    means = Trainer._global_means
+    monkeypatch.setattr(Trainer, "_global_means", lambda self, sums, counted: {
+        **means(self, sums, counted), "view_distribution": 2.0})
+    cfg = make_config(batch_size=32, steps=6, log_every=1)
+    with pytest.warns(UserWarning, match="pose collapse"):
+        with pytest.raises(PoseCollapse, match="stopped at step 4 of 6"):
+            train(dataclasses.replace(cfg, stop_on_collapse=True), tiny_dataset, "chair", tmp_path / "a")
+    assert load_checkpoint(tmp_path / "a" / "cc_last.pt")["step"] == 4  # logs 3 and 4 are past half
+    assert not (tmp_path / "a" / "cc.pt").exists()
+    with pytest.warns(UserWarning, match="pose collapse"):
+        train(cfg, tiny_dataset, "chair", tmp_path / "b")
+    assert load_checkpoint(tmp_path / "b" / "cc.pt")["step"] == 6
+    capsys.readouterr()
+    args = ["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "c"),
+            "--steps", "6", "--batch-size", "32", "--log-every", "1", "--stop-on-collapse",
+            "--no-progress"]
+    with pytest.warns(UserWarning, match="pose collapse"):
+        assert cli(args) != 0
+    assert "stopped at step 4 of 6 on a pose collapse" in capsys.readouterr().err
