@@ -26,7 +26,7 @@ SCORE_FIELDS = ("category", "image_size", "n_points", "sigma2", "silhouette_form
 the silhouette projection (a tanh_sum silhouette adds up the points' kernels, so the point count
 counts) and the forward affinity."""
 NOT_RECIPE = ("seed", "init", "pose_labels", "device", "cuda_graph", "log_every", "image_every",
-              "checkpoint_every", "snapshot_every", "progress")
+              "checkpoint_every", "snapshot_every", "progress", "stop_on_collapse")
 """Config fields that may differ between seeds of one recipe (paths, logging, the device)."""
 
 

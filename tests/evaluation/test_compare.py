@@ -122,3 +122,8 @@ def test_compare_notes_runs_of_different_recipes(two_runs, tiny_dataset, tmp_pat
     capsys.readouterr()
     assert cli(["compare", str(two_runs[0]), str(faster)]) == 0
     assert "note: the runs differ in lr, not only in the seed" in capsys.readouterr().out
+    # Stopping on a collapse is how a seed sweep runs, not part of the recipe.
+    stopping = tmp_path / "stopping"
+    train(tiny_config(steps=2, stop_on_collapse=True), tiny_dataset, "chair", stopping)
+    assert cli(["evaluate", str(stopping), "--no-emd", "--quiet"]) == 0
+    assert compare_runs([two_runs[0], stopping])[1] == []
