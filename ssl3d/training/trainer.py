@@ -713,8 +713,8 @@ class Trainer:
         an unscored run sat at 0.12-0.13 and the default 100-step logs are noisier than the
         500-step logs it was measured on, so the limit stays (benchmarks/collapse_limit.py,
         session 19). From step EARLY_COLLAPSE_STEP to half the steps a higher limit, 0.8 at batch
-        64, warns of full collapses sooner, while stopping still saves most of the run: in the 196
-        chair summaries with two logs or more in that window, the 163 runs that posed 60% or more
+        64, warns of full collapses sooner, when stopping can save much of the run: in the 196
+        chair summaries with two 500-step logs or more in that window, the 163 runs that posed 60% or more
         stayed at or below 0.40 two logs in a row there, and 14 of the 33 below 60% reached 0.85-1.99
         (benchmarks/collapse_limit.py --early-from 1500, session 35)."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
