@@ -14,9 +14,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssl3d.evaluation.compare import compare_runs, comparison_table
+    from ssl3d.evaluation.compare import compare_runs, comparison_table, split_stopped
 
-    scores, differ = compare_runs(args.runs, args.key)
+    runs, stopped = split_stopped(args.runs)
+    for note in stopped:
+        print(f"left out {note}")
+    scores, differ = compare_runs(runs, args.key)
     print(comparison_table(scores), end="")
     print(f"pick: {scores[0].run} (highest label-free IoU on the validation split; needs no 3D "
           f"or pose labels. Chamfer, EMD and pose need the data's ground truth and are shown for "

@@ -19,6 +19,7 @@ from pathlib import Path
 from ssl3d.evaluation.evaluate import scored_this_checkpoint
 from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint
 from ssl3d.training.config import TrainConfig
+from ssl3d.training.trainer import stopped_path
 
 SCORE_FIELDS = ("category", "image_size", "n_points", "sigma2", "silhouette_form", "affinity_form",
                 "affinity_empty_cost")
@@ -72,6 +73,22 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
     return (RunScore(str(run), entry["steps"], lf["val_silhouette_iou"], lf["val_affinity_fwd"],
                      entry.get("chamfer_x1000"), entry.get("emd_x1000"), entry.get("pose_acc_30")),
             cfg, entry["data"])
+
+
+def split_stopped(runs: list[str | Path]) -> tuple[list[str | Path], list[str]]:
+    """The runs that have a final checkpoint or are checkpoint files, and a note for each run
+    folder that has none because training stopped it on a pose collapse (``--stop-on-collapse``):
+    a seed sweep's lost seeds, which have nothing to compare."""
+    kept, notes = [], []
+    for run in runs:
+        path = Path(run)
+        stops = [stopped_path(path, s) for s in ("cc", "nn")] if path.is_dir() else []
+        stopped = [p for p in stops if p.is_file()]
+        if stopped and not any((path / n).is_file() for n in ("nn.pt", "cc.pt")):
+            notes.append(f"{run}: {stopped[0].read_text().strip()}")
+        else:
+            kept.append(run)
+    return kept, notes
 
 
 def compare_runs(runs: list[str | Path], key: str = "test") -> tuple[list[RunScore], list[str]]:

@@ -53,6 +53,12 @@ class PoseCollapse(RuntimeError):
     """Training stopped on a pose collapse (``TrainConfig.stop_on_collapse``)."""
 
 
+def stopped_path(out_dir, stage: str) -> Path:
+    """The note a run stopped on a pose collapse leaves in its folder (``ssl3d compare`` reads
+    it); training the stage to its end removes it."""
+    return Path(out_dir) / f"stopped_{stage}.txt"
+
+
 def average_gradients(params: list[torch.Tensor]) -> None:
     """Replace each parameter's gradient by its mean over the processes (one all-reduce,
     capturable; parameters without a gradient are skipped). A no-op in a single process."""
@@ -520,10 +526,11 @@ class Trainer:
                     self._log(means, writer, log_file, bar)
                     if self._warn_pose_collapse(means) and cfg.stop_on_collapse:
                         self.save(self.last_path, training_state=True)
-                        raise PoseCollapse(
-                            f"{self.out}: stopped at step {self.step} of {cfg.steps} on a pose "
-                            f"collapse (--stop-on-collapse); its state is in {self.last_path.name}. "
-                            f"Train again with another --seed")
+                        why = (f"stopped at step {self.step} of {cfg.steps} on a pose collapse "
+                               f"(--stop-on-collapse); its state is in {self.last_path.name}")
+                        if self.main:
+                            stopped_path(self.out, cfg.stage).write_text(why + "\n")
+                        raise PoseCollapse(f"{self.out}: {why}. Train again with another --seed")
                 if writer is not None and (self.step % cfg.image_every == 0 or self.step == 1):
                     self._log_images(writer, batch, extras)
                 if self.step % cfg.checkpoint_every == 0 or last:
@@ -542,6 +549,8 @@ class Trainer:
         # all, as a net loaded from the checkpoint does (the mask is not saved).
         set_code_dims(self._networks()["recon"], self.code_dims)
         self.save(self.final_path, training_state=False)
+        if self.main:
+            stopped_path(self.out, cfg.stage).unlink(missing_ok=True)  # e.g. resumed without the stop
         elapsed = time.time() - start
         done = self.step - start_step
         summary = {"steps": self.step, "seconds": elapsed,

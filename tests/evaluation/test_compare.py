@@ -122,6 +122,18 @@ def test_compare_notes_runs_of_different_recipes(two_runs, tiny_dataset, tmp_pat
     capsys.readouterr()
     assert cli(["compare", str(two_runs[0]), str(faster)]) == 0
     assert "note: the runs differ in lr, not only in the seed" in capsys.readouterr().out
+    # A seed that --stop-on-collapse stopped has nothing to compare: left out, with its note.
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    (lost / "stopped_cc.txt").write_text("stopped at step 2000 of 6000 on a pose collapse\n")
+    capsys.readouterr()
+    assert cli(["compare", str(two_runs[0]), str(lost), str(faster)]) == 0
+    out = capsys.readouterr().out
+    assert f"left out {lost}: stopped at step 2000 of 6000" in out and "(pick)" in out
+    unfinished = tmp_path / "unfinished"  # no note: an error, not left out
+    unfinished.mkdir()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        compare_runs([two_runs[0], unfinished])
     # Stopping on a collapse is how a seed sweep runs, not part of the recipe.
     stopping = tmp_path / "stopping"
     train(tiny_config(steps=2, stop_on_collapse=True), tiny_dataset, "chair", stopping)

@@ -1834,7 +1834,7 @@ def test_stop_on_collapse_keeps_the_state_and_fails_clearly(tiny_dataset, tmp_pa
     checkpoint there and no final one, and the CLI fails naming the collapse; without it the
     same run goes on to the end."""
     from ssl3d.cli.main import main as cli
-    from ssl3d.training.trainer import PoseCollapse
+    from ssl3d.training.trainer import PoseCollapse, stopped_path
 
     # Every log reads as one azimuth (view_distribution 2, the most it gives).
     means = Trainer._global_means
@@ -1846,9 +1846,16 @@ def test_stop_on_collapse_keeps_the_state_and_fails_clearly(tiny_dataset, tmp_pa
             train(dataclasses.replace(cfg, stop_on_collapse=True), tiny_dataset, "chair", tmp_path / "a")
     assert load_checkpoint(tmp_path / "a" / "cc_last.pt")["step"] == 4  # logs 3 and 4 are past half
     assert not (tmp_path / "a" / "cc.pt").exists()
+    assert "stopped at step 4 of 6" in stopped_path(tmp_path / "a", "cc").read_text()
     with pytest.warns(UserWarning, match="pose collapse"):
         train(cfg, tiny_dataset, "chair", tmp_path / "b")
     assert load_checkpoint(tmp_path / "b" / "cc.pt")["step"] == 6
+    assert not stopped_path(tmp_path / "b", "cc").exists()
+    # Resumed without the stop, the run finishes and its note goes.
+    with pytest.warns(UserWarning, match="pose collapse"):
+        train(cfg, tiny_dataset, "chair", tmp_path / "a", resume=True)
+    assert load_checkpoint(tmp_path / "a" / "cc.pt")["step"] == 6
+    assert not stopped_path(tmp_path / "a", "cc").exists()
     capsys.readouterr()
     args = ["train", str(tiny_dataset), "--category", "chair", "--out", str(tmp_path / "c"),
             "--steps", "6", "--batch-size", "32", "--log-every", "1", "--stop-on-collapse",
