@@ -8,7 +8,8 @@ import argparse
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
                         help="run folders (or checkpoints) already scored by `ssl3d evaluate`, "
-                             "e.g. seeds of one recipe on one data set")
+                             "e.g. seeds of one recipe on one data set; a folder that "
+                             "--stop-on-collapse stopped is left out with its note")
     parser.add_argument("--key", default="test",
                         help="metrics.json entry to read (default: %(default)s)")
 
