@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssl3d.evaluation.evaluate import scored_this_checkpoint
-from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint
+from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint, stopped_path
 from ssl3d.training.config import TrainConfig
-from ssl3d.training.trainer import stopped_path
 
 SCORE_FIELDS = ("category", "image_size", "n_points", "sigma2", "silhouette_form", "affinity_form",
                 "affinity_empty_cost")
@@ -81,13 +80,14 @@ def split_stopped(runs: list[str | Path]) -> tuple[list[str | Path], list[str]]:
     a seed sweep's lost seeds, which have nothing to compare."""
     kept, notes = [], []
     for run in runs:
-        path = Path(run)
-        stops = [stopped_path(path, s) for s in ("cc", "nn")] if path.is_dir() else []
-        stopped = [p for p in stops if p.is_file()]
-        if stopped and not any((path / n).is_file() for n in ("nn.pt", "cc.pt")):
-            notes.append(f"{run}: {stopped[0].read_text().strip()}")
-        else:
-            kept.append(run)
+        stopped = [p for p in (stopped_path(run, s) for s in ("cc", "nn")) if p.is_file()]
+        try:
+            find_checkpoint(run)
+        except FileNotFoundError:
+            if stopped:
+                notes.append(f"{run}: {stopped[0].read_text().strip()}")
+                continue
+        kept.append(run)  # a run that is neither fails in compare_runs, naming what it lacks
     return kept, notes
 
 

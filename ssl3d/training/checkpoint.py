@@ -209,3 +209,9 @@ def find_checkpoint(run: str | os.PathLike) -> Path:
         if (run / name).is_file():
             return run / name
     raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt; train first)")
+
+
+def stopped_path(run_dir: str | os.PathLike, stage: str) -> Path:
+    """The note a run stopped on a pose collapse (--stop-on-collapse) leaves in its folder
+    (``ssl3d compare`` reads it); training the stage to its end removes it."""
+    return Path(run_dir) / f"stopped_{stage}.txt"

@@ -33,7 +33,7 @@ from ssl3d.data.dataset import flip_batch, load_split
 from ssl3d.models import PoseNet, ReconstructionNet, SilhouetteCritic, set_code_dims
 from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoint,
                                        load_checkpoint, models_from_checkpoint, read_labels_file,
-                                       require_device, save_atomic, save_pose_labels)
+                                       require_device, save_atomic, save_pose_labels, stopped_path)
 from ssl3d.training.config import TrainConfig
 from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
                                    view_distribution_weight)
@@ -51,12 +51,6 @@ EARLY_COLLAPSE_STEP = 1500
 
 class PoseCollapse(RuntimeError):
     """Training stopped on a pose collapse (``TrainConfig.stop_on_collapse``)."""
-
-
-def stopped_path(out_dir, stage: str) -> Path:
-    """The note a run stopped on a pose collapse leaves in its folder (``ssl3d compare`` reads
-    it); training the stage to its end removes it."""
-    return Path(out_dir) / f"stopped_{stage}.txt"
 
 
 def average_gradients(params: list[torch.Tensor]) -> None:
@@ -709,8 +703,8 @@ class Trainer:
         bar.set_postfix(recon=f"{means['loss_recon']:.4g}", pose=f"{means['loss_pose']:.4g}")
 
     def _warn_pose_collapse(self, means: dict) -> bool:
-        """Warn once (and return True, on every process alike) when the logged ``view_distribution`` (self-supervision) says the pose net
-        puts the images at few azimuths: a pose collapse (README, Results), which the view prior
+        """Warn once (and return True, on every process alike) when the logged
+        ``view_distribution`` (self-supervision) says the pose net puts the images at few azimuths: a pose collapse (README, Results), which the view prior
         makes rare but has not removed (a chair seed on 6,000 models, session 12). Early logs do
         not count (an untrained pose net gives every image about the same azimuth): only from
         half the steps on, and only when two logs in a row are high. The limit, 0.25 at batch 64,
@@ -723,9 +717,9 @@ class Trainer:
         500-step logs it was measured on, so the limit stays (benchmarks/collapse_limit.py,
         session 19). From step EARLY_COLLAPSE_STEP to half the steps a higher limit, 0.8 at batch
         64, warns of full collapses sooner, when stopping can save much of the run: in the 196
-        chair summaries with two 500-step logs or more in that window, the 163 runs that posed 60% or more
-        stayed at or below 0.40 two logs in a row there, and 14 of the 33 below 60% reached 0.85-1.99
-        (benchmarks/collapse_limit.py --early-from 1500, session 35)."""
+        chair summaries with two 500-step logs or more in that window, the 163 runs that posed 60%
+        or more stayed at or below 0.40 two logs in a row there, and 14 of the 33 below 60%
+        reached 0.85-1.99 (benchmarks/collapse_limit.py --early-from 1500, session 35)."""
         value, b = means.get("view_distribution"), self.cfg.batch_size // self.world
         early = 2 * self.step < self.cfg.steps
         if not early:

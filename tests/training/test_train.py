@@ -1834,7 +1834,8 @@ def test_stop_on_collapse_keeps_the_state_and_fails_clearly(tiny_dataset, tmp_pa
     checkpoint there and no final one, and the CLI fails naming the collapse; without it the
     same run goes on to the end."""
     from ssl3d.cli.main import main as cli
-    from ssl3d.training.trainer import PoseCollapse, stopped_path
+    from ssl3d.training.checkpoint import stopped_path
+    from ssl3d.training.trainer import PoseCollapse
 
     # Every log reads as one azimuth (view_distribution 2, the most it gives).
     means = Trainer._global_means
