@@ -53,6 +53,17 @@ def plain_runs(category: str, n: int, pattern: re.Pattern = PLAIN,
     return runs
 
 
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of two (N,) arrays: +1 when y orders the N items as x does (ties averaged)."""
+    def ranks(v):
+        r = np.empty(len(v))
+        r[np.argsort(v, kind="stable")] = np.arange(len(v))
+        for u in np.unique(v):  # ties share their mean rank
+            r[v == u] = r[v == u].mean()
+        return r
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--category", default="chair")
@@ -70,11 +81,16 @@ def main() -> None:
         raise SystemExit(f"{len(runs)} {recipe} runs with an IoU found, fewer than K = {max(a.k)}")
     for name, cd, acc, iou in sorted(runs, key=lambda r: -r[3]):
         print(f"{name}: IoU {iou:.4f}, Chamfer x1000 {cd:.2f}, pose {acc:.1f}%")
-    for label, keep in (("", [True] * len(runs)), (" healthy (pose >= 60%)", [r[2] >= 60 for r in runs])):
+    groups = [("", [True] * len(runs))]
+    groups += [(f" healthy (pose >= {p}%)", [r[2] >= p for r in runs]) for p in (60, 80)]
+    for label, keep in groups:
         cd = np.array([r[1] for r, k in zip(runs, keep) if k])
         iou = np.array([r[3] for r, k in zip(runs, keep) if k])
+        if len(cd) < 2:
+            continue
         print(f"{len(cd)} {recipe}{label} {a.category} runs on {a.n} test models: one run's mean "
-              f"Chamfer {cd.mean():.2f} (median {np.median(cd):.2f})")
+              f"Chamfer {cd.mean():.2f} (median {np.median(cd):.2f}); rank correlation of IoU "
+              f"with -Chamfer {rank_correlation(iou, -cd):+.2f}")
         for k in a.k:
             if k > len(cd):
                 continue
