@@ -35,6 +35,7 @@ from ssl3d.training.checkpoint import (FORMAT, config_differences, find_checkpoi
                                        load_checkpoint, models_from_checkpoint, read_labels_file,
                                        require_device, save_atomic, save_pose_labels, stopped_path)
 from ssl3d.training.config import TrainConfig
+from ssl3d.training.interrupt import StopRequest, TrainingInterrupted
 from ssl3d.training.losses import (critic_loss, mean_over_processes, side_gap, step_losses,
                                    view_distribution_weight)
 from ssl3d.training.neighbours import embed_images, nearest_neighbours
@@ -85,6 +86,21 @@ def ema_decay_at(decay: float, step: int) -> float:
     (1 + step) / (10 + step) so that the average soon forgets the weights the stage started from
     (at a fixed 0.999, 22% of it would still be those after 1,500 steps)."""
     return min(decay, (1 + step) / (10 + step))
+
+
+def unfinished_step(path: Path) -> tuple[int, int]:
+    """(step reached, steps asked for) of a ``<stage>_last.pt``."""
+    ckpt = load_checkpoint(path)
+    return int(ckpt["step"]), int(ckpt["config"]["steps"])
+
+
+def logged_step(line: str) -> int | None:
+    """The step of a ``train_<stage>.log`` line ("step N term=value ..."), None for anything else
+    (e.g. a line cut short by a killed process)."""
+    words = line.split()
+    if len(words) < 2 or words[0] != "step" or not words[1].isdigit() or not line.endswith("\n"):
+        return None
+    return int(words[1])
 
 
 def read_log(path) -> dict[int, dict[str, float]]:
@@ -161,12 +177,23 @@ class Trainer:
         self.out = Path(out_dir)
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"--out {self.out} is a file; give a folder for the run")
-        if cfg.stage == "cc" and not resume:
-            # evaluate and predict take nn.pt over cc.pt, and a stage nn run with --resume (as the
-            # demo does) would go on from nn_last.pt: either would stand for the old run
-            why = {"nn.pt": "evaluate and predict would use it instead of the new stage cc",
-                   "nn_last.pt": "stage nn with --resume would continue it"}
-            stale = [f"{n} ({w})" for n, w in why.items() if (self.out / n).is_file()]
+        if not resume:
+            # A fresh run would overwrite an interrupted run's state (the same command without
+            # --resume), and a fresh stage cc would leave an earlier stage nn standing: evaluate
+            # and predict take nn.pt over cc.pt, and stage nn with --resume would go on from
+            # nn_last.pt. A finished run of the same stage is simply trained again, and so is one
+            # stopped on a pose collapse (its note says to train again with another seed).
+            stale = []
+            last = self.out / f"{cfg.stage}_last.pt"
+            if last.is_file() and not stopped_path(self.out, cfg.stage).is_file():
+                done, total = unfinished_step(last)
+                if done < total:
+                    stale.append(f"{last.name} (an unfinished run at step {done} of {total}; "
+                                 f"--resume continues it)")
+            if cfg.stage == "cc":
+                why = {"nn.pt": "evaluate and predict would use it instead of the new stage cc",
+                       "nn_last.pt": "stage nn with --resume would continue it"}
+                stale += [f"{n} ({w})" for n, w in why.items() if (self.out / n).is_file()]
             if stale:
                 raise ValueError(f"{self.out} holds an earlier run's {'; '.join(stale)}: train into "
                                  f"another --out, or delete those files first")
@@ -476,7 +503,7 @@ class Trainer:
     def train(self) -> dict:
         cfg = self.cfg
         writer = self._writer()
-        log_file = open(self.out / f"train_{cfg.stage}.log", "a") if self.main else None
+        log_file = self._open_log() if self.main else None
         sums: dict[str, torch.Tensor] = {}
         counted = 0
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}/{cfg.supervision}",
@@ -486,6 +513,9 @@ class Trainer:
         warm = 10 if cfg.steps - start_step > 20 else None
         warm_time = end = None
         run_step = self.optimise
+        when = "this step" if self.world == 1 else "the next logged step"
+        stop = StopRequest(f"ssl3d: interrupted: stopping after {when} to save {self.last_path}; "
+                           f"interrupt again to quit without saving").install()
         try:
             while self.step < cfg.steps:
                 batch, views, neighbour = self.sample_step()
@@ -533,7 +563,14 @@ class Trainer:
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
                     self.save(self.out / "snapshots" / f"{cfg.stage}_{self.step:06d}.pt",
                               training_state=False)
+                if not last and self._stop_requested(stop):
+                    if self.step % cfg.checkpoint_every:
+                        self.save(self.last_path, training_state=True)
+                    raise TrainingInterrupted(
+                        f"{self.out}: stopped at step {self.step} of {cfg.steps}; its state is in "
+                        f"{self.last_path.name}: continue with --resume (the same command and flags)")
         finally:
+            stop.restore()
             bar.close()
             if log_file:
                 log_file.close()
@@ -554,6 +591,31 @@ class Trainer:
             summary["steady_samples_per_second"] = ((done - warm) * cfg.batch_size
                                                     / max(end - warm_time, 1e-9))
         return summary
+
+    def _stop_requested(self, stop: StopRequest) -> bool:
+        """Whether to stop on a signal. Every process must stop at the same step, so with
+        several they agree at logged steps (where they exchange the means anyway)."""
+        if self.world == 1:
+            return stop.requested
+        if self.step % self.cfg.log_every:
+            return False
+        flag = torch.tensor([float(stop.requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _open_log(self):
+        """train_<stage>.log for appending. A fresh run starts it anew; a resumed one drops the
+        lines past its checkpoint's step, which the resumed steps will write again."""
+        path = self.out / f"train_{self.cfg.stage}.log"
+        if self.step == 0:
+            return open(path, "w")
+        if path.is_file():
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if (n := logged_step(line)) is not None and n <= self.step]
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)
+        return open(path, "a")
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -751,5 +813,15 @@ class Trainer:
 
 def train(cfg: TrainConfig, data_dir, category: str, out_dir, resume: bool = False) -> dict:
     """Train one stage; returns a summary (steps, seconds, samples/s, final checkpoint)."""
-    return Trainer(cfg, data_dir, category, out_dir, resume).train()
+    out, fresh = Path(out_dir), not Path(out_dir).exists()
+    try:
+        trainer = Trainer(cfg, data_dir, category, out_dir, resume)
+    except Exception:
+        if fresh and out.is_dir() and not any(out.iterdir()):
+            try:  # a run that failed its checks leaves no empty folder behind
+                out.rmdir()
+            except OSError:  # another process of the run got there first
+                pass
+        raise
+    return trainer.train()
 

@@ -1,0 +1,59 @@
+"""Ctrl-C (SIGINT) or SIGTERM during training: finish the step, save the resumable state, stop.
+
+A KeyboardInterrupt raised wherever the signal lands could leave the weights half updated
+(inside an optimiser step), so the first signal only sets a flag that the training loop reads
+between steps. A second signal gives the usual effect at once, for a user who will not wait.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal, its state saved (the message says where)."""
+
+
+class StopRequest:
+    """While active (a ``with`` block in the main thread), the first SIGINT or SIGTERM sets
+    ``requested`` and prints ``message``; a second restores the handlers it replaced and then
+    acts as they would (KeyboardInterrupt for SIGINT). Elsewhere than the main thread Python
+    cannot install handlers, and it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, message: str):
+        self.message = message
+        self.requested = False
+        self.previous: dict[int, object] = {}
+
+    def install(self) -> "StopRequest":
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Put back the handlers ``install`` replaced."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self.previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        return self.install()
+
+    def __exit__(self, *exc) -> bool:
+        self.restore()
+        return False
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.requested:  # the second signal: out now, the way it would have gone
+            self.restore()
+            signal.raise_signal(signum)
+            return
+        self.requested = True
+        print(self.message, file=sys.stderr, flush=True)
