@@ -103,6 +103,19 @@ def read_labels_file(path: str | os.PathLike) -> dict | None:
     return obj
 
 
+def load_failure(exc: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in a line. torch's own text for content
+    it will not unpickle suggests loading with weights_only=False, which could run the file's
+    code: ssl3d never does, so only the finding is kept."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        found = " ".join(text.split("WeightsUnpickler error:", 1)[1]
+                         .split("Check the documentation", 1)[0].split(" Please ", 1)[0].split())
+        return (f"it holds more than tensors and plain values ({found or 'unsupported content'}), "
+                f"and ssl3d loads no file that could run code")
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint safely (no code execution). Raises FileNotFoundError / ValueError naming
     the file."""
@@ -113,7 +126,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt or foreign file: say which
         raise ValueError(f"cannot read checkpoint {path} (not a file torch.save wrote, or a damaged "
-                         f"one): {type(exc).__name__}: {exc}") from exc
+                         f"one): {load_failure(exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
         raise ValueError(f"{path} is not an ssl3d checkpoint (format {FORMAT})")
     return ckpt

@@ -2,6 +2,7 @@
 exact resume, bad input."""
 
 import dataclasses
+import fractions
 import json
 import math
 import shutil
@@ -1864,3 +1865,22 @@ def test_stop_on_collapse_keeps_the_state_and_fails_clearly(tiny_dataset, tmp_pa
     with pytest.warns(UserWarning, match="pose collapse"):
         assert cli(args) != 0
     assert "stopped at step 4 of 6 on a pose collapse" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="pose collapse"):  # another seed, the same folder: trained
+        assert cli(args + ["--seed", "1"]) != 0
+    err = capsys.readouterr().err
+    assert "unfinished run" not in err and "stopped at step 4 of 6 on a pose collapse" in err
+
+
+@pytest.mark.parametrize("content", ["bytes", "object"])
+def test_an_unreadable_checkpoint_names_the_file_and_gives_no_unsafe_advice(tmp_path, content):
+    path = tmp_path / "x.pt"
+    if content == "bytes":  # damaged
+        path.write_bytes(bytes(range(100)))
+    else:  # a torch file holding an object weights_only refuses
+        torch.save({"x": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(ValueError, match=f"cannot read checkpoint {path}") as info:
+        load_checkpoint(path)
+    text = str(info.value)
+    assert "weights_only" not in text and "file an issue" not in text and "safe_globals" not in text, text
+    if content == "object":
+        assert "more than tensors and plain values" in text
