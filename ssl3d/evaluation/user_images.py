@@ -8,6 +8,7 @@ to the training size, and composited on black.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,21 +62,36 @@ def read_rgba(path, what: str = "image") -> np.ndarray:
     return rgba
 
 
-def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0.12) -> np.ndarray:
+def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0.12,
+                             hole_share: float = 0.02) -> np.ndarray:
     """Foreground of a photo on a plain background: pixels far from the median border colour,
-    cleaned up (holes filled, largest component kept). rgb: (H, W, 3). Returns (H, W) bool."""
+    cleaned up. rgb: (H, W, 3). Returns (H, W) bool.
+
+    The object is the largest piece left after an opening (which removes specks and one-pixel
+    bridges), grown back to every foreground pixel connected to it, so thin parts the opening
+    removed (chair legs, wing tips) stay. Holes up to ``hole_share`` of the object's area are
+    filled (object pixels near the background's colour); larger ones are background seen
+    through the object (between a chair's back rails) and stay open."""
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     bg = np.median(border, axis=0)
     if np.median(np.abs(border - bg).max(1)) > threshold:
         raise ValueError(f"{path}: the background is not plain enough to find the object; "
                          f"pass --mask or use an image with an alpha channel")
     fg = np.abs(rgb - bg).max(-1) > threshold
-    fg = ndimage.binary_opening(fg, iterations=1)
-    labels, n = ndimage.label(fg)
+    opened = ndimage.binary_opening(fg, iterations=1)
+    core = opened if opened.any() else fg  # an object thinner than the opening: keep it whole
+    labels, n = ndimage.label(core)
     if n == 0:
         raise ValueError(f"{path}: no object found in front of the background; pass --mask")
-    sizes = ndimage.sum(fg, labels, range(1, n + 1))
-    return ndimage.binary_fill_holes(labels == (1 + int(np.argmax(sizes))))
+    sizes = ndimage.sum(core, labels, range(1, n + 1))
+    main = labels == (1 + int(np.argmax(sizes)))
+    pieces, _ = ndimage.label(fg, structure=np.ones((3, 3)))
+    obj = np.isin(pieces, np.unique(pieces[main]))
+    holes, k = ndimage.label(ndimage.binary_fill_holes(obj) & ~obj)
+    if k:
+        areas = ndimage.sum(holes > 0, holes, range(1, k + 1))
+        obj |= np.isin(holes, 1 + np.nonzero(areas <= hole_share * obj.sum())[0])
+    return obj
 
 
 def load_user_image(path, mask_path=None, image_size: int = 64, fill: float = 0.75):
@@ -92,8 +108,12 @@ def load_user_image(path, mask_path=None, image_size: int = 64, fill: float = 0.
         mask = rgba[..., 3]
     else:
         mask = estimate_background_mask(rgb, path).astype(np.float32)
+        warnings.warn(f"{path}: no mask given and no alpha channel, so the silhouette was estimated "
+                      f"from the plain background; pass --mask if the preview looks wrong",
+                      stacklevel=2)
     if (mask >= 0.5).sum() < 4:
-        raise ValueError(f"{mask_path or path}: the silhouette is empty (no foreground pixel)")
+        raise ValueError(f"{mask_path or path}: the silhouette is empty or nearly so "
+                         f"({int((mask >= 0.5).sum())} foreground pixels; at least 4 are needed)")
     ys, xs = np.nonzero(mask >= 0.5)
     cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
     side = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) / fill

@@ -50,6 +50,27 @@ def test_predict_rgba_jpeg_with_mask_and_folder(tiny_model, tmp_path, capsys):
     assert "azimuth" in capsys.readouterr().out
 
 
+def test_estimated_mask_keeps_thin_parts_and_the_background_seen_through():
+    """A chair drawn in grey on white: seat block, one-pixel legs, a back frame around a large
+    window of background, a small near-white patch inside the seat, and a speck apart."""
+    rgb = np.ones((80, 80, 3))
+    truth = np.zeros((80, 80), bool)
+    truth[40:48, 20:60] = True  # seat
+    truth[48:75, 21] = truth[48:75, 58] = True  # one-pixel legs
+    truth[10:40, 20:24] = truth[10:40, 56:60] = truth[10:14, 20:60] = True  # back frame
+    rgb[truth] = 0.4
+    rgb[43:45, 30:32] = 0.95  # a light patch on the seat: object, near the background colour
+    rgb[2:4, 70:72] = 0.4  # a speck of dirt apart from the object
+    got = U.estimate_background_mask(rgb)
+    np.testing.assert_array_equal(got, truth)  # legs kept, patch filled, window open, speck gone
+
+
+def test_an_estimated_mask_is_announced(tmp_path):
+    Image.fromarray(photo()).save(tmp_path / "p.jpg")
+    with pytest.warns(UserWarning, match="estimated from the plain background; pass --mask"):
+        U.load_user_image(tmp_path / "p.jpg")
+
+
 def test_predict_errors(tiny_model, tmp_path):
     Image.fromarray(np.full((50, 50, 3), 255, np.uint8)).save(tmp_path / "blank.png")
     with pytest.raises(ValueError, match="no object found"):
