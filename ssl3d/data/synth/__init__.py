@@ -11,8 +11,10 @@ Shape ``i`` of a run depends only on ``(seed, i)``, so runs are reproducible, ca
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -75,6 +77,30 @@ def _write_one(job: tuple[str, str, int, int]) -> str:
     return str(path)
 
 
+def _check_earlier_shapes(out: Path, category: str, count: int, seed: int) -> None:
+    """Existing files are kept (a stopped run resumes), so they must come from the same seed:
+    ``<category>_synth.json`` records it. Raises ValueError for another seed; warns of shapes
+    past ``count``, which ``ssl3d render`` would render too."""
+    record = out / f"{category}_synth.json"
+    made = [p for p in out.glob(f"{category}_*.ply") if p.stem.rsplit("_", 1)[1].isdigit()]
+    if record.is_file():
+        earlier = json.loads(record.read_text()).get("seed")
+        if earlier != seed:
+            raise ValueError(f"{out} holds {category} shapes made with seed {earlier} "
+                             f"({record.name}), and existing files are kept: pass --seed {earlier} "
+                             f"to add to them, or write to another folder")
+    elif made:
+        warnings.warn(f"{out} holds {len(made)} {category} shapes with no record of their seed; "
+                      f"they are kept as they are", stacklevel=3)
+    else:
+        record.write_text(json.dumps({"category": category, "seed": seed}) + "\n")
+    extra = [p for p in made if int(p.stem.rsplit("_", 1)[1]) >= count]
+    if extra:
+        warnings.warn(f"{out} also holds {len(extra)} {category} shapes numbered {count} or more, "
+                      f"from an earlier, larger --count; ssl3d render renders every mesh in the "
+                      f"folder", stacklevel=3)
+
+
 def synthesize(category: str, out_dir: Path | str, count: int, seed: int = 0, workers: int = 1,
                progress: bool = True) -> list[Path]:
     """Write ``count`` shapes of ``category`` to ``out_dir`` as binary PLY files.
@@ -95,6 +121,7 @@ def synthesize(category: str, out_dir: Path | str, count: int, seed: int = 0, wo
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path {str(out)!r} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    _check_earlier_shapes(out, category, count, int(seed))
     paths = [shape_path(out, category, i) for i in range(count)]
     jobs = [(category, str(out), int(seed), i) for i, p in enumerate(paths) if not p.exists()]
     bar = None
