@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.colour import colours_from_image
     from ssl3d.evaluation.evaluate import evaluate_run
     from ssl3d.evaluation.visualize import reconstruction_grid, turntable, write_viewer
+    from ssl3d.training.interrupt import TrainingInterrupted
     from ssl3d.training.trainer import train
 
     if args.count < 10:  # stage nn needs more training chairs than neighbours; evaluation val and test
@@ -156,8 +157,12 @@ def run(args: argparse.Namespace) -> int:
         how = f"fine-tuning {start_from}" if start_from and stage == "cc" else "training"
         step(f"3/5 {how}: stage {stage.upper()}, {steps} steps")
         resume = (run_dir / f"{stage}_last.pt").is_file()
-        train(demo_config(stage, steps, args.batch_size, args.device, start_from, arch), data,
-              "chair", run_dir, resume=resume)
+        try:
+            train(demo_config(stage, steps, args.batch_size, args.device, start_from, arch), data,
+                  "chair", run_dir, resume=resume)
+        except TrainingInterrupted:  # its message says --resume, which the demo does by itself
+            raise TrainingInterrupted(f"stage {stage} saved in {run_dir}: run the same ssl3d demo "
+                                      f"command again to go on from there") from None
     step("4/5 evaluating (alignment on val, Chamfer, EMD, pose) on the test split")
     evaluate_run(run_dir, data, "test", args.device, workers=2)
     results = (run_dir / "results.md").read_text()

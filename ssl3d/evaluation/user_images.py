@@ -68,10 +68,11 @@ def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0
     cleaned up. rgb: (H, W, 3). Returns (H, W) bool.
 
     The object is the largest piece left after an opening (which removes specks and one-pixel
-    bridges), grown back to every foreground pixel connected to it, so thin parts the opening
-    removed (chair legs, wing tips) stay. Holes up to ``hole_share`` of the object's area are
-    filled (object pixels near the background's colour); larger ones are background seen
-    through the object (between a chair's back rails) and stay open."""
+    bridges), with the thin pieces the opening removed that touch it and not the image's edge
+    added back: chair legs and wing tips stay, a seam or a table edge running out of the picture
+    does not. Holes up to ``hole_share`` of the object's area are filled (object pixels near the
+    background's colour); larger ones are background seen through the object (between a chair's
+    back rails) and stay open."""
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     bg = np.median(border, axis=0)
     if np.median(np.abs(border - bg).max(1)) > threshold:
@@ -85,8 +86,10 @@ def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0
         raise ValueError(f"{path}: no object found in front of the background; pass --mask")
     sizes = ndimage.sum(core, labels, range(1, n + 1))
     main = labels == (1 + int(np.argmax(sizes)))
-    pieces, _ = ndimage.label(fg, structure=np.ones((3, 3)))
-    obj = np.isin(pieces, np.unique(pieces[main]))
+    thin, _ = ndimage.label(fg & ~opened, structure=np.ones((3, 3)))
+    touching = np.unique(thin[ndimage.binary_dilation(main, structure=np.ones((3, 3)))])
+    edge = np.unique(np.concatenate([thin[0], thin[-1], thin[:, 0], thin[:, -1]]))
+    obj = main | np.isin(thin, np.setdiff1d(touching[touching > 0], edge))
     holes, k = ndimage.label(ndimage.binary_fill_holes(obj) & ~obj)
     if k:
         areas = ndimage.sum(holes > 0, holes, range(1, k + 1))

@@ -111,8 +111,10 @@ def load_failure(exc: Exception) -> str:
     if "WeightsUnpickler error:" in text:
         found = " ".join(text.split("WeightsUnpickler error:", 1)[1]
                          .split("Check the documentation", 1)[0].split(" Please ", 1)[0].split())
-        return (f"it holds more than tensors and plain values ({found or 'unsupported content'}), "
-                f"and ssl3d loads no file that could run code")
+        if not found.startswith("Unsupported global"):  # not an object it refuses: bad bytes
+            return f"damaged or not a torch file ({found or 'unreadable content'})"
+        return (f"it holds more than tensors and plain values ({found}), and ssl3d loads no "
+                f"file that could run code")
     return f"{type(exc).__name__}: {' '.join(text.split())}"
 
 

@@ -19,13 +19,14 @@ class TrainingInterrupted(KeyboardInterrupt):
 class StopRequest:
     """While active (a ``with`` block in the main thread), the first SIGINT or SIGTERM sets
     ``requested`` and prints ``message``; a second restores the handlers it replaced and then
-    acts as they would (KeyboardInterrupt for SIGINT). Elsewhere than the main thread Python
-    cannot install handlers, and it does nothing."""
+    acts as they would (KeyboardInterrupt for SIGINT). A signal the process ignores stays
+    ignored. Elsewhere than the main thread Python cannot install handlers, and it does
+    nothing."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, message: str):
-        self.message = message
+    def __init__(self, message: str | None):
+        self.message = message  # None: this process says nothing (another one of the run does)
         self.requested = False
         self.previous: dict[int, object] = {}
 
@@ -33,7 +34,10 @@ class StopRequest:
         self.requested = False
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
-                self.previous[sig] = signal.getsignal(sig)
+                previous = signal.getsignal(sig)
+                if previous == signal.SIG_IGN:  # e.g. a job started with & in a script: keep so
+                    continue
+                self.previous[sig] = previous
                 signal.signal(sig, self._handle)
         return self
 
@@ -56,4 +60,5 @@ class StopRequest:
             signal.raise_signal(signum)
             return
         self.requested = True
-        print(self.message, file=sys.stderr, flush=True)
+        if self.message:
+            print(self.message, file=sys.stderr, flush=True)

@@ -199,6 +199,8 @@ class Trainer:
                                  f"another --out, or delete those files first")
         self.out.mkdir(parents=True, exist_ok=True)
         self.main = self.rank == 0
+        if not resume and self.main:  # a fresh run: an earlier run's collapse note is not its own
+            stopped_path(self.out, cfg.stage).unlink(missing_ok=True)
         self.last_path = self.out / f"{cfg.stage}_last.pt"
         self.final_path = self.out / f"{cfg.stage}.pt"
 
@@ -222,6 +224,8 @@ class Trainer:
         self.neigh = None
         self.mined_neighbours = False
         self.warned_collapse, self.collapse_logs = False, 0
+        self.log_sums: dict[str, torch.Tensor] = {}  # the terms summed since the last log line
+        self.log_counted = 0
         ckpt = self._resume_state() if resume else None
         start = None  # the checkpoint a stage nn or --init run starts from
         if ckpt is None and (cfg.stage == "nn" or cfg.init):
@@ -297,6 +301,10 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.gen.set_state(ckpt["rng"]["batch"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        log = ckpt.get("log", {})  # absent from files written at a log step, or before it was kept
+        self.log_sums = {k: v.to(self.device) for k, v in log.get("sums", {}).items()}
+        self.log_counted = int(log.get("counted", 0))
+        self.collapse_logs = int(log.get("collapse_logs", 0))
         return ckpt
 
     def _load_optimisers(self, ckpt: dict, path: Path) -> None:
@@ -504,8 +512,6 @@ class Trainer:
         cfg = self.cfg
         writer = self._writer()
         log_file = self._open_log() if self.main else None
-        sums: dict[str, torch.Tensor] = {}
-        counted = 0
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}/{cfg.supervision}",
                    disable=not (cfg.progress and self.main), unit="step", dynamic_ncols=True)
         start, start_step = time.time(), self.step
@@ -513,9 +519,9 @@ class Trainer:
         warm = 10 if cfg.steps - start_step > 20 else None
         warm_time = end = None
         run_step = self.optimise
-        when = "this step" if self.world == 1 else "the next logged step"
+        when = "this step" if self.world == 1 else f"at most {self._agree_every()} steps"
         stop = StopRequest(f"ssl3d: interrupted: stopping after {when} to save {self.last_path}; "
-                           f"interrupt again to quit without saving").install()
+                           f"interrupt again to quit without saving" if self.main else None).install()
         try:
             while self.step < cfg.steps:
                 batch, views, neighbour = self.sample_step()
@@ -541,11 +547,11 @@ class Trainer:
                 if last:  # before the last log and checkpoint write, which are not steps
                     end = self._synchronized_time()
                 for k, v in terms.items():
-                    sums[k] = sums.get(k, 0) + v
-                counted += 1
+                    self.log_sums[k] = self.log_sums.get(k, 0) + v
+                self.log_counted += 1
                 if self.step % cfg.log_every == 0 or last:
-                    means = self._global_means(sums, counted)
-                    sums, counted = {}, 0
+                    means = self._global_means(self.log_sums, self.log_counted)
+                    self.log_sums, self.log_counted = {}, 0
                     self._check_finite(means)
                     self._log(means, writer, log_file, bar)
                     if self._warn_pose_collapse(means) and cfg.stop_on_collapse:
@@ -592,12 +598,17 @@ class Trainer:
                                                     / max(end - warm_time, 1e-9))
         return summary
 
+    def _agree_every(self) -> int:
+        """Steps between the processes' checks for a stop: often enough that torchrun, which
+        kills its workers some seconds after passing a signal on, leaves them time to save."""
+        return min(self.cfg.log_every, 10)
+
     def _stop_requested(self, stop: StopRequest) -> bool:
         """Whether to stop on a signal. Every process must stop at the same step, so with
-        several they agree at logged steps (where they exchange the means anyway)."""
+        several they agree every few steps (one small all-reduce)."""
         if self.world == 1:
             return stop.requested
-        if self.step % self.cfg.log_every:
+        if self.step % self._agree_every():
             return False
         flag = torch.tensor([float(stop.requested)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -716,6 +727,13 @@ class Trainer:
         if training_state:
             out.update(opt_recon=self.opt_r.state_dict(), opt_pose=self.opt_p.state_dict(),
                        rng={"batch": self.gen.get_state(), "torch": torch.get_rng_state()})
+            # A stop between log lines (an interrupt) keeps the sums towards the next line, so a
+            # resumed run logs what an uninterrupted one would. Each process holds its own sums
+            # and only the first one saves, so with several the next line averages fewer steps.
+            out["log"] = {"collapse_logs": self.collapse_logs}
+            if self.log_counted and self.world == 1:
+                out["log"].update(sums={k: torch.as_tensor(v).detach().cpu() for k, v in self.log_sums.items()},
+                                  counted=self.log_counted)
             if self.ema is not None:
                 out.update(ema_recon=self.ema["recon"].state_dict(), ema_pose=self.ema["pose"].state_dict())
         if self.critic is not None:  # also in the final file: stage nn goes on with it

@@ -108,16 +108,14 @@ def test_synthesize_resumes_and_parallel_matches_serial(tmp_path):
 def test_synthesize_keeps_one_seed_per_folder_and_warns_of_extra_shapes(tmp_path):
     out = tmp_path / "m"
     synthesize("chair", out, 3, seed=0, progress=False)
-    with pytest.raises(ValueError, match=r"chair shapes made with seed 0 .*pass --seed 0"):
+    with pytest.raises(ValueError, match=r"chair_00000.ply is not shape 0 of seed 1: .*another seed"):
         synthesize("chair", out, 3, seed=1, progress=False)
-    synthesize("car", out, 1, seed=1, progress=False)  # each category keeps its own record
+    synthesize("car", out, 1, seed=1, progress=False)  # each category is checked on its own
     with pytest.warns(UserWarning, match="2 chair shapes numbered 1 or more"):
         assert len(synthesize("chair", out, 1, seed=0, progress=False)) == 1
-    legacy = tmp_path / "old"  # made before the record existed
-    synthesize("chair", legacy, 1, progress=False)
-    (legacy / "chair_synth.json").unlink()
-    with pytest.warns(UserWarning, match="1 chair shapes with no record of their seed"):
-        synthesize("chair", legacy, 2, seed=5, progress=False)
+    for path in out.glob("chair_*.ply"):  # shapes deleted: a new seed is welcome
+        path.unlink()
+    synthesize("chair", out, 1, seed=1, progress=False)
 
 
 @pytest.mark.parametrize("kwargs", [{"category": "boat"}, {"count": 0}, {"count": -3},

@@ -63,6 +63,11 @@ def test_estimated_mask_keeps_thin_parts_and_the_background_seen_through():
     rgb[2:4, 70:72] = 0.4  # a speck of dirt apart from the object
     got = U.estimate_background_mask(rgb)
     np.testing.assert_array_equal(got, truth)  # legs kept, patch filled, window open, speck gone
+    rgb[44, :] = 0.4  # a one-pixel table edge behind the seat, running out of the picture
+    got = U.estimate_background_mask(rgb)
+    # the edge is not the object's (but for the pixel next to the seat the opening keeps on
+    # either side); the legs still are
+    assert not got[44, :19].any() and not got[44, 61:].any() and got[48:75, 21].all()
 
 
 def test_an_estimated_mask_is_announced(tmp_path):

@@ -28,14 +28,15 @@ def interrupt_at(monkeypatch, step: int, sig=signal.SIGINT):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_the_step_and_resume_is_exact(tiny_dataset, tmp_path, make_config,
                                                      monkeypatch, sig):
-    cfg = make_config(steps=4, checkpoint_every=4)  # no checkpoint before the end
+    # No checkpoint before the end; the stop comes between two log lines (steps 2 and 4).
+    cfg = make_config(steps=4, checkpoint_every=4, log_every=2)
     train(cfg, tiny_dataset, "chair", tmp_path / "a")
-    interrupt_at(monkeypatch, 1, sig)
-    with pytest.raises(TrainingInterrupted, match=r"stopped at step 2 of 4; .*cc_last.pt.*--resume"):
+    interrupt_at(monkeypatch, 2, sig)
+    with pytest.raises(TrainingInterrupted, match=r"stopped at step 3 of 4; .*cc_last.pt.*--resume"):
         train(cfg, tiny_dataset, "chair", tmp_path / "b")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    assert load_checkpoint(tmp_path / "b" / "cc_last.pt")["step"] == 2
+    assert load_checkpoint(tmp_path / "b" / "cc_last.pt")["step"] == 3
     assert not (tmp_path / "b" / "cc.pt").exists()
     monkeypatch.undo()
     train(cfg, tiny_dataset, "chair", tmp_path / "b", resume=True)
@@ -63,6 +64,17 @@ def test_the_command_says_how_to_go_on(tiny_dataset, tmp_path, monkeypatch, caps
     monkeypatch.undo()
     assert cli(args + ["--resume"]) == 0
     assert load_checkpoint(out / "cc.pt")["step"] == 3
+
+
+def test_an_ignored_signal_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts with &
+    try:
+        with StopRequest("never printed") as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not stop.requested
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_second_signal_quits_at_once():
@@ -115,3 +127,26 @@ def test_a_run_that_fails_its_checks_leaves_no_empty_folder(tiny_dataset, tmp_pa
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         train(make_config(init=str(tmp_path / "missing.pt")), tiny_dataset, "chair", out)
     assert not out.exists()
+
+
+def test_an_old_collapse_note_does_not_let_a_fresh_run_overwrite_an_interrupted_one(
+        tiny_dataset, tmp_path, make_config, monkeypatch):
+    from ssl3d.training.checkpoint import stopped_path
+    from ssl3d.training.trainer import PoseCollapse
+
+    out = tmp_path / "r"
+    means = Trainer._global_means  # every log reads as one azimuth: stopped at the second half's log
+    monkeypatch.setattr(Trainer, "_global_means", lambda self, sums, counted: {
+        **means(self, sums, counted), "view_distribution": 2.0})
+    cfg = make_config(batch_size=32, steps=6, stop_on_collapse=True)
+    with pytest.warns(UserWarning, match="pose collapse"), pytest.raises(PoseCollapse):
+        train(cfg, tiny_dataset, "chair", out)
+    assert stopped_path(out, "cc").is_file()
+    monkeypatch.undo()
+    interrupt_at(monkeypatch, 1)  # another seed in the same folder, interrupted
+    with pytest.raises(TrainingInterrupted):
+        train(make_config(steps=6, seed=1), tiny_dataset, "chair", out)
+    assert not stopped_path(out, "cc").exists()  # the note was the earlier run's
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="an unfinished run at step 2 of 6"):
+        train(make_config(steps=6, seed=1), tiny_dataset, "chair", out)

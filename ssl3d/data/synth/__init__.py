@@ -11,7 +11,6 @@ Shape ``i`` of a run depends only on ``(seed, i)``, so runs are reproducible, ca
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import warnings
@@ -62,14 +61,19 @@ def shape_path(out_dir: Path | str, category: str, index: int) -> Path:
     return Path(out_dir) / f"{category}_{index:05d}.ply"
 
 
+def shape_bytes(category: str, seed: int, index: int) -> bytes:
+    """Shape ``index`` of ``seed`` as the binary PLY file synthesize writes (it keeps the face
+    colours)."""
+    return generate(category, shape_rng(seed, index)).export(file_type="ply", encoding="binary")
+
+
 def _write_one(job: tuple[str, str, int, int]) -> str:
     """Generate and save one shape unless its file exists. job = (category, out_dir, seed, i)."""
     category, out_dir, seed, index = job
     path = shape_path(out_dir, category, index)
     if path.exists():
         return str(path)
-    mesh = generate(category, shape_rng(seed, index))
-    data = mesh.export(file_type="ply", encoding="binary")  # binary PLY keeps face colours
+    data = shape_bytes(category, seed, index)
     # Write-then-rename so an interrupted run never leaves a truncated file to be "resumed".
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -78,23 +82,20 @@ def _write_one(job: tuple[str, str, int, int]) -> str:
 
 
 def _check_earlier_shapes(out: Path, category: str, count: int, seed: int) -> None:
-    """Existing files are kept (a stopped run resumes), so they must come from the same seed:
-    ``<category>_synth.json`` records it. Raises ValueError for another seed; warns of shapes
+    """Existing files are kept (a stopped run resumes), so they must be this seed's shapes: the
+    first is made again and compared byte for byte (ValueError if it differs). Warns of shapes
     past ``count``, which ``ssl3d render`` would render too."""
-    record = out / f"{category}_synth.json"
-    made = [p for p in out.glob(f"{category}_*.ply") if p.stem.rsplit("_", 1)[1].isdigit()]
-    if record.is_file():
-        earlier = json.loads(record.read_text()).get("seed")
-        if earlier != seed:
-            raise ValueError(f"{out} holds {category} shapes made with seed {earlier} "
-                             f"({record.name}), and existing files are kept: pass --seed {earlier} "
-                             f"to add to them, or write to another folder")
-    elif made:
-        warnings.warn(f"{out} holds {len(made)} {category} shapes with no record of their seed; "
-                      f"they are kept as they are", stacklevel=3)
-    else:
-        record.write_text(json.dumps({"category": category, "seed": seed}) + "\n")
-    extra = [p for p in made if int(p.stem.rsplit("_", 1)[1]) >= count]
+    made = {int(p.stem.rsplit("_", 1)[1]): p for p in out.glob(f"{category}_*.ply")
+            if p.stem.rsplit("_", 1)[1].isdigit()}
+    if not made:
+        return
+    first = min(made)
+    if made[first].read_bytes() != shape_bytes(category, seed, first):
+        raise ValueError(f"{made[first]} is not shape {first} of seed {seed}: {out} holds {category} "
+                         f"shapes made with another seed (or another ssl3d version), and existing "
+                         f"files are kept; pass the seed they were made with, or write to another "
+                         f"folder")
+    extra = sorted(i for i in made if i >= count)
     if extra:
         warnings.warn(f"{out} also holds {len(extra)} {category} shapes numbered {count} or more, "
                       f"from an earlier, larger --count; ssl3d render renders every mesh in the "
