@@ -125,7 +125,7 @@ def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
     assert entry["label_free"]["val_affinity_fwd"] >= 0
 
 
-def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch):
+def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch, capsys):
     from ssl3d.data.dataset import load_split, resolve_paths
     from ssl3d.evaluation import evaluate as E
     from tests.conftest import write_tiny_dataset
@@ -135,7 +135,8 @@ def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch):
 
     test = load_split(tiny_dataset, "chair", "test", 32, progress=False)
     first = E.mean_shape_baseline(tiny_dataset, "chair", test.clouds, torch.device("cpu"),
-                                  workers=1, progress=False)
+                                  workers=1, progress=True)
+    assert "fitting the mean-shape baseline" in capsys.readouterr().err  # the slow part says so
     cached = list(resolve_paths(tiny_dataset, "chair").cache_dir.glob("mean_shape_chair_*.npz"))
     assert len(cached) == 1
 
