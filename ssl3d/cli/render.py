@@ -24,7 +24,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", type=int, default=10, help="views per model (default 10)")
     parser.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for views, clouds and splits")
+    parser.add_argument("--seed", type=int, default=0, help="seed for views, clouds and splits (default 0)")
     parser.add_argument("--supersample", type=int, default=DEFAULT_SUPERSAMPLE,
                         help="rays per pixel side for anti-aliasing "
                              f"(default {DEFAULT_SUPERSAMPLE})")
