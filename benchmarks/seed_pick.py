@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pose_vs_chamfer import RESULTS, nn_row  # noqa: E402
@@ -53,17 +54,6 @@ def plain_runs(category: str, n: int, pattern: re.Pattern = PLAIN,
     return runs
 
 
-def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho of two (N,) arrays: +1 when y orders the N items as x does (ties averaged)."""
-    def ranks(v):
-        r = np.empty(len(v))
-        r[np.argsort(v, kind="stable")] = np.arange(len(v))
-        for u in np.unique(v):  # ties share their mean rank
-            r[v == u] = r[v == u].mean()
-        return r
-    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--category", default="chair")
@@ -90,7 +80,7 @@ def main() -> None:
             continue
         print(f"{len(cd)} {recipe}{label} {a.category} runs on {a.n} test models: one run's mean "
               f"Chamfer {cd.mean():.2f} (median {np.median(cd):.2f}); rank correlation of IoU "
-              f"with -Chamfer {rank_correlation(iou, -cd):+.2f}")
+              f"with -Chamfer {spearmanr(iou, -cd)[0]:+.2f}")
         for k in a.k:
             if k > len(cd):
                 continue

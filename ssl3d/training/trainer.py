@@ -732,7 +732,7 @@ class Trainer:
             # and only the first one saves, so with several the next line averages fewer steps.
             out["log"] = {"collapse_logs": self.collapse_logs}
             if self.log_counted and self.world == 1:
-                out["log"].update(sums={k: torch.as_tensor(v).detach().cpu() for k, v in self.log_sums.items()},
+                out["log"].update(sums={k: v.detach().cpu() for k, v in self.log_sums.items()},
                                   counted=self.log_counted)
             if self.ema is not None:
                 out.update(ema_recon=self.ema["recon"].state_dict(), ema_pose=self.ema["pose"].state_dict())
