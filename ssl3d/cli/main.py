@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssl3d {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: training says where its state is, others stop
-        print(f"ssl3d {args.verb}: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # under torchrun, once (by the first process)
+            print(f"ssl3d {args.verb}: interrupted{f': {exc}' if str(exc) else ''}",
+                  file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = python_format  # for callers that run main() in their process

@@ -13,7 +13,12 @@ import threading
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on a signal, its state saved (the message says where)."""
+    """Training stopped on a signal, its state saved (the message says where). ``quiet``: a
+    process of a multi-process run other than the first, which leaves the telling to that one."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
 
 
 class StopRequest:

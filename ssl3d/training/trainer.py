@@ -519,7 +519,8 @@ class Trainer:
         warm = 10 if cfg.steps - start_step > 20 else None
         warm_time = end = None
         run_step = self.optimise
-        when = "this step" if self.world == 1 else f"at most {self._agree_every()} steps"
+        when = ("this step" if self.world == 1 or self._agree_every() == 1
+                else f"at most {self._agree_every()} steps")
         stop = StopRequest(f"ssl3d: interrupted: stopping after {when} to save {self.last_path}; "
                            f"interrupt again to quit without saving" if self.main else None).install()
         try:
@@ -574,7 +575,8 @@ class Trainer:
                         self.save(self.last_path, training_state=True)
                     raise TrainingInterrupted(
                         f"{self.out}: stopped at step {self.step} of {cfg.steps}; its state is in "
-                        f"{self.last_path.name}: continue with --resume (the same command and flags)")
+                        f"{self.last_path.name}: continue with --resume (the same command and flags)",
+                        quiet=not self.main)
         finally:
             stop.restore()
             bar.close()

@@ -75,6 +75,52 @@ def test_ddp_two_processes(tiny_dataset, tmp_path):
         assert abs(first[0][term] - first[1][term]) <= 1e-4 * abs(first[1][term]), term
 
 
+def _interrupt_worker(rank, world, port, data, out, result_dir):
+    """Rank 1 alone gets a SIGINT during step 2; every process must stop at the same step."""
+    import json
+    import signal
+
+    from ssl3d.training.interrupt import TrainingInterrupted
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    sample = Trainer.sample_step
+
+    def sample_then_signal(self):
+        if rank == 1 and self.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return sample(self)
+
+    Trainer.sample_step = sample_then_signal
+    t = Trainer(tiny_config(steps=8, batch_size=4, log_every=2, checkpoint_every=8), data, "chair", out)
+    try:
+        t.train()
+        result = {"stopped": False}
+    except TrainingInterrupted as exc:
+        result = {"stopped": True, "quiet": exc.quiet, "message": str(exc)}
+    result["step"] = t.step
+    with open(os.path.join(result_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(result, f)
+    dist.barrier()
+    dist.destroy_process_group()
+    os._exit(0)
+
+
+def test_a_signal_to_one_process_stops_all_at_the_same_step(tiny_dataset, tmp_path):
+    import json
+
+    mp.spawn(_interrupt_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path / "run"),
+                                      str(tmp_path)), nprocs=2, join=True)
+    r = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    # Rank 1 asked to stop after step 2; the processes agree every log_every = 2 steps.
+    assert [x["stopped"] for x in r] == [True, True] and [x["step"] for x in r] == [2, 2]
+    assert [x["quiet"] for x in r] == [False, True]  # the command tells the user once
+    assert "stopped at step 2 of 8" in r[0]["message"]
+    assert load_checkpoint(tmp_path / "run" / "cc_last.pt")["step"] == 2
+    assert not (tmp_path / "run" / "cc.pt").exists()
+
+
 def _graph_worker(rank, world, port, data, out, result_dir):
     """Eager DDP, then the captured step (gradients averaged inside the graph), 4 steps each."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),

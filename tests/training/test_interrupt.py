@@ -66,6 +66,20 @@ def test_the_command_says_how_to_go_on(tiny_dataset, tmp_path, monkeypatch, caps
     assert load_checkpoint(out / "cc.pt")["step"] == 3
 
 
+def test_only_the_first_process_of_a_run_tells_the_user(monkeypatch, capsys):
+    import ssl3d.cli.train
+
+    def stopped(quiet):
+        def run(args):
+            raise TrainingInterrupted("stopped at step 2 of 3", quiet=quiet)
+        return run
+
+    for quiet, said in ((False, "ssl3d train: interrupted: stopped at step 2 of 3\n"), (True, "")):
+        monkeypatch.setattr(ssl3d.cli.train, "run", stopped(quiet))
+        assert cli(["train", "data", "--category", "chair", "--out", "r"]) == 130
+        assert capsys.readouterr().err == said
+
+
 def test_an_ignored_signal_stays_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts with &
     try:
