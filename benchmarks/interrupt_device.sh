@@ -2,10 +2,14 @@
 # a signal to torchrun (2 GPUs, NCCL) and to a one-GPU --cuda-graph run, each mid-way, then
 # --resume to the end. Prints what a user sees and whether the state was kept.
 #   bash benchmarks/interrupt_device.sh [GPU_A,GPU_B]   (default 0,1; writes $OUT/interrupt.txt)
-# DEVICE=cpu STEPS=40 AT=20 tries the script itself on a CPU (gloo; no CUDA graph).
+# DEVICE=cpu STEPS=40 AT=20 tries the script itself on a CPU (gloo; no CUDA graph); PARTS picks
+# among "ddp graph tests" (default all three).
 # torchrun starts its workers in a session of their own, so a terminal's Ctrl-C reaches only
 # torchrun, which passes the signal on once and kills what is left 30 s later.
 set -uo pipefail
+set -m  # job control: a script's background job otherwise starts with SIGINT ignored (session 37
+        # lost its one-GPU check so), which training rightly leaves ignored
+parts=${PARTS:-ddp graph tests}
 [ "${DEVICE:-cuda}" = cpu ] || . benchmarks/device_setup.sh || exit 1  # the CPU try runs in a venv
 gpus=${1:-0,1}
 out=${OUT:-/tmp/out}; mkdir -p "$out"; report=$out/interrupt.txt
@@ -61,20 +65,25 @@ EOF
 mkdir -p "$runs"
 echo "GPUs $gpus; torch $(python3 -c 'import torch; print(torch.__version__)')" > "$report"
 for sig in INT TERM; do
+  [[ " $parts " == *" ddp "* ]] || break
   name=ddp-$sig
   cmd=(env CUDA_VISIBLE_DEVICES=$gpus torchrun --standalone --nproc_per_node=2 -m ssl3d train
        "$data" --out "$runs/$name" --device "$dev" "${flags[@]}")
   interrupt "$name" "$sig" "$at" "${cmd[@]}"
   resumed "$name" "${cmd[@]}"
 done
+if [[ " $parts " == *" graph "* ]]; then
 name=graph-INT
 cmd=(env CUDA_VISIBLE_DEVICES=${gpus%%,*} python3 -m ssl3d train "$data" --out "$runs/$name"
      --device "$dev" "${graph[@]}" "${flags[@]}")
 interrupt "$name" INT "$at" "${cmd[@]}"
 resumed "$name" "${cmd[@]}"
+fi
 
 # The DDP tests on these two GPUs (NCCL's captured step; the gloo ones, the signal's among them).
-env CUDA_VISIBLE_DEVICES=$gpus timeout 240 python3 -m pytest -q tests/training/test_ddp.py \
-  > "$out/interrupt_ddp_tests.txt" 2>&1
-echo "tests/training/test_ddp.py on GPUs $gpus: $(tail -n 1 "$out/interrupt_ddp_tests.txt")" >> "$report"
+if [[ " $parts " == *" tests "* ]]; then
+  env CUDA_VISIBLE_DEVICES=$gpus timeout 240 python3 -m pytest -q tests/training/test_ddp.py \
+    > "$out/interrupt_ddp_tests.txt" 2>&1
+  echo "tests/training/test_ddp.py on GPUs $gpus: $(tail -n 1 "$out/interrupt_ddp_tests.txt")" >> "$report"
+fi
 cat "$report"
