@@ -7,8 +7,6 @@
 # torchrun starts its workers in a session of their own, so a terminal's Ctrl-C reaches only
 # torchrun, which passes the signal on once and kills what is left 30 s later.
 set -uo pipefail
-set -m  # job control: a script's background job otherwise starts with SIGINT ignored (session 37
-        # lost its one-GPU check so), which training rightly leaves ignored
 parts=${PARTS:-ddp graph tests}
 [ "${DEVICE:-cuda}" = cpu ] || . benchmarks/device_setup.sh || exit 1  # the CPU try runs in a venv
 gpus=${1:-0,1}
@@ -25,7 +23,10 @@ flags=(--category chair --preset ssl3d --steps "$steps" --log-every "$every" --b
 interrupt() {
   local name=$1 sig=$2 at=$3; shift 3
   local t0=$SECONDS
-  "$@" > "$runs/$name.out" 2>&1 &
+  # Started with SIGINT's default action: a job a script starts in the background inherits it
+  # ignored (bash cannot undo that), and training rightly leaves an ignored signal ignored.
+  python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@" > "$runs/$name.out" 2>&1 &
   local pid=$!
   until grep -q "^step $at " "$runs/$name/train_cc.log" 2>/dev/null; do
     kill -0 $pid 2>/dev/null || break; sleep 0.5
