@@ -24,7 +24,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
                         help="models with several pose hypotheses: pick one with the selector "
                              "from the image alone (net, default) or by how well its projection "
-                             "explains the image and its mask (mask)")
+                             "explains the image and its mask (mask; with --refine, the "
+                             "unrefined cloud's projection)")
     parser.add_argument("--tag", default="",
                         help="prefix of the metrics.json key and predictions file, for scoring "
                              "another data set (e.g. --data REAL --tag real -> real_test)")

@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     python_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(importlib.import_module(f"ssl3d.cli.{args.verb}").run(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        # Users get one clear line naming the problem, not a traceback.
+    except (OSError, ValueError, RuntimeError) as exc:
+        # Users get one clear line naming the problem, not a traceback (OSError: a missing file,
+        # an output path that runs into a file, a full disk, no permission).
         print(f"ssl3d {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: training says where its state is, others stop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 
@@ -19,7 +20,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-select", default="net", choices=["net", "mask"],
                         help="models with several pose hypotheses: the selector's choice from "
                              "the image alone (net, default, as evaluate) or the hypothesis whose "
-                             "projection best explains the image and its mask (mask)")
+                             "projection best explains the image and its mask (mask; with "
+                             "--refine, the unrefined cloud's projection)")
+    parser.add_argument("--framing", default="auto", choices=["auto", "keep", "crop"],
+                        help="keep: use the image as framed (padded to a square); crop: a square "
+                             "around the object, its longest side 78%% of it; auto (default): "
+                             "keep an image framed as the training renderings are (square, the "
+                             "object 50-95%% of it and near its centre), crop any other")
     parser.add_argument("--colour-from-image", action="store_true",
                         help="colour the points the input image shows from the image (at the "
                              "predicted viewpoint) and every other point like its nearest shown "
@@ -48,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     paths = collect_images(args.inputs)
     if args.mask and len(paths) != 1:
         raise ValueError("--mask applies to a single input image")
+    by_stem: dict[str, Path] = {}
+    for path in paths:  # the outputs are named after the input's stem
+        if path.stem in by_stem:
+            raise ValueError(f"{by_stem[path.stem]} and {path} would both write {path.stem}.ply; "
+                             f"rename one, or predict them into different --out folders")
+        by_stem[path.stem] = path
     if args.refine < 0:
         raise ValueError(f"--refine must be 0 or more steps, got {args.refine}")
     out = Path(args.out)
@@ -62,11 +75,20 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create --out {out}: {exc}") from exc
+    failed = []
     for path in paths:
-        image, mask = load_user_image(path, args.mask, cfg.image_size)
+        try:
+            image, mask = load_user_image(path, args.mask, cfg.image_size, framing=args.framing)
+        except (OSError, ValueError) as exc:
+            if len(paths) == 1:
+                raise
+            print(f"ssl3d predict: skipped: {exc}", file=sys.stderr)  # the others still run
+            failed.append(path)
+            continue
         x, m = image[None].to(dev), mask[None].to(dev)
         if args.refine > 0:
-            xyz, rgb, vp = refine(recon, pose, x, m, cfg, RefineConfig(steps=args.refine))
+            xyz, rgb, vp = refine(recon, pose, x, m, cfg, RefineConfig(steps=args.refine),
+                                  pose_select=args.pose_select)
         else:
             xyz, rgb, vp = predict(recon, pose, x,
                                    masks=m if args.pose_select == "mask" else None, cfg=cfg)
@@ -80,5 +102,8 @@ def run(args: argparse.Namespace) -> int:
              ["input", "input view", "view 2", "view 3"]).save(preview)
         np.save(out / f"{path.stem}_viewpoint.npy", vp)
         print(f"{path}: azimuth {math.degrees(vp[0]):.1f} deg, elevation {math.degrees(vp[1]):.1f} deg"
-              f" -> {ply}, {preview}")
+              f" (in the model's own frame) -> {ply}, {preview}")
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(paths)} images could not be read: "
+                         f"{', '.join(str(p) for p in failed)} (reasons above)")
     return 0

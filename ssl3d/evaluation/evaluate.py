@@ -194,7 +194,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         if refine_steps > 0:
             from ssl3d.evaluation.refine import refine_batch
             xyz, rgb, vps = refine_batch(recon, pose, cfg, views, refine_steps, dev,
-                                         progress=progress)
+                                         progress=progress, pose_select=pose_select)
         else:
             masks = views.masks if pose_select == "mask" else None
             xyz, rgb, vps = predict(recon, pose, views.images, masks=masks, cfg=cfg)

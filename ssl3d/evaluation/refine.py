@@ -19,7 +19,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from ssl3d.ops import chamfer_distance, project_cloud
-from ssl3d.training.losses import silhouette_losses
+from ssl3d.training.losses import select_by_reprojection, silhouette_losses
 
 
 @dataclass
@@ -37,22 +37,31 @@ class RefineConfig:
 
 
 def refine(recon, pose, images: torch.Tensor, masks: torch.Tensor, train_cfg,
-           cfg: RefineConfig = RefineConfig(), progress: bool = False):
+           cfg: RefineConfig = RefineConfig(), progress: bool = False, pose_select: str = "net"):
     """Fine-tune one copy of ``recon`` per image.
 
     images: (B, 3, S, S); masks: (B, S, S). Returns refined xyz (B, N, 3), rgb (B, N, 3) and the
-    (unchanged) predicted viewpoints (B, 2).
+    (unchanged) predicted viewpoints (B, 2): the selector's (``pose_select`` "net") or, for a
+    pose net of several hypotheses, the one whose projection of the unrefined cloud best
+    explains image and mask ("mask", as ``evaluate.predict`` with masks).
     """
     if images.shape[0] != masks.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {masks.shape[0]} masks")
     if masks.flatten(1).amax(1).min() < 0.5:
         raise ValueError("a mask has no foreground pixel (>= 0.5): nothing to refine against")
+    if pose_select not in ("net", "mask"):
+        raise ValueError(f"pose_select must be 'net' or 'mask', got {pose_select!r}")
     recon.eval()
     pose.eval()
     b, s = images.shape[0], images.shape[-1]
     with torch.no_grad():
-        views = pose(images).float()
-        init_xyz, _ = recon(images)
+        init_xyz, init_rgb = recon(images)
+        if pose_select == "mask" and pose.cfg.pose_hypotheses > 1:
+            hyp, _ = pose(images, all_hypotheses=True)
+            views = select_by_reprojection(init_xyz.float(), init_rgb.float(), hyp.float(), images,
+                                           masks, train_cfg)
+        else:
+            views = pose(images).float()
     params = {k: v.detach().unsqueeze(0).repeat(b, *[1] * v.ndim).requires_grad_(True)
               for k, v in recon.named_parameters()}
     buffers = {k: v.unsqueeze(0).expand(b, *v.shape) for k, v in recon.named_buffers()}
@@ -84,7 +93,7 @@ def refine(recon, pose, images: torch.Tensor, masks: torch.Tensor, train_cfg,
 
 
 def refine_batch(recon, pose, train_cfg, views, steps: int, device, progress: bool = True,
-                 cfg: RefineConfig | None = None):
+                 cfg: RefineConfig | None = None, pose_select: str = "net"):
     """Refine every image of a :class:`~ssl3d.data.dataset.ViewSet` in chunks, with the networks
     already loaded on ``device``. Returns xyz, rgb, viewpoints on the CPU."""
     base = cfg or RefineConfig()
@@ -93,5 +102,6 @@ def refine_batch(recon, pose, train_cfg, views, steps: int, device, progress: bo
     for i in tqdm(range(0, len(views), cfg.chunk), desc="refining", disable=not progress):
         sl = slice(i, i + cfg.chunk)
         out.append([t.cpu() for t in refine(recon, pose, views.images[sl].to(device),
-                                            views.masks[sl].to(device), train_cfg, cfg)])
+                                            views.masks[sl].to(device), train_cfg, cfg,
+                                            pose_select=pose_select)])
     return tuple(torch.cat(parts) for parts in zip(*out))

@@ -156,6 +156,92 @@ def test_user_image_crop(tmp_path):
     assert bool((img <= mask + 1e-6).all())  # premultiplied: black background
 
 
+def test_an_image_framed_as_the_renderings_is_kept_and_others_are_cropped(tmp_path):
+    def square(size, box, name):
+        rgba = np.zeros((size, size, 4), np.uint8)
+        y0, y1, x0, x1 = box
+        rgba[y0:y1, x0:x1] = (255, 255, 255, 255)
+        Image.fromarray(rgba, "RGBA").save(tmp_path / name)
+        return rgba[..., 3] / 255.0
+
+    # 64 px, the object 40 px (62%) tall and a little off centre, as a rendering: kept as it is
+    framed = square(64, (14, 54, 20, 41), "framed.png")
+    assert U.framed_like_renderings(framed)
+    _, mask = U.load_user_image(tmp_path / "framed.png", image_size=64)
+    np.testing.assert_allclose(mask.numpy(), framed, atol=1e-6)
+    # a small object in a corner, or one touching an edge: cropped, its longest side 78%
+    for name, box in (("small.png", (5, 20, 5, 15)), ("edge.png", (0, 50, 10, 40))):
+        assert not U.framed_like_renderings(square(64, box, name) )
+        _, mask = U.load_user_image(tmp_path / name, image_size=64)
+        ys, xs = np.nonzero(mask.numpy() > 0.5)
+        assert abs(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 - 0.78 * 64) <= 2, name
+    # --framing keep / crop override the choice
+    _, kept = U.load_user_image(tmp_path / "small.png", image_size=64, framing="keep")
+    assert kept.numpy()[5:20, 5:15].min() > 0.99 and kept.numpy()[30:].max() == 0
+    _, cropped = U.load_user_image(tmp_path / "framed.png", image_size=64, framing="crop")
+    assert not np.allclose(cropped.numpy(), framed)
+    with pytest.raises(ValueError, match="framing must be one of"):
+        U.load_user_image(tmp_path / "framed.png", framing="fit")
+
+
+def test_masks_phone_photos_and_inverted_masks(tmp_path):
+    # a photo stored sideways with its EXIF orientation (6: turn 90 deg clockwise to show) reads
+    # upright, so a mask drawn on the shown photo fits it
+    stored = np.zeros((40, 60, 3), np.uint8)  # 60 wide as stored, 40 wide as shown
+    stored[5:15, 10:50] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif)
+    assert U.read_rgba(tmp_path / "phone.jpg").shape == (60, 40, 4)
+    # a 0/1 mask (1 as the foreground, in 8 bits) is read as a mask, not as an empty one
+    Image.fromarray(photo()).save(tmp_path / "p.jpg")
+    ones = np.zeros((90, 120), np.uint8)
+    ones[20:70, 30:80] = 1
+    Image.fromarray(ones).save(tmp_path / "ones.png")
+    _, mask = U.load_user_image(tmp_path / "p.jpg", tmp_path / "ones.png")
+    assert mask.max() > 0.99
+    # an inverted mask (background white) touches every edge: a warning says so
+    Image.fromarray(255 - 255 * ones).save(tmp_path / "inverted.png")
+    with pytest.warns(UserWarning, match="inverted.png: the silhouette touches all four edges"):
+        U.load_user_image(tmp_path / "p.jpg", tmp_path / "inverted.png")
+
+
+def test_predict_refuses_clashing_names_and_goes_past_an_unreadable_image(tiny_model, tmp_path,
+                                                                          capsys):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(photo()).save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    assert cli(["predict", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"),
+                "--model", str(tiny_model), "--out", str(out)]) == 2
+    assert "would both write x.ply" in capsys.readouterr().err and not out.exists()
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        Image.fromarray(photo()).save(folder / name)
+    (folder / "b.png").write_text("not an image")
+    assert cli(["predict", str(folder), "--model", str(tiny_model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "skipped: cannot read image" in err and "1 of 3 images could not be read" in err
+    assert (out / "a.ply").is_file() and (out / "c.ply").is_file() and not (out / "b.ply").exists()
+
+
+def test_refine_starts_from_the_mask_selected_view(tiny_dataset, tmp_path):
+    from ssl3d.data.dataset import load_split
+    from ssl3d.evaluation.evaluate import predict
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=1, pose_hypotheses=4)
+    train(cfg, tiny_dataset, "chair", tmp_path / "m")
+    recon, pose, cfg = load_models(tmp_path / "m" / "cc.pt", torch.device("cpu"))
+    views = load_split(tiny_dataset, "chair", "test", cfg.image_size, progress=False)
+    x, m = views.images[:3], views.masks[:3]
+    for select in ("net", "mask"):
+        expected = predict(recon, pose, x, masks=m if select == "mask" else None, cfg=cfg)[2]
+        got = R.refine(recon, pose, x, m, cfg, R.RefineConfig(steps=1), pose_select=select)[2]
+        torch.testing.assert_close(got, expected)
+
+
 def test_refine_lowers_the_silhouette_loss(tiny_model, tiny_dataset):
     from ssl3d.data.dataset import load_split
     from ssl3d.ops.bce import bce_released
