@@ -33,6 +33,19 @@ def test_demo_tiny(tmp_path, scratch):
     assert cli(["demo", "--out", str(out), *flags]) == 0
 
 
+def test_a_demo_with_other_settings_is_refused_where_one_was_made(tmp_path, capsys):
+    from ssl3d.cli.demo import check_settings
+
+    out = tmp_path / "demo"
+    settings = {"count": 12, "cc_steps": 2, "nn_steps": 2, "batch_size": 2, "from_scratch": False}
+    check_settings(out, settings)  # a fresh folder: recorded
+    check_settings(out, settings)  # the same demo again (resumed): fine
+    assert cli(["demo", "--out", str(out), "--count", "12", "--cc-steps", "2", "--nn-steps", "2",
+                "--batch-size", "2", "--from-scratch"]) == 2
+    assert "holds a demo made with other settings (from_scratch False -> True)" in \
+        capsys.readouterr().err
+
+
 def test_demo_refuses_too_few_chairs_before_any_work(tmp_path, capsys):
     assert cli(["demo", "--out", str(tmp_path / "d"), "--count", "9"]) == 2
     assert "--count must be at least 10" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import re
 import shutil
 import time
@@ -123,6 +124,22 @@ branch learns only the colours of the points each training image shows.</p><img 
     return path
 
 
+def check_settings(out: Path, settings: dict) -> None:
+    """A demo folder keeps what it has made (an interrupted demo goes on where it stopped), so
+    its settings are recorded at the start, and a demo with other settings is refused: it would
+    report the earlier models as its own."""
+    path = out / "demo_settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        changed = [f"{k} {before.get(k)} -> {v}" for k, v in settings.items() if before.get(k) != v]
+        if changed:
+            raise ValueError(f"{out} holds a demo made with other settings ({'; '.join(changed)}); "
+                             f"give another --out, or delete the folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)  # (a folder of an earlier version has no record)
+    path.write_text(json.dumps(settings, indent=1) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -143,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     out = Path(args.out).resolve()
     data, run_dir = out / "data", out / "run"
+    check_settings(out, {"count": args.count, "cc_steps": args.cc_steps, "nn_steps": args.nn_steps,
+                         "batch_size": args.batch_size, "from_scratch": args.from_scratch})
     step = lambda msg: print(f"[{time.time() - start:6.0f} s] {msg}", flush=True)  # noqa: E731
     step(f"1/5 synthesising {args.count} chairs")
     synthesize("chair", out / "meshes", args.count, seed=DEMO_SEED, workers=2)

@@ -28,7 +28,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "unrefined cloud's projection)")
     parser.add_argument("--tag", default="",
                         help="prefix of the metrics.json key and predictions file, for scoring "
-                             "another data set (e.g. --data REAL --tag real -> real_test)")
+                             "another data set (e.g. --data REAL --tag real -> real_test; "
+                             "default: none on the training data, else the --data folder's name)")
     parser.add_argument("--rotation-from", default="", metavar="KEY",
                         help="reuse the global rotation stored under this metrics.json key (e.g. "
                              "test) instead of fitting one on DATA_DIR's validation split")

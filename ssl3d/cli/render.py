@@ -32,7 +32,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="keep mesh coordinates as they are (default: centre the bounding box "
                              "and scale its diagonal to 1)")
     parser.add_argument("--up-axis", choices=("y", "z"), default="y",
-                        help="up axis of the input meshes; z-up meshes are rotated to y-up")
+                        help="up axis of the input meshes; z-up meshes are rotated to y-up "
+                             "(default: %(default)s)")
     add_quiet_option(parser)
 
 
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     c = report["counts"]
     reasons: dict[str, int] = {}
     for entry in report["skipped"]:
-        key = "already rendered" if entry["reason"] == "already rendered" else "unusable mesh"
+        key = ("already rendered" if entry["reason"] == "already rendered" else "duplicate model id"
+               if entry["reason"].startswith("duplicate model id") else "unusable mesh")
         reasons[key] = reasons.get(key, 0) + 1
     detail = ", ".join(f"{n} {k}" for k, n in sorted(reasons.items()))
     print(f"ssl3d render: {c['rendered']} rendered, {c['skipped']} skipped"

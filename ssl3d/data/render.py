@@ -382,6 +382,28 @@ def _check_settings(category, views, image_size, supersample, workers, split_fra
         raise ValueError(f"split_fractions must be 3 non-negative numbers summing to 1, got {fr}")
 
 
+# Settings a finished model's files do not show (its view count and image size they do): a
+# model made with other ones would be kept as if it were this run's.
+_UNSEEN_SETTINGS = ("seed", "normalize", "up_axis", "supersample")
+
+
+def _check_earlier_settings(category_dir: Path, settings: dict) -> None:
+    """Refuse to add to a category folder rendered with other unseen settings (its report says)."""
+    report = category_dir / REPORT_NAME
+    if not report.is_file():
+        return
+    try:
+        before = json.loads(report.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        return  # an unreadable report is rewritten at the end
+    changed = [f"{k} {before[k]} -> {settings[k]}"
+               for k in _UNSEEN_SETTINGS if k in before and before[k] != settings[k]]
+    if changed:
+        raise ValueError(f"{category_dir} was rendered with other settings ({'; '.join(changed)}), "
+                         f"which its finished models would keep; render into another folder, or "
+                         f"delete {category_dir}")
+
+
 def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, category: str,
                    views: int = 10, image_size: int = 64,
                    supersample: int = DEFAULT_SUPERSAMPLE, workers: int = 1, seed: int = 0,
@@ -409,6 +431,7 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
 
     settings = {"views": views, "image_size": image_size, "supersample": supersample,
                 "seed": seed, "normalize": normalize, "up_axis": up_axis}
+    _check_earlier_settings(category_dir, settings)
     skipped: list[dict] = []
     rendered: list[dict] = []
     failed: list[dict] = []
@@ -419,6 +442,8 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
         if model_id in seen:
             reason = f"duplicate model id (already taken by {seen[model_id]})"
             skipped.append({**entry, "reason": reason})
+            warnings.warn(f"skipped {path}: {reason}; rename one of them to keep both",
+                          RuntimeWarning, stacklevel=2)
             continue
         seen[model_id] = str(path)
         model_dir = category_dir / model_id

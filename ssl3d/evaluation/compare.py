@@ -13,6 +13,7 @@ are compared only when those agree.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,11 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
                                 f"`ssl3d evaluate {run}` first")
     entry = json.loads(metrics_path.read_text()).get(cfg["category"], {}).get(key)
     if entry is None:
+        refine = re.search(r"_refine(\d+)", key)  # a key evaluate wrote with these flags
+        flags = (f" --refine {refine.group(1)}" if refine else "") + \
+            (" --pose-select mask" if key.endswith("_maskpose") else "")
         raise ValueError(f"{run}: {metrics_path} has no entry {cfg['category']}/{key}; run "
-                         f"`ssl3d evaluate {run}` first")
+                         f"`ssl3d evaluate {run}{flags}` first")
     if not scored_this_checkpoint(entry, ckpt_path, ckpt["step"]):
         raise ValueError(f"{run}: the {key} entry of {metrics_path} scored {entry['checkpoint']} at "
                          f"step {entry['steps']}, not {ckpt_path} at step {ckpt['step']}; evaluate "
@@ -98,6 +102,12 @@ def compare_runs(runs: list[str | Path], key: str = "test") -> tuple[list[RunSco
     scored on."""
     if len(runs) < 2:
         raise ValueError(f"compare needs at least two runs, got {len(runs)}")
+    checkpoints: dict[Path, str | Path] = {}
+    for run in runs:
+        ckpt = find_checkpoint(run).resolve()
+        if ckpt in checkpoints:
+            raise ValueError(f"{checkpoints[ckpt]} and {run} are the same run ({ckpt})")
+        checkpoints[ckpt] = run
     scored = [run_score(r, key) for r in runs]
     first_run, (_, first_cfg, first_data) = runs[0], scored[0]
     for run, (_, cfg, data) in zip(runs[1:], scored[1:]):

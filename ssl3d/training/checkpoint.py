@@ -223,7 +223,10 @@ def find_checkpoint(run: str | os.PathLike) -> Path:
     for name in ("nn.pt", "cc.pt"):
         if (run / name).is_file():
             return run / name
-    raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt; train first)")
+    unfinished = sorted(q.name for q in run.glob("*_last.pt"))
+    hint = (f"; it holds {', '.join(unfinished)}, an unfinished run: train it on with --resume"
+            if unfinished else "; train first")
+    raise FileNotFoundError(f"no checkpoint in {run} (expected nn.pt or cc.pt{hint})")
 
 
 def stopped_path(run_dir: str | os.PathLike, stage: str) -> Path:

@@ -369,6 +369,27 @@ def test_resume_skips_finished_and_redoes_interrupted(tmp_path):
     assert all(again[k][0] == first[k][0] for k in first)
 
 
+def test_other_unseen_settings_are_refused_and_duplicates_announced(tmp_path, capsys):
+    from ssl3d.cli.main import main as cli
+    meshes = _write_models(tmp_path / "m")
+    data = tmp_path / "d"
+    render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
+    # the finished models would be kept as if made with these settings
+    for kwargs, says in (({"seed": 6}, "seed 5 -> 6"), ({"up_axis": "z"}, "up_axis y -> z"),
+                         ({"normalize": False}, "normalize True -> False")):
+        with pytest.raises(ValueError, match=f"rendered with other settings \\({says}\\)"):
+            render_dataset(meshes, data, "c", views=2, progress=False, **{"seed": 5, **kwargs})
+    # more views re-render the models (their files show the count), as before
+    assert render_dataset(meshes, data, "c", views=3, seed=5, progress=False)["counts"]["skipped"] == 0
+    # two files of one model id: the second is skipped with a warning and counted apart
+    trimesh.creation.box().export(meshes / "sphere.obj")
+    with pytest.warns(RuntimeWarning, match="sphere.*duplicate model id"):
+        render_dataset(meshes, tmp_path / "d2", "c", views=1, progress=False)
+    assert cli(["render", str(meshes), str(tmp_path / "d3"), "--category", "c", "--views", "1",
+                "--quiet"]) == 0
+    assert "1 duplicate model id" in capsys.readouterr().out
+
+
 def test_parallel_workers_match_serial(tmp_path):
     meshes = _write_models(tmp_path / "m")
     render_dataset(meshes, tmp_path / "serial", "c", views=2, progress=False)

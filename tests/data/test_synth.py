@@ -146,3 +146,9 @@ def test_cli_writes_n_files(tmp_path, capsys):
     assert "3 airplane meshes" in capsys.readouterr().out
     with pytest.raises(ValueError):
         synth_cli.run(parser.parse_args(["lamp", str(tmp_path / "x"), "--count", "1"]))
+    # an output path that runs into a file: one error line (exit 2), not a traceback
+    from ssl3d.cli.main import main as cli
+
+    (tmp_path / "file").write_text("x")
+    assert cli(["synth", "chair", str(tmp_path / "file" / "sub"), "--count", "1"]) == 2
+    assert "ssl3d synth: error:" in capsys.readouterr().err

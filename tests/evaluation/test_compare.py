@@ -68,12 +68,23 @@ def test_the_pick_follows_the_score_not_the_order(two_runs, tmp_path):
 def test_compare_refuses_runs_it_cannot_read(two_runs, tmp_path):
     with pytest.raises(ValueError, match="at least two runs"):
         compare_runs(two_runs[:1])
+    with pytest.raises(ValueError, match="are the same run"):
+        compare_runs([two_runs[0], two_runs[0] / "cc.pt"])
     unscored = copy_run(two_runs[1], tmp_path / "unscored")
     (unscored / "metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="unscored.*ssl3d evaluate"):
         compare_runs([two_runs[0], unscored])
     with pytest.raises(ValueError, match="no entry chair/val_other"):
         compare_runs(two_runs, key="val_other")
+    with pytest.raises(ValueError, match=r"no entry chair/test_refine2_maskpose; run `ssl3d "
+                       r"evaluate \S+ --refine 2 --pose-select mask` first"):
+        compare_runs(two_runs, key="test_refine2_maskpose")  # the remedy gives the flags
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copyfile(two_runs[0] / "cc.pt", unfinished / "cc_last.pt")
+    with pytest.raises(FileNotFoundError, match="holds cc_last.pt, an unfinished run: train it on "
+                                                "with --resume"):
+        find_checkpoint(unfinished)
     # A copied run's metrics still name the original's checkpoint: the scores of another file.
     with pytest.raises(ValueError, match="evaluate it again"):
         compare_runs([two_runs[0], copy_run(two_runs[1], tmp_path / "copied", rescored=False)])
