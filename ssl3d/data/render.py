@@ -437,46 +437,59 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
     failed: list[dict] = []
     tasks = []
     seen: dict[str, str] = {}
+    spare: dict[str, list[dict]] = {}  # a model id's other files, tried if its first is unusable
     for model_id, path in models:
         entry = {"model_id": model_id, "file": str(path)}
+        model_dir = category_dir / model_id
         if model_id in seen:
-            reason = f"duplicate model id (already taken by {seen[model_id]})"
-            skipped.append({**entry, "reason": reason})
-            warnings.warn(f"skipped {path}: {reason}; rename one of them to keep both",
-                          RuntimeWarning, stacklevel=2)
+            spare.setdefault(model_id, []).append(
+                {**entry, "model_dir": str(model_dir), "settings": settings})
             continue
         seen[model_id] = str(path)
-        model_dir = category_dir / model_id
         if is_complete(model_dir, views, image_size):
             skipped.append({**entry, "reason": "already rendered"})
             continue
         tasks.append({**entry, "model_dir": str(model_dir), "settings": settings})
 
-    def collect(result: dict) -> None:
+    def collect(result: dict) -> dict | None:
+        """Record a result; returns the next file of an unusable model's id, if it has one."""
         status = result.pop("status")
         if status == "rendered":
             rendered.append(result)
-            return
+            return None
         (skipped if status == "skipped" else failed).append(result)
         warnings.warn(f"{status} {result['file']}: {result['reason']}", RuntimeWarning,
                       stacklevel=3)
+        others = spare.get(result["model_id"])
+        return others.pop(0) if status == "skipped" and others else None
 
     from tqdm.auto import tqdm
     bar = tqdm(total=len(tasks), unit="model", desc=f"render {category}", disable=not progress)
+    retry: list[dict] = []
     try:
         if workers == 1 or len(tasks) <= 1:
             for task in tasks:
-                collect(_render_task(task))
+                retry += filter(None, [collect(_render_task(task))])
                 bar.update()
         else:
             # spawn: a fresh interpreter per worker, safe whatever threads torch / embree started
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
                 for result in pool.imap_unordered(_render_task, tasks, chunksize=1):
-                    collect(result)
+                    retry += filter(None, [collect(result)])
                     bar.update()
+        while retry:  # rare: a model id whose first file was unusable, tried with its next one
+            retry += filter(None, [collect(_render_task(retry.pop(0)))])
     finally:
         bar.close()
+    used = {r["model_id"]: r["file"] for r in rendered}
+    used.update((r["model_id"], r["file"]) for r in skipped if r["reason"] == "already rendered")
+    for model_id, others in spare.items():  # what is left of them are duplicates
+        for entry in others:
+            reason = f"duplicate model id (already taken by {used.get(model_id, seen[model_id])})"
+            skipped.append({"model_id": model_id, "file": entry["file"], "reason": reason})
+            warnings.warn(f"skipped {entry['file']}: {reason}; rename one of them to keep both",
+                          RuntimeWarning, stacklevel=2)
 
     split_counts = write_splits(category_dir, Path(data_dir) / "splits", category, views,
                                 image_size, seed, split_fractions)

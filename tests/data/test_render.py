@@ -388,6 +388,15 @@ def test_other_unseen_settings_are_refused_and_duplicates_announced(tmp_path, ca
     assert cli(["render", str(meshes), str(tmp_path / "d3"), "--category", "c", "--views", "1",
                 "--quiet"]) == 0
     assert "1 duplicate model id" in capsys.readouterr().out
+    # an unusable file does not knock out a good one of the same id: the next one is tried
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    (dup / "x.glb").write_bytes(b"garbage")
+    trimesh.creation.box().export(dup / "x.ply")
+    with pytest.warns(RuntimeWarning, match="x.glb"):
+        report = render_dataset(dup, tmp_path / "d4", "c", views=1, progress=False)
+    assert [r["file"] for r in report["rendered"]] == [str(dup / "x.ply")]
+    assert [r["file"] for r in report["skipped"]] == [str(dup / "x.glb")]
 
 
 def test_parallel_workers_match_serial(tmp_path):
