@@ -14,7 +14,7 @@ out=${OUT:-/tmp/out}; mkdir -p "$out"; report=$out/interrupt.txt
 data=data/interrupt; runs=/tmp/interrupt_runs  # not runs/: device_sweep.sh clears that
 rm -rf "$runs"
 [ -d "$data/chair" ] || bash benchmarks/make_procedural.sh "$data" 200 8 1 chair > /dev/null
-dev=${DEVICE:-cuda}; steps=${STEPS:-2000}; at=${AT:-600}; every=$(( steps / 40 ))
+dev=${DEVICE:-cuda}; steps=${STEPS:-2000}; at=${AT:-600}; every=$(( steps >= 40 ? steps / 40 : 1 ))
 graph=(--cuda-graph); [ "$dev" = cpu ] && graph=()
 flags=(--category chair --preset ssl3d --steps "$steps" --log-every "$every" --batch-size 64 --no-progress)
 

@@ -44,13 +44,22 @@ def main() -> None:
     truth = np.radians(truth)
     offsets = np.radians(np.arange(360))
     print(f"{args.model or 'shipped model'}, {len(ids)} {args.category} test renderings of {data}")
+    wrap = lambda a: np.abs((a + np.pi) % (2 * np.pi) - np.pi)  # noqa: E731
+    kept = None
     for (framing, fill), lst in images.items():
         azimuth = predict(recon, pose, torch.stack(lst))[2][:, 0].numpy()
-        right = [np.mean(np.abs((azimuth - truth - o + np.pi) % (2 * np.pi) - np.pi) < math.radians(30))
-                 for o in offsets]
+        right = [np.mean(wrap(azimuth - truth - o) < math.radians(30)) for o in offsets]
         best = int(np.argmax(right))
         what = framing if framing != "crop" else f"crop (fill {fill})"
-        print(f"  {what:17s} azimuth within 30 deg: {100 * right[best]:.1f}% (frame offset {best} deg)")
+        line = f"  {what:17s} azimuth within 30 deg: {100 * right[best]:.1f}% (frame offset {best} deg)"
+        if framing == "keep":
+            kept = azimuth
+        elif kept is not None:  # each image's own change against the image as framed
+            moved = np.degrees(wrap(azimuth - kept))
+            line += (f"; against keep, per image: median change {np.median(moved):.1f} deg, "
+                     f"{100 * np.mean(moved > 30):.1f}% by over 30 deg, "
+                     f"{100 * np.mean(moved > 90):.1f}% by over 90 deg")
+        print(line)
 
 
 if __name__ == "__main__":

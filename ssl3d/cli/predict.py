@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.evaluation.visualize import grid, render_points, write_ply
     from ssl3d.training.checkpoint import load_models
 
-    paths = collect_images(args.inputs)
+    paths = list({p.resolve(): p for p in collect_images(args.inputs)}.values())  # each once
     if args.mask and len(paths) != 1:
         raise ValueError("--mask applies to a single input image")
     by_stem: dict[str, Path] = {}
@@ -104,6 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: azimuth {math.degrees(vp[0]):.1f} deg, elevation {math.degrees(vp[1]):.1f} deg"
               f" (in the model's own frame) -> {ply}, {preview}")
     if failed:
-        raise ValueError(f"{len(failed)} of {len(paths)} images could not be read: "
+        raise ValueError(f"{len(failed)} of {len(paths)} images could not be used: "
                          f"{', '.join(str(p) for p in failed)} (reasons above)")
     return 0

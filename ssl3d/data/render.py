@@ -387,21 +387,26 @@ def _check_settings(category, views, image_size, supersample, workers, split_fra
 _UNSEEN_SETTINGS = ("seed", "normalize", "up_axis", "supersample")
 
 
-def _check_earlier_settings(category_dir: Path, settings: dict) -> None:
-    """Refuse to add to a category folder rendered with other unseen settings (its report says)."""
+def _check_earlier_settings(category_dir: Path, settings: dict) -> dict[str, str]:
+    """Refuse to add to a category folder rendered with other unseen settings (its report says).
+    Returns the mesh file each model of the earlier report came from."""
     report = category_dir / REPORT_NAME
     if not report.is_file():
-        return
+        return {}
     try:
-        before = json.loads(report.read_text())["settings"]
+        earlier = json.loads(report.read_text())
+        before = earlier["settings"]
+        made_from = {r["model_id"]: r["file"] for r in earlier["rendered"] + earlier["skipped"]
+                     if r.get("reason", "already rendered") == "already rendered"}
     except (ValueError, KeyError, TypeError):
-        return  # an unreadable report is rewritten at the end
+        return {}  # an unreadable report is rewritten at the end
     changed = [f"{k} {before[k]} -> {settings[k]}"
                for k in _UNSEEN_SETTINGS if k in before and before[k] != settings[k]]
     if changed:
         raise ValueError(f"{category_dir} was rendered with other settings ({'; '.join(changed)}), "
                          f"which its finished models would keep; render into another folder, or "
                          f"delete {category_dir}")
+    return made_from
 
 
 def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, category: str,
@@ -431,7 +436,7 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
 
     settings = {"views": views, "image_size": image_size, "supersample": supersample,
                 "seed": seed, "normalize": normalize, "up_axis": up_axis}
-    _check_earlier_settings(category_dir, settings)
+    made_from = _check_earlier_settings(category_dir, settings)
     skipped: list[dict] = []
     rendered: list[dict] = []
     failed: list[dict] = []
@@ -446,8 +451,9 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
                 {**entry, "model_dir": str(model_dir), "settings": settings})
             continue
         seen[model_id] = str(path)
-        if is_complete(model_dir, views, image_size):
-            skipped.append({**entry, "reason": "already rendered"})
+        if is_complete(model_dir, views, image_size):  # from the file an earlier run used
+            skipped.append({**entry, "file": made_from.get(model_id, str(path)),
+                            "reason": "already rendered"})
             continue
         tasks.append({**entry, "model_dir": str(model_dir), "settings": settings})
 
@@ -461,7 +467,7 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
         warnings.warn(f"{status} {result['file']}: {result['reason']}", RuntimeWarning,
                       stacklevel=3)
         others = spare.get(result["model_id"])
-        return others.pop(0) if status == "skipped" and others else None
+        return others.pop(0) if others else None
 
     from tqdm.auto import tqdm
     bar = tqdm(total=len(tasks), unit="model", desc=f"render {category}", disable=not progress)
@@ -485,10 +491,14 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
     used = {r["model_id"]: r["file"] for r in rendered}
     used.update((r["model_id"], r["file"]) for r in skipped if r["reason"] == "already rendered")
     for model_id, others in spare.items():  # what is left of them are duplicates
-        for entry in others:
-            reason = f"duplicate model id (already taken by {used.get(model_id, seen[model_id])})"
-            skipped.append({"model_id": model_id, "file": entry["file"], "reason": reason})
-            warnings.warn(f"skipped {entry['file']}: {reason}; rename one of them to keep both",
+        taken = used.get(model_id, seen[model_id])
+        files = [e["file"] for e in others]
+        if taken in files:  # kept from an earlier run that used a later file: the first is spare
+            files = [seen[model_id]] + [f for f in files if f != taken]
+        for file in files:
+            reason = f"duplicate model id (already taken by {taken})"
+            skipped.append({"model_id": model_id, "file": file, "reason": reason})
+            warnings.warn(f"skipped {file}: {reason}; rename one of them to keep both",
                           RuntimeWarning, stacklevel=2)
 
     split_counts = write_splits(category_dir, Path(data_dir) / "splits", category, views,

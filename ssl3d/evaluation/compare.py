@@ -58,11 +58,8 @@ def run_score(run: str | Path, key: str = "test") -> tuple[RunScore, dict, str]:
                                 f"`ssl3d evaluate {run}` first")
     entry = json.loads(metrics_path.read_text()).get(cfg["category"], {}).get(key)
     if entry is None:
-        refine = re.search(r"_refine(\d+)", key)  # a key evaluate wrote with these flags
-        flags = (f" --refine {refine.group(1)}" if refine else "") + \
-            (" --pose-select mask" if key.endswith("_maskpose") else "")
         raise ValueError(f"{run}: {metrics_path} has no entry {cfg['category']}/{key}; run "
-                         f"`ssl3d evaluate {run}{flags}` first")
+                         f"`ssl3d evaluate {run}` (with the flags that write that key) first")
     if not scored_this_checkpoint(entry, ckpt_path, ckpt["step"]):
         raise ValueError(f"{run}: the {key} entry of {metrics_path} scored {entry['checkpoint']} at "
                          f"step {entry['steps']}, not {ckpt_path} at step {ckpt['step']}; evaluate "
@@ -102,6 +99,10 @@ def compare_runs(runs: list[str | Path], key: str = "test") -> tuple[list[RunSco
     scored on."""
     if len(runs) < 2:
         raise ValueError(f"compare needs at least two runs, got {len(runs)}")
+    if re.search(r"_refine\d+|_maskpose$", key):
+        raise ValueError(f"key {key}: compare ranks runs by the label-free score, which an "
+                         f"evaluation with --refine or --pose-select mask does not make (those fit "
+                         f"the very masks it reads); give a key such as test")
     checkpoints: dict[Path, str | Path] = {}
     for run in runs:
         ckpt = find_checkpoint(run).resolve()

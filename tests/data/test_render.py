@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -397,6 +398,12 @@ def test_other_unseen_settings_are_refused_and_duplicates_announced(tmp_path, ca
         report = render_dataset(dup, tmp_path / "d4", "c", views=1, progress=False)
     assert [r["file"] for r in report["rendered"]] == [str(dup / "x.ply")]
     assert [r["file"] for r in report["skipped"]] == [str(dup / "x.glb")]
+    # run again: the model is kept, named by the file it was made from, not called a duplicate
+    with pytest.warns(RuntimeWarning, match="x.glb: duplicate model id .*taken by .*x.ply"):
+        again = render_dataset(dup, tmp_path / "d4", "c", views=1, progress=False)
+    assert again["skipped"][0] == {"model_id": "x", "file": str(dup / "x.ply"),
+                                   "reason": "already rendered"}
+    assert [r["file"] for r in again["skipped"][1:]] == [str(dup / "x.glb")]
 
 
 def test_parallel_workers_match_serial(tmp_path):

@@ -4,6 +4,7 @@ symmetry term across the batch's best plane, whose scores are averaged over the 
 
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -110,8 +111,15 @@ def _interrupt_worker(rank, world, port, data, out, result_dir):
 def test_a_signal_to_one_process_stops_all_at_the_same_step(tiny_dataset, tmp_path):
     import json
 
-    mp.spawn(_interrupt_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path / "run"),
-                                      str(tmp_path)), nprocs=2, join=True)
+    ctx = mp.spawn(_interrupt_worker, args=(2, _free_port(), str(tiny_dataset),
+                                            str(tmp_path / "run"), str(tmp_path)),
+                   nprocs=2, join=False)
+    deadline = time.monotonic() + 300
+    while not ctx.join(timeout=5):  # processes that do not stop together wait on each other
+        if time.monotonic() > deadline:
+            for process in ctx.processes:
+                process.kill()
+            pytest.fail("the two processes did not stop together (still running after 300 s)")
     r = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
     # Rank 1 asked to stop after step 2; the processes agree every log_every = 2 steps.
     assert [x["stopped"] for x in r] == [True, True] and [x["step"] for x in r] == [2, 2]
