@@ -44,6 +44,11 @@ def test_a_demo_with_other_settings_is_refused_where_one_was_made(tmp_path, caps
                 "--batch-size", "2", "--from-scratch"]) == 2
     assert "holds a demo made with other settings (from_scratch False -> True)" in \
         capsys.readouterr().err
+    older = tmp_path / "older"  # a demo an earlier version made: no record, so a warning
+    (older / "run").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="no record of its settings"):
+        check_settings(older, settings)
+    check_settings(older, settings)  # recorded now
 
 
 def test_demo_refuses_too_few_chairs_before_any_work(tmp_path, capsys):

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 # The synthetic chairs' seed: not 0, whose first 6,000 chairs hold the shipped model's training
@@ -136,7 +137,11 @@ def check_settings(out: Path, settings: dict) -> None:
             raise ValueError(f"{out} holds a demo made with other settings ({'; '.join(changed)}); "
                              f"give another --out, or delete the folder")
         return
-    out.mkdir(parents=True, exist_ok=True)  # (a folder of an earlier version has no record)
+    if (out / "run").is_dir():  # made by an earlier version, which kept no record
+        warnings.warn(f"{out} holds a demo with no record of its settings (an earlier ssl3d made "
+                      f"it); its models are kept as they are, so if it was made with other "
+                      f"settings, delete it or give another --out", stacklevel=2)
+    out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=1) + "\n")
 
 

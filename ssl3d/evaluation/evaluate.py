@@ -183,6 +183,10 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
         # Another data set under the plain key would overwrite the run's own results.
         tag = Path(data_dir).resolve().name
         print(f"scoring {data_dir}, not the training data: results go under the tag {tag!r}")
+    if not tag and ckpt_path.name.endswith("_last.pt"):
+        # An unfinished run's state beside its stage's final cc.pt / nn.pt: keep their entries.
+        tag = ckpt_path.stem
+        print(f"scoring {ckpt_path.name}, an unfinished run's state: results go under the tag {tag!r}")
     data_dir = data_dir or trained_on
     category = ckpt.get("category", "")
     dev = torch.device(device)

@@ -123,6 +123,12 @@ def test_evaluate_cli_writes_metrics(tiny_dataset, tmp_path, make_config):
     assert (tmp_path / "run" / "predictions_test.npz").is_file()
     assert 0 <= entry["label_free"]["val_silhouette_iou"] <= 1
     assert entry["label_free"]["val_affinity_fwd"] >= 0
+    # an unfinished run's state beside the final cc.pt keeps its scores apart from cc.pt's
+    shutil.copyfile(tmp_path / "run" / "cc.pt", tmp_path / "run" / "cc_last.pt")
+    assert cli(["evaluate", str(tmp_path / "run" / "cc_last.pt"), "--workers", "1", "--no-emd",
+                "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["chair"]["test"] == entry and "cc_last_test" in metrics["chair"]
 
 
 def test_mean_shape_baseline_is_cached_per_data_set(tmp_path, monkeypatch, capsys):
