@@ -457,35 +457,35 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
             continue
         tasks.append({**entry, "model_dir": str(model_dir), "settings": settings})
 
-    def collect(result: dict) -> dict | None:
-        """Record a result; returns the next file of an unusable model's id, if it has one."""
+    retry: list[dict] = []  # the next file of a model id whose file could not be rendered
+
+    def collect(result: dict) -> None:
         status = result.pop("status")
         if status == "rendered":
             rendered.append(result)
-            return None
+            return
         (skipped if status == "skipped" else failed).append(result)
         warnings.warn(f"{status} {result['file']}: {result['reason']}", RuntimeWarning,
                       stacklevel=3)
-        others = spare.get(result["model_id"])
-        return others.pop(0) if others else None
+        if spare.get(result["model_id"]):
+            retry.append(spare[result["model_id"]].pop(0))
 
     from tqdm.auto import tqdm
     bar = tqdm(total=len(tasks), unit="model", desc=f"render {category}", disable=not progress)
-    retry: list[dict] = []
     try:
         if workers == 1 or len(tasks) <= 1:
             for task in tasks:
-                retry += filter(None, [collect(_render_task(task))])
+                collect(_render_task(task))
                 bar.update()
         else:
             # spawn: a fresh interpreter per worker, safe whatever threads torch / embree started
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
                 for result in pool.imap_unordered(_render_task, tasks, chunksize=1):
-                    retry += filter(None, [collect(result)])
+                    collect(result)
                     bar.update()
         while retry:  # rare: a model id whose first file was unusable, tried with its next one
-            retry += filter(None, [collect(_render_task(retry.pop(0)))])
+            collect(_render_task(retry.pop(0)))
     finally:
         bar.close()
     used = {r["model_id"]: r["file"] for r in rendered}

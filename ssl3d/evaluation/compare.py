@@ -13,11 +13,10 @@ are compared only when those agree.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssl3d.evaluation.evaluate import scored_this_checkpoint
+from ssl3d.evaluation.evaluate import fits_its_masks, scored_this_checkpoint
 from ssl3d.training.checkpoint import find_checkpoint, load_checkpoint, stopped_path
 from ssl3d.training.config import TrainConfig
 
@@ -99,7 +98,7 @@ def compare_runs(runs: list[str | Path], key: str = "test") -> tuple[list[RunSco
     scored on."""
     if len(runs) < 2:
         raise ValueError(f"compare needs at least two runs, got {len(runs)}")
-    if re.search(r"_refine\d+|_maskpose$", key):
+    if fits_its_masks(key):
         raise ValueError(f"key {key}: compare ranks runs by the label-free score, which an "
                          f"evaluation with --refine or --pose-select mask does not make (those fit "
                          f"the very masks it reads); give a key such as test")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -90,6 +91,19 @@ def silhouette_iou(sil: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     inter = ((sil > 0.5) & (mask > 0.5)).flatten(1).sum(1)
     union = ((sil > 0.5) | (mask > 0.5)).flatten(1).sum(1).clamp_min(1)
     return inter / union
+
+
+def result_key(split: str, tag: str = "", refine_steps: int = 0, by_mask: bool = False) -> str:
+    """The metrics.json key (and predictions file suffix) of one evaluation: the split, with the
+    tag before it and the refinement and mask-selected pose marks after it."""
+    return ((f"{tag}_" if tag else "") + split + (f"_refine{refine_steps}" if refine_steps else "")
+            + ("_maskpose" if by_mask else ""))
+
+
+def fits_its_masks(key: str) -> bool:
+    """Whether a :func:`result_key` names an evaluation that fits the very masks it reads
+    (refinement, mask-selected pose), which therefore stores no label-free score."""
+    return re.search(r"_refine\d+|_maskpose$", key) is not None
 
 
 def scored_this_checkpoint(entry: dict, ckpt_path: Path, step: int) -> bool:
@@ -228,8 +242,7 @@ def evaluate_run(run, data_dir=None, split: str = "test", device: str = "cpu",
     scores = M.cloud_metrics(xyz, test.clouds, rot, emd=emd, workers=workers)
     pose_err = M.pose_errors(vps, test.viewpoints, rot)
     by_mask = pose_select == "mask" and cfg.pose_hypotheses > 1
-    key = (f"{tag}_" if tag else "") + split + (f"_refine{refine_steps}" if refine_steps else "") \
-        + ("_maskpose" if by_mask else "")
+    key = result_key(split, tag, refine_steps, by_mask)
     np.savez_compressed(out_dir / f"predictions_{key}.npz", xyz=xyz.numpy(), rgb=rgb.numpy(),
                         viewpoints=vps.numpy(), models=np.asarray(test.models),
                         rotation=rot.numpy(), pose_error_deg=pose_err)

@@ -69,6 +69,11 @@ def read_rgba(path, what: str = "image") -> np.ndarray:
     return rgba
 
 
+def border_pixels(a: np.ndarray) -> np.ndarray:
+    """The values along an image's four edges. a: (H, W, ...) -> (2H + 2W, ...)."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
 def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0.12,
                              hole_share: float = 0.02) -> np.ndarray:
     """Foreground of a photo on a plain background: pixels far from the median border colour,
@@ -80,7 +85,7 @@ def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0
     does not. Holes up to ``hole_share`` of the object's area are filled (object pixels near the
     background's colour); larger ones are background seen through the object (between a chair's
     back rails) and stay open."""
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    border = border_pixels(rgb)
     bg = np.median(border, axis=0)
     if np.median(np.abs(border - bg).max(1)) > threshold:
         raise ValueError(f"{path}: the background is not plain enough to find the object; "
@@ -95,7 +100,7 @@ def estimate_background_mask(rgb: np.ndarray, path="image", threshold: float = 0
     main = labels == (1 + int(np.argmax(sizes)))
     thin, _ = ndimage.label(fg & ~opened, structure=np.ones((3, 3)))
     touching = np.unique(thin[ndimage.binary_dilation(main, structure=np.ones((3, 3)))])
-    edge = np.unique(np.concatenate([thin[0], thin[-1], thin[:, 0], thin[:, -1]]))
+    edge = np.unique(border_pixels(thin))
     obj = main | np.isin(thin, np.setdiff1d(touching[touching > 0], edge))
     holes, k = ndimage.label(ndimage.binary_fill_holes(obj) & ~obj)
     if k:
@@ -151,7 +156,7 @@ def load_user_image(path, mask_path=None, image_size: int = 64, fill: float = 0.
         raise ValueError(f"{mask_path or path}: the silhouette is empty or nearly so "
                          f"({int((mask >= 0.5).sum())} foreground pixels; at least 4 are needed)")
     fg = mask >= 0.5
-    border = np.concatenate([fg[0], fg[-1], fg[:, 0], fg[:, -1]]).mean()
+    border = border_pixels(fg).mean()
     if border > 0.5:  # a cut-out cropped to its object touches the edges, but at a few points
         warnings.warn(f"{mask_path or path}: the silhouette covers {100 * border:.0f}% of the "
                       f"image's border; is the mask inverted? The object must be white (or "
