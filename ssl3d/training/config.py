@@ -210,6 +210,12 @@ class TrainConfig:
     so it holds only for a run whose learnt frame is the ground truth's (the rotation ssl3d
     evaluate fits near the identity), such as one started with --init from a checkpoint checked
     so."""
+    cycle_first_view: Literal["pose", "reconstruction"] = "pose"
+    """The view of the render the geometric cycle re-reconstructs first: the pose net's chosen
+    view (pose: the paper; every run before session 38), or the view the reconstruction learns
+    at (reconstruction). They differ only under true_views_for or a view search. An ablation:
+    with true views the supervised baselines' cycle starts from the true view, self-supervision's
+    from the pose net's."""
     view_search_deg: float = 0.0
     """Self-supervision: before the reconstruction learns from the chosen hypothesis's projection,
     try that view turned by +-D and +-2D deg of azimuth and +-D deg of elevation, and let the

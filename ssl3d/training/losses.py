@@ -413,6 +413,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
     # hypothesis temperature every hypothesis's, weighted (the pose net still learns from the best).
     r_img, r_mask, r_f, r_b = l_img, l_mask, aff_f, aff_b
     v_r, sil_r = v0, sil0  # the view the reconstruction learns at, and its silhouette
+    img_cyc = img0  # (B, 3, S, S): the render the geometric cycle re-reconstructs first
     if cfg.view_search_deg > 0 or cfg.view_search_turns > 0 or cfg.true_views_for != "none":
         if cfg.true_views_for == "none":
             v_r, turned = searched_view(xyz, rgb, v0, image, mask, cfg.view_search_deg, cfg,
@@ -421,6 +422,8 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
             v_r = true_view_where(v0, batch["viewpoint"], cfg.true_views_for)
         img_r, sil_r = project_views(xyz, rgb, v_r.unsqueeze(1), cfg, dense=cfg.reference_ops)
         sil_r = sil_r[:, 0]  # (B, S, S); img_r stays (B, 1, 3, S, S), as image_errors takes it
+        if cfg.cycle_first_view == "reconstruction":
+            img_cyc = img_r[:, 0]
         r_img = image_errors(image, img_r).mean()
         r_mask, r_f, r_b = silhouette_terms(sil_r, mask, cfg)
         # Logged beside "mask" (at the pose net's view): what the new view changed.
@@ -454,7 +457,7 @@ def step_losses(recon, pose, batch: dict, random_views: torch.Tensor, cfg: Train
         w_cycle = cycle_weight(cfg, step)
         if w_cycle > 0:
             n_cyc = k - 1 if cfg.cycle_form == "released" else k
-            cyc_imgs = torch.cat([img0.unsqueeze(1), rand_imgs], 1)  # (B, K, 3, S, S)
+            cyc_imgs = torch.cat([img_cyc.unsqueeze(1), rand_imgs], 1)  # (B, K, 3, S, S)
             cyc_in = cyc_imgs[:, :n_cyc].reshape(-1, 3, s, s)  # (B * K', 3, S, S)
             if cfg.cycle_gradient == "stop_all":
                 cyc_in = cyc_in.detach()

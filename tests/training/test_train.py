@@ -1813,6 +1813,45 @@ def test_true_view_where_against_a_loop_and_in_a_step(make_config):
                 make_config(true_views_for=which, **bad).validate()
 
 
+@pytest.mark.parametrize("first", ["pose", "reconstruction"])
+def test_cycle_first_view_reads_the_render_at_the_chosen_or_the_true_view(make_config, first):
+    """cycle_first_view: under true_views_for the geometric cycle's first re-reconstruction reads
+    the cloud's render at the pose net's view (pose) or at the true one (reconstruction), which
+    is what the pose-supervised baseline's cycle reads."""
+    g = torch.Generator().manual_seed(5)
+    truth = torch.tensor([[0.3, 0.2], [-1.2, 0.1], [2.0, 0.4]])
+    view = truth + torch.tensor([[2.5, 0.1], [0.05, 0.0], [-1.5, -0.2]])  # two far off, one close
+    cloud = (torch.rand(1, 200, 3, generator=g) - 0.5) * torch.tensor([0.7, 0.4, 0.3])
+    colour = torch.rand(1, 200, 3, generator=g)
+    seen = []
+
+    def recon(image):
+        seen.append(image.detach().clone())
+        return cloud.expand(len(image), -1, -1), colour.expand(len(image), -1, -1)
+
+    def pose(image, all_hypotheses=False):
+        v = view if len(image) == 3 else torch.zeros(len(image), 2)
+        return (v[:, None], torch.zeros(len(image), 1)) if all_hypotheses else v
+
+    def cycle_first(cfg):
+        imgs, sils = L.project_views(cloud.expand(3, -1, -1), colour.expand(3, -1, -1), truth[:, None], cfg)
+        batch = {"image": imgs[:, 0], "mask": (sils[:, 0] > 0.5).float(), "viewpoint": truth,
+                 "cloud": cloud.expand(3, -1, -1)}
+        seen.clear()
+        L.step_losses(recon, pose, batch, torch.zeros(3, cfg.n_views - 1, 2), cfg)
+        n_cyc = len(seen[1]) // 3  # seen[0]: the inputs; seen[1]: the cycle's (B * K', 3, S, S)
+        return seen[1].view(3, n_cyc, *seen[1].shape[1:])[:, 0], imgs[:, 0]
+
+    common = dict(image_size=32, n_points=200, w_symmetry=0.0)
+    got, at_truth = cycle_first(make_config(**common, true_views_for="all", cycle_first_view=first))
+    at_view = L.project_views(cloud.expand(3, -1, -1), colour.expand(3, -1, -1), view[:, None],
+                              make_config(**common))[0][:, 0]
+    torch.testing.assert_close(got, at_truth if first == "reconstruction" else at_view)
+    assert (at_truth[0] - at_view[0]).abs().max() > 0.1  # the two choices differ
+    supervised, _ = cycle_first(make_config(**common, supervision="pose"))
+    torch.testing.assert_close(supervised, at_truth)
+
+
 def test_mirror_points_trains_and_is_an_architecture_field(tiny_dataset, tmp_path, make_config):
     """A run with mirrored points trains, its checkpoint rebuilds symmetric networks, and a
     checkpoint without them is refused by name."""
