@@ -35,7 +35,8 @@ if [ "${#sweeps[@]}" -gt 1 ] && [ "${#sweeps[@]}" -gt "$gpus" ]; then
   echo "${#sweeps[@]} sweep files but $gpus GPUs: one sweep file per GPU" >&2; exit 1
 fi
 start=$(date +%s)
-rm -rf /tmp/summary runs /tmp/sweep*.log  # a warm machine keeps them from an earlier call
+rm -rf /tmp/summary /tmp/sweep*.log  # a warm machine keeps them from an earlier call
+[ "${RESUME:-0}" = 1 ] || rm -rf runs  # RESUME=1: go on with the runs a limit cut off (sweep_multi.sh)
 if [ "${GPUTEST:-0}" = 1 ]; then
   timeout 300 python3 -m pytest -q tests/training/test_train.py -k cuda_graph \
     > "$OUT/gputest_$name.txt" 2>&1 &

@@ -14,7 +14,9 @@
 # With REAL=DIR (benchmarks/make_real.sh) each run is also scored on that data set, with the
 # rotation fitted on the procedural validation split; with REFINE=N a run with an nn stage is
 # also scored after N steps of test-time refinement, and its cc checkpoint on its own.
-# EVAL_FLAGS (e.g. --no-emd, for a large test split) go to every ssl3d evaluate.
+# EVAL_FLAGS (e.g. --no-emd, for a large test split) go to every ssl3d evaluate. RESUME=1 keeps
+# the runs of an earlier sweep in RUNS_DIR: a stage cc cut off goes on from its cc_last.pt, a
+# finished one is not trained again, and every run is scored afresh.
 set -uo pipefail
 data=$1; runs=$2; common=$3
 summary=${SUMMARY_DIR:-$runs}
@@ -71,9 +73,14 @@ one() {
   flags=$f2 nn=$n2
   echo "$flags" > "$out.flags"  # what a line built on this one starts from
   if [[ "$label" != @* ]] || [ -n "$init" ]; then
-    rm -rf "$out"  # a sweep run again starts the line afresh (training refuses an earlier nn.pt)
-    if ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
-        $common $flags ${init:+--init "$init"} > "$out.train.txt" 2>&1; then
+    local again=""  # RESUME=1 (a warm machine's runs cut off by a call's limit): stage cc goes on
+    if [ "${RESUME:-0}" = 1 ] && [ -f "$out/cc_last.pt" ] && [ ! -f "$out/cc.pt" ]; then again=--resume
+    elif [ "${RESUME:-0}" != 1 ] || [ ! -f "$out/cc.pt" ]; then
+      rm -rf "$out"  # a sweep run again starts the line afresh (training refuses an earlier nn.pt)
+    fi
+    if [ -f "$out/cc.pt" ]; then :  # RESUME=1: stage cc had finished
+    elif ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
+        $common $flags ${init:+--init "$init"} $again >> "$out.train.txt" 2>&1; then
       touch "$out".{cc_failed,train_failed}
     fi
   fi
