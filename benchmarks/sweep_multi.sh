@@ -76,7 +76,7 @@ one() {
     local again=""  # RESUME=1 (a warm machine's runs cut off by a call's limit): stage cc goes on
     if [ "${RESUME:-0}" = 1 ] && [ -f "$out/cc_last.pt" ] && [ ! -f "$out/cc.pt" ]; then again=--resume
     elif [ "${RESUME:-0}" != 1 ] || [ ! -f "$out/cc.pt" ]; then
-      rm -rf "$out"  # a sweep run again starts the line afresh (training refuses an earlier nn.pt)
+      rm -rf "$out" "$out.train.txt"  # a sweep run again starts the line afresh (training refuses an earlier nn.pt)
     fi
     if [ -f "$out/cc.pt" ]; then :  # RESUME=1: stage cc had finished
     elif ! python3 -m ssl3d train "$data" --category "$cat" --out "$out" --device cuda --no-progress \
