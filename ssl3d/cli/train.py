@@ -36,7 +36,21 @@ def run(args: argparse.Namespace) -> int:
     from ssl3d.training.trainer import train
 
     cfg = config_from_args(args)
-    summary = train(cfg, args.data_dir, args.category, args.out, resume=args.resume)
+    try:
+        summary = train(cfg, args.data_dir, args.category, args.out, resume=args.resume)
+    finally:
+        leave_process_group(cfg.cuda_graph)
     if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def leave_process_group(captured: bool) -> None:
+    """Under torchrun, leave the process group the run joined, so that NCCL does not warn of a
+    group never destroyed. Not after a captured step: destroying a group whose NCCL work was
+    captured in a CUDA graph can hang (pytorch issue 115388)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and not captured:
+        dist.destroy_process_group()
+

@@ -219,3 +219,26 @@ def test_every_process_mirrors_across_the_whole_batchs_plane(tmp_path):
     mp.spawn(_plane_worker, args=(2, _free_port(), clouds, str(tmp_path)), nprocs=2, join=True)
     for rank in range(2):
         torch.testing.assert_close(torch.load(tmp_path / f"plane{rank}.pt", weights_only=True), whole)
+
+
+def _cli_worker(rank, world, port, data, out, result_dir):
+    """``ssl3d train`` as torchrun starts it: a process group from the environment."""
+    from ssl3d.cli.main import main
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    rc = main(["train", data, "--category", "chair", "--out", out, "--steps", "2", "--batch-size", "4",
+               "--image-size", "32", "--n-points", "64", "--hidden", "32", "--no-progress"])
+    with open(os.path.join(result_dir, f"cli{rank}.txt"), "w") as f:
+        f.write(f"{rc} {dist.is_initialized()}")
+    os._exit(0)
+
+
+def test_train_command_leaves_the_process_group_it_joined(tiny_dataset, tmp_path):
+    """After ``ssl3d train`` under two processes the group is gone (NCCL warns of one left)."""
+    mp.spawn(_cli_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path / "run"),
+                                str(tmp_path)), nprocs=2, join=True)
+    assert [(tmp_path / f"cli{r}.txt").read_text() for r in range(2)] == ["0 False"] * 2
+    assert load_checkpoint(tmp_path / "run" / "cc.pt")["step"] == 2
+
