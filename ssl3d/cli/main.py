@@ -22,6 +22,7 @@ VERBS = {
     "evaluate": "evaluate a trained run (alignment, Chamfer, EMD, pose accuracy)",
     "compare": "rank evaluated runs (e.g. seeds) by the label-free validation score: which to keep",
     "predict": "reconstruct a coloured point cloud from your own image(s)",
+    "view": "write an offline interactive viewer (HTML) of point clouds, predictions or meshes",
     "demo": "make a small dataset, train briefly, evaluate and write a report",
 }
 
