@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import load_run  # noqa: E402
 
 
-def sides(pred: torch.Tensor, gt: torch.Tensor, chunk: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+def sides(pred: torch.Tensor, gt: torch.Tensor, chunk: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared nearest-neighbour distances, each predicted point to the truth (M, N) and each
     true point to the prediction (M, P). pred: (M, N, 3); gt: (M, P, 3)."""
     to_gt, to_pred = [], []
@@ -47,12 +47,14 @@ def main() -> None:
         to_gt, to_pred = sides(p, t)
         prec, rec = to_gt.mean(1), to_pred.mean(1)  # (M,) each
         right = torch.from_numpy(pred["pose_error_deg"] < 30)
+        posed = (f"{1000 * prec[right].mean():.2f} + {1000 * rec[right].mean():.2f}" if right.any()
+                 else "- (none)")
         far = [(to_gt > r * r).float().mean().item() for r in (0.05, 0.1)]
         carried = [(to_gt * (to_gt > r * r)).sum().item() / to_gt.sum().item() for r in (0.05, 0.1)]
         spread = lambda c: (c - c.mean(1, keepdim=True)).norm(dim=-1).mean(1)  # noqa: E731
         print(f"{Path(run).name}: Chamfer x1000 {1000 * (prec + rec).mean():.2f} = precision "
               f"{1000 * prec.mean():.2f} + recall {1000 * rec.mean():.2f}; posed right "
-              f"({right.float().mean():.1%}) {1000 * prec[right].mean():.2f} + {1000 * rec[right].mean():.2f}; "
+              f"({right.float().mean():.1%}) {posed}; "
               f"predicted points beyond 0.05 / 0.1: {far[0]:.1%} / {far[1]:.1%}, carrying "
               f"{carried[0]:.0%} / {carried[1]:.0%} of precision; spread ratio "
               f"{(spread(p) / spread(t)).mean():.3f}")

@@ -16,7 +16,9 @@
 # also scored after N steps of test-time refinement, and its cc checkpoint on its own.
 # EVAL_FLAGS (e.g. --no-emd, for a large test split) go to every ssl3d evaluate. RESUME=1 keeps
 # the runs of an earlier sweep in RUNS_DIR: a stage cc cut off goes on from its cc_last.pt, a
-# finished one is not trained again, and every run is scored afresh.
+# finished one is not trained again, and every run is scored afresh. For stage-CC lines of the
+# same sweep file only: a kept run's flags are not compared with the line's, and stage nn is
+# neither resumed nor kept (a cut-off nn_last.pt makes the line fail).
 set -uo pipefail
 data=$1; runs=$2; common=$3
 summary=${SUMMARY_DIR:-$runs}

@@ -35,22 +35,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from ssl3d.training.trainer import train
 
+    import torch.distributed as dist
+
+    from ssl3d.training.interrupt import TrainingInterrupted
+
     cfg = config_from_args(args)
+    joined = dist.is_available() and not dist.is_initialized()  # the run joins its own group
     try:
         summary = train(cfg, args.data_dir, args.category, args.out, resume=args.resume)
-    finally:
-        leave_process_group(cfg.cuda_graph)
+    except TrainingInterrupted:  # every process stopped at the same step: safe to leave together
+        leave_process_group(joined, cfg.cuda_graph)
+        raise
+    # Not after another error: a process leaving while another waits in a collective can hang.
+    leave_process_group(joined, cfg.cuda_graph)
     if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         print(json.dumps(summary, indent=2))
     return 0
 
 
-def leave_process_group(captured: bool) -> None:
-    """Under torchrun, leave the process group the run joined, so that NCCL does not warn of a
-    group never destroyed. Not after a captured step: destroying a group whose NCCL work was
-    captured in a CUDA graph can hang (pytorch issue 115388)."""
+def leave_process_group(joined: bool, captured: bool) -> None:
+    """Under torchrun, leave the process group the run joined (``joined``: none was there before
+    it), so that NCCL does not warn of a group never destroyed; a caller's own group is left to
+    the caller. Not after a captured step: destroying a group whose NCCL work was captured in a
+    CUDA graph can hang (pytorch issue 115388)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and not captured:
+    if joined and not captured and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

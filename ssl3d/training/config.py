@@ -571,6 +571,11 @@ class TrainConfig:
         if self.view_search_deg > 0 and (self.supervision != "self" or self.hypothesis_temperature > 0):
             raise ValueError("view_search_deg > 0 needs supervision self and hypothesis_temperature "
                              f"0 (got {self.supervision!r} and {self.hypothesis_temperature})")
+        if self.cycle_first_view == "reconstruction" and not (
+                self.true_views_for != "none" or self.view_search_deg > 0 or self.view_search_turns > 0):
+            raise ValueError("cycle_first_view reconstruction changes nothing without true_views_for "
+                             "or a view search (view_search_deg, view_search_turns): the reconstruction "
+                             "learns at the pose net's view")
         if self.view_search_turns != 0 and not 2 <= self.view_search_turns <= 12:
             raise ValueError(f"view_search_turns must be 0 (off) or in [2, 12], got {self.view_search_turns}")
         if self.view_search_turns > 0 and (self.supervision != "self" or self.hypothesis_temperature > 0

@@ -235,6 +235,23 @@ def _cli_worker(rank, world, port, data, out, result_dir):
     os._exit(0)
 
 
+def test_leave_process_group_keeps_a_callers_group_and_a_captured_one():
+    """Only a group the run joined goes, and not after a captured step (destroying can hang)."""
+    from ssl3d.cli.train import leave_process_group
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        leave_process_group(joined=False, captured=False)  # the caller's group
+        assert dist.is_initialized()
+        leave_process_group(joined=True, captured=True)
+        assert dist.is_initialized()
+        leave_process_group(joined=True, captured=False)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_train_command_leaves_the_process_group_it_joined(tiny_dataset, tmp_path):
     """After ``ssl3d train`` under two processes the group is gone (NCCL warns of one left)."""
     mp.spawn(_cli_worker, args=(2, _free_port(), str(tiny_dataset), str(tmp_path / "run"),

@@ -1850,6 +1850,9 @@ def test_cycle_first_view_reads_the_render_at_the_chosen_or_the_true_view(make_c
     assert (at_truth[0] - at_view[0]).abs().max() > 0.1  # the two choices differ
     supervised, _ = cycle_first(make_config(**common, supervision="pose"))
     torch.testing.assert_close(supervised, at_truth)
+    with pytest.raises(ValueError, match="changes nothing without true_views_for"):
+        make_config(cycle_first_view="reconstruction").validate()
+    make_config(cycle_first_view="reconstruction", view_search_deg=5.0).validate()
 
 
 def test_mirror_points_trains_and_is_an_architecture_field(tiny_dataset, tmp_path, make_config):
