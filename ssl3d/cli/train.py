@@ -33,11 +33,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssl3d.training.trainer import train
-
     import torch.distributed as dist
 
     from ssl3d.training.interrupt import TrainingInterrupted
+    from ssl3d.training.trainer import train
 
     cfg = config_from_args(args)
     joined = dist.is_available() and not dist.is_initialized()  # the run joins its own group
@@ -62,4 +61,3 @@ def leave_process_group(joined: bool, captured: bool) -> None:
 
     if joined and not captured and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
