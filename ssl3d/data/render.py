@@ -33,8 +33,10 @@ This matches the paper's ShapeNet data (``ShapeNet_rendered/<synset>/<model>/ren
 
 Each model is written into a hidden temporary folder (``<category>/.tmp-<model_id>-<pid>``) and
 renamed into place, so an interrupted run never leaves half a model; stale temporary folders are
-removed at the next run, and models already complete are skipped (resuming). Do not run two
-renders into the same category folder at once.
+removed at the next run, and models already complete are skipped (resuming). The report records
+the settings before the first model is rendered (so a rerun after an interruption is checked
+against them too) and the SHA-1 of each mesh file rendered: a complete model whose file has
+changed since is rendered again. Do not run two renders into the same category folder at once.
 """
 
 from __future__ import annotations
@@ -304,9 +306,18 @@ def render_model(mesh_path: str | os.PathLike, model_dir: str | os.PathLike, mod
     (tmp / VIEW_FILE).write_text("\n".join(lines) + "\n")
     np.save(tmp / CLOUD_DENSE_NAME, dense)
     np.save(tmp / CLOUD_GT_NAME, gt)
-    if model_dir.exists():  # an incomplete leftover (e.g. other settings): replace it whole
+    if model_dir.exists():  # an incomplete leftover (e.g. other settings) or a changed mesh's: replace it whole
         shutil.rmtree(model_dir)
     os.replace(tmp, model_dir)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes: whether a mesh changed since its model was rendered."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _render_task(task: dict) -> dict:
@@ -314,6 +325,7 @@ def _render_task(task: dict) -> dict:
     start = time.perf_counter()
     result = {"model_id": task["model_id"], "file": task["file"]}
     try:
+        digest = file_digest(task["file"])  # before reading it: what the render was made from
         render_model(task["file"], task["model_dir"], task["model_id"], **task["settings"])
     except MeshLoadError as exc:
         return {**result, "status": "skipped", "reason": str(exc)}
@@ -321,7 +333,8 @@ def _render_task(task: dict) -> dict:
         tb = traceback.format_exc(limit=3)
         return {**result, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
                 "traceback": tb}
-    return {**result, "status": "rendered", "seconds": round(time.perf_counter() - start, 3)}
+    return {**result, "status": "rendered", "sha1": digest,
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _worker_init() -> None:
@@ -387,16 +400,18 @@ def _check_settings(category, views, image_size, supersample, workers, split_fra
 _UNSEEN_SETTINGS = ("seed", "normalize", "up_axis", "supersample")
 
 
-def _check_earlier_settings(category_dir: Path, settings: dict) -> dict[str, str]:
+def _check_earlier_settings(category_dir: Path, settings: dict) -> dict[str, dict]:
     """Refuse to add to a category folder rendered with other unseen settings (its report says).
-    Returns the mesh file each model of the earlier report came from."""
+    Returns, per model of the earlier report, the mesh file it came from and (when recorded) that
+    file's SHA-1 then: {model_id: {"file": ..., "sha1": ...}}."""
     report = category_dir / REPORT_NAME
     if not report.is_file():
         return {}
     try:
         earlier = json.loads(report.read_text())
         before = earlier["settings"]
-        made_from = {r["model_id"]: r["file"] for r in earlier["rendered"] + earlier["skipped"]
+        made_from = {r["model_id"]: {k: r[k] for k in ("file", "sha1") if k in r}
+                     for r in earlier["rendered"] + earlier["skipped"]
                      if r.get("reason", "already rendered") == "already rendered"}
     except (ValueError, KeyError, TypeError):
         return {}  # an unreadable report is rewritten at the end
@@ -437,6 +452,12 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
     settings = {"views": views, "image_size": image_size, "supersample": supersample,
                 "seed": seed, "normalize": normalize, "up_axis": up_axis}
     made_from = _check_earlier_settings(category_dir, settings)
+    report_path = category_dir / REPORT_NAME
+    if not report_path.is_file():  # the settings on record before any model is: an interrupted
+        # first run is checked on its rerun too (the full report replaces this one at the end)
+        _write_report(report_path, {"category": category, "mesh_dir": str(mesh_dir),
+                                    "data_dir": str(data_dir), "settings": settings,
+                                    "unfinished": True, "rendered": [], "skipped": [], "failed": []})
     skipped: list[dict] = []
     rendered: list[dict] = []
     failed: list[dict] = []
@@ -452,7 +473,14 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
             continue
         seen[model_id] = str(path)
         if is_complete(model_dir, views, image_size):  # from the file an earlier run used
-            skipped.append({**entry, "file": made_from.get(model_id, str(path)),
+            before = made_from.get(model_id, {})
+            file = before.get("file", str(path))
+            if "sha1" in before and Path(file).is_file() and file_digest(file) != before["sha1"]:
+                warnings.warn(f"{file} changed since model {model_id} was rendered from it: "
+                              f"rendering it again", RuntimeWarning, stacklevel=2)
+                tasks.append({**entry, "file": file, "model_dir": str(model_dir), "settings": settings})
+                continue
+            skipped.append({**entry, "file": file, **({"sha1": before["sha1"]} if "sha1" in before else {}),
                             "reason": "already rendered"})
             continue
         tasks.append({**entry, "model_dir": str(model_dir), "settings": settings})
@@ -520,5 +548,12 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
         "skipped": skipped,
         "failed": failed,
     }
-    (category_dir / REPORT_NAME).write_text(json.dumps(report, indent=1) + "\n")
+    _write_report(report_path, report)
     return report
+
+
+def _write_report(path: Path, report: dict) -> None:
+    """The report, written whole or not at all (a temporary file renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)

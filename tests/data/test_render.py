@@ -18,7 +18,7 @@ from PIL import Image
 
 from ssl3d import camera
 from ssl3d.data.mesh_io import load_mesh
-from ssl3d.data.render import (CLOUD_DENSE_NAME, CLOUD_GT_NAME, is_complete, ray_backend,
+from ssl3d.data.render import (CLOUD_DENSE_NAME, CLOUD_GT_NAME, file_digest, is_complete, ray_backend,
                                render_dataset, render_views, view_rays)
 
 REAL_MESHES = Path("/work/shared/meshes")
@@ -402,8 +402,68 @@ def test_other_unseen_settings_are_refused_and_duplicates_announced(tmp_path, ca
     with pytest.warns(RuntimeWarning, match="x.glb: duplicate model id .*taken by .*x.ply"):
         again = render_dataset(dup, tmp_path / "d4", "c", views=1, progress=False)
     assert again["skipped"][0] == {"model_id": "x", "file": str(dup / "x.ply"),
-                                   "reason": "already rendered"}
+                                   "sha1": file_digest(dup / "x.ply"), "reason": "already rendered"}
     assert [r["file"] for r in again["skipped"][1:]] == [str(dup / "x.glb")]
+
+
+def test_file_digest_is_sha1_of_the_bytes(tmp_path):
+    import hashlib
+    f = tmp_path / "m.bin"
+    f.write_bytes(bytes(range(256)) * 5000)  # over one read block
+    assert file_digest(f) == hashlib.sha1(f.read_bytes()).hexdigest()
+
+
+def test_an_interrupted_first_render_is_checked_on_its_rerun(tmp_path, monkeypatch):
+    """The settings are on record before the first model: a rerun after a Ctrl-C with another
+    seed is refused, as it would be after a finished render."""
+    import ssl3d.data.render as R
+    meshes = _write_models(tmp_path / "m")
+    data = tmp_path / "d"
+    real, calls = R._render_task, []
+
+    def render_then_interrupt(task):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(task["model_id"])
+        return real(task)
+
+    monkeypatch.setattr(R, "_render_task", render_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
+    monkeypatch.setattr(R, "_render_task", real)
+    assert json.loads((data / "c" / "render_report.json").read_text())["unfinished"] is True
+    with pytest.raises(ValueError, match="seed 5 -> 6"):
+        render_dataset(meshes, data, "c", views=2, seed=6, progress=False)
+    report = render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
+    assert len(report["rendered"]) == 2 and [r["model_id"] for r in report["skipped"]] == calls
+    assert "unfinished" not in json.loads((data / "c" / "render_report.json").read_text())
+
+
+def test_a_mesh_changed_under_its_name_is_rendered_again(tmp_path):
+    meshes = _write_models(tmp_path / "m")
+    data = tmp_path / "d"
+    render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
+    before = _snapshot(data)
+    _colored_box((1.0, 0.6, 0.4), (20, 20, 220)).export(meshes / "redbox.ply")  # now blue
+    with pytest.warns(RuntimeWarning, match="redbox.ply changed since model redbox was rendered"):
+        report = render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
+    assert [r["model_id"] for r in report["rendered"]] == ["redbox"]
+    assert report["rendered"][0]["sha1"] == file_digest(meshes / "redbox.ply")
+    rgb = _straight_rgb(np.array(Image.open(data / "c" / "redbox" / "render_0.png")))
+    assert rgb[2] > 2 * rgb[0]  # blue now, not red
+    after = _snapshot(data)
+    assert all(after[k] == before[k] for k in before if "redbox" not in k and "render_report" not in k
+               and "splits" not in k)  # the others untouched
+    # run again: nothing changed, nothing rendered
+    assert render_dataset(meshes, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
+    # a report from before digests were recorded keeps its models as they are
+    path = data / "c" / "render_report.json"
+    old = json.loads(path.read_text())
+    for r in old["skipped"]:
+        r.pop("sha1", None)
+    path.write_text(json.dumps(old))
+    _colored_box((1.0, 0.6, 0.4), (220, 20, 20)).export(meshes / "redbox.ply")
+    assert render_dataset(meshes, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
 
 
 def test_parallel_workers_match_serial(tmp_path):
