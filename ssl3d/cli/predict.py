@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         np.save(out / f"{path.stem}_viewpoint.npy", vp)
         print(f"{path}: azimuth {math.degrees(vp[0]):.1f} deg, elevation {math.degrees(vp[1]):.1f} deg"
               f" (in the model's own frame) -> {ply}, {preview}")
+    if len(failed) < len(paths):
+        print(f"turn them about: ssl3d view {out}")
     if failed:
         raise ValueError(f"{len(failed)} of {len(paths)} images could not be used: "
                          f"{', '.join(str(p) for p in failed)} (reasons above)")

@@ -49,7 +49,10 @@ def test_predict_rgba_jpeg_with_mask_and_folder(tiny_model, tmp_path, capsys):
         ply = (out / f"{stem}.ply").read_text().splitlines()
         assert ply[0] == "ply" and "element vertex 64" in ply and len(ply) == 64 + 10
         assert (out / f"{stem}_preview.png").is_file()
-    assert "azimuth" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "azimuth" in printed and f"ssl3d view {out}" in printed
+    assert cli(["view", str(out)]) == 0  # the command it suggests takes the four clouds
+    assert "view.html: 4 clouds" in capsys.readouterr().out
 
 
 def test_estimated_mask_keeps_thin_parts_and_the_background_seen_through():
