@@ -8,6 +8,7 @@ On-disk layout
     DATA_DIR/<category>/<model_id>/view.txt                 V lines "azimuth elevation 0 distance"
     DATA_DIR/<category>/<model_id>/pcl_1024_fps_trimesh.npy (1024, 3) float32 ground truth
     DATA_DIR/<category>/<model_id>/pcl_16384.npy            (16384, 3) float32 dense samples
+    DATA_DIR/<category>/<model_id>/source.json              the mesh file it came from: path, SHA-1, size, mtime
     DATA_DIR/splits/<category>_{train,val,test}.txt         "<model_id>_<view index>" per line
     DATA_DIR/<category>/render_report.json                  what this run did, and its settings
 
@@ -35,8 +36,10 @@ Each model is written into a hidden temporary folder (``<category>/.tmp-<model_i
 renamed into place, so an interrupted run never leaves half a model; stale temporary folders are
 removed at the next run, and models already complete are skipped (resuming). The report records
 the settings before the first model is rendered (so a rerun after an interruption is checked
-against them too) and the SHA-1 of each mesh file rendered: a complete model whose file has
-changed since is rendered again. Do not run two renders into the same category folder at once.
+against them too). Each model keeps the SHA-1 of the mesh file it came from (``source.json``,
+written with the model): a complete model whose file has changed since is rendered again (the
+mesh file itself: an .obj's .mtl and textures are not checked). Do not run two renders into the
+same category folder at once.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ CLOUD_GT_NAME = "pcl_1024_fps_trimesh.npy"
 CLOUD_DENSE_NAME = "pcl_16384.npy"
 VIEW_FILE = "view.txt"
 REPORT_NAME = "render_report.json"
+SOURCE_NAME = "source.json"
 SPLITS = ("train", "val", "test")
 _TMP_PREFIX = ".tmp-"
 
@@ -292,6 +296,7 @@ def render_model(mesh_path: str | os.PathLike, model_dir: str | os.PathLike, mod
     ``model_dir``. Raises :class:`~ssl3d.data.mesh_io.MeshLoadError` for unusable meshes.
     """
     model_dir = Path(model_dir)
+    source = file_record(mesh_path)  # before reading it: what the render is made from
     mesh = load_mesh(mesh_path, normalize=normalize, up_axis=up_axis)
     vps, lines = model_viewpoints(seed, model_id, views)
     images = render_views(mesh, vps, image_size, supersample)
@@ -306,9 +311,11 @@ def render_model(mesh_path: str | os.PathLike, model_dir: str | os.PathLike, mod
     (tmp / VIEW_FILE).write_text("\n".join(lines) + "\n")
     np.save(tmp / CLOUD_DENSE_NAME, dense)
     np.save(tmp / CLOUD_GT_NAME, gt)
+    (tmp / SOURCE_NAME).write_text(json.dumps(source) + "\n")
     if model_dir.exists():  # an incomplete leftover (e.g. other settings) or a changed mesh's: replace it whole
         shutil.rmtree(model_dir)
     os.replace(tmp, model_dir)
+    return source
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -320,20 +327,45 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def file_record(path: str | os.PathLike) -> dict:
+    """What a model's ``source.json`` keeps of its mesh file: absolute path, SHA-1, size and
+    modification time (which spare the hash when they are unchanged)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    return {"file": str(path), "sha1": file_digest(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def read_source(model_dir: Path) -> dict | None:
+    """A model's ``source.json``, or None (a model rendered before it was kept, or unreadable)."""
+    try:
+        rec = json.loads((model_dir / SOURCE_NAME).read_text())
+        return rec if {"file", "sha1", "size", "mtime_ns"} <= set(rec) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def file_unchanged(path: Path, rec: dict) -> bool:
+    """Whether ``path`` holds what ``rec`` (a :func:`file_record`) recorded: the same size and
+    modification time, or else the same SHA-1 (a copy, or a file touched but not changed)."""
+    st = path.stat()
+    if st.st_size == rec["size"] and st.st_mtime_ns == rec["mtime_ns"]:
+        return True
+    return st.st_size == rec["size"] and file_digest(path) == rec["sha1"]
+
+
 def _render_task(task: dict) -> dict:
     """Pool worker: render one model and report; never raises."""
     start = time.perf_counter()
-    result = {"model_id": task["model_id"], "file": task["file"]}
+    result = {"model_id": task["model_id"], "file": task["file"], "replaces": task.get("replaces", False)}
     try:
-        digest = file_digest(task["file"])  # before reading it: what the render was made from
-        render_model(task["file"], task["model_dir"], task["model_id"], **task["settings"])
+        source = render_model(task["file"], task["model_dir"], task["model_id"], **task["settings"])
     except MeshLoadError as exc:
         return {**result, "status": "skipped", "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - one bad model must not stop the dataset
         tb = traceback.format_exc(limit=3)
         return {**result, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
                 "traceback": tb}
-    return {**result, "status": "rendered", "sha1": digest,
+    return {**result, "status": "rendered", "sha1": source["sha1"],
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -400,21 +432,20 @@ def _check_settings(category, views, image_size, supersample, workers, split_fra
 _UNSEEN_SETTINGS = ("seed", "normalize", "up_axis", "supersample")
 
 
-def _check_earlier_settings(category_dir: Path, settings: dict) -> dict[str, dict]:
+def _check_earlier_settings(category_dir: Path, settings: dict) -> dict[str, str] | None:
     """Refuse to add to a category folder rendered with other unseen settings (its report says).
-    Returns, per model of the earlier report, the mesh file it came from and (when recorded) that
-    file's SHA-1 then: {model_id: {"file": ..., "sha1": ...}}."""
+    Returns the mesh file each model of the earlier report came from, or None when there is no
+    readable report."""
     report = category_dir / REPORT_NAME
     if not report.is_file():
-        return {}
+        return None
     try:
         earlier = json.loads(report.read_text())
         before = earlier["settings"]
-        made_from = {r["model_id"]: {k: r[k] for k in ("file", "sha1") if k in r}
-                     for r in earlier["rendered"] + earlier["skipped"]
+        made_from = {r["model_id"]: r["file"] for r in earlier["rendered"] + earlier["skipped"]
                      if r.get("reason", "already rendered") == "already rendered"}
     except (ValueError, KeyError, TypeError):
-        return {}  # an unreadable report is rewritten at the end
+        return None  # an unreadable report is replaced
     changed = [f"{k} {before[k]} -> {settings[k]}"
                for k in _UNSEEN_SETTINGS if k in before and before[k] != settings[k]]
     if changed:
@@ -453,57 +484,76 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
                 "seed": seed, "normalize": normalize, "up_axis": up_axis}
     made_from = _check_earlier_settings(category_dir, settings)
     report_path = category_dir / REPORT_NAME
-    if not report_path.is_file():  # the settings on record before any model is: an interrupted
-        # first run is checked on its rerun too (the full report replaces this one at the end)
+    if made_from is None:  # the settings on record before any model is: an interrupted first
+        # run is checked on its rerun too (the full report replaces this one at the end)
         _write_report(report_path, {"category": category, "mesh_dir": str(mesh_dir),
                                     "data_dir": str(data_dir), "settings": settings,
                                     "unfinished": True, "rendered": [], "skipped": [], "failed": []})
+        made_from = {}
     skipped: list[dict] = []
     rendered: list[dict] = []
     failed: list[dict] = []
-    tasks = []
-    seen: dict[str, str] = {}
-    spare: dict[str, list[dict]] = {}  # a model id's other files, tried if its first is unusable
+    candidates: dict[str, list[Path]] = {}  # model id -> its files, in the order found
     for model_id, path in models:
-        entry = {"model_id": model_id, "file": str(path)}
+        candidates.setdefault(model_id, []).append(Path(path))
+    tasks, tried = [], set()  # tried: the files a task has been made for
+    spare: dict[str, list[dict]] = {}  # a model id's other files, tried if its file is unusable
+    kept: dict[str, str] = {}  # model id -> the file a kept model came from
+
+    def task(model_id: str, file: Path, replaces: bool = False) -> dict:
+        tried.add(str(file))
+        return {"model_id": model_id, "file": str(file), "model_dir": str(category_dir / model_id),
+                "settings": settings, "replaces": replaces}
+
+    for model_id, files in candidates.items():
         model_dir = category_dir / model_id
-        if model_id in seen:
-            spare.setdefault(model_id, []).append(
-                {**entry, "model_dir": str(model_dir), "settings": settings})
+        if not is_complete(model_dir, views, image_size):
+            tasks.append(task(model_id, files[0]))
+            spare[model_id] = files[1:]
             continue
-        seen[model_id] = str(path)
-        if is_complete(model_dir, views, image_size):  # from the file an earlier run used
-            before = made_from.get(model_id, {})
-            file = before.get("file", str(path))
-            if "sha1" in before and Path(file).is_file() and file_digest(file) != before["sha1"]:
-                warnings.warn(f"{file} changed since model {model_id} was rendered from it: "
-                              f"rendering it again", RuntimeWarning, stacklevel=2)
-                tasks.append({**entry, "file": file, "model_dir": str(model_dir), "settings": settings})
-                continue
-            skipped.append({**entry, "file": file, **({"sha1": before["sha1"]} if "sha1" in before else {}),
+        source = read_source(model_dir)
+        if source is None:  # made before sources were kept: named by the earlier report's file
+            kept[model_id] = made_from.get(model_id, str(files[0]))
+            skipped.append({"model_id": model_id, "file": kept[model_id], "reason": "already rendered"})
+            continue
+        # The file it came from, if this run found it (the mesh folder may have moved: then the
+        # first file of its id, kept if it holds the same bytes).
+        same = [f for f in files if f.resolve() == Path(source["file"])]
+        file = same[0] if same else files[0]
+        if file_unchanged(file, source):
+            kept[model_id] = str(file)
+            skipped.append({"model_id": model_id, "file": str(file), "sha1": source["sha1"],
                             "reason": "already rendered"})
             continue
-        tasks.append({**entry, "model_dir": str(model_dir), "settings": settings})
+        warnings.warn(f"{file} changed since model {model_id} was rendered from it: rendering "
+                      f"it again", RuntimeWarning, stacklevel=2)
+        tasks.append(task(model_id, file, replaces=True))
+        spare[model_id] = [f for f in files if f != file]
 
     retry: list[dict] = []  # the next file of a model id whose file could not be rendered
 
     def collect(result: dict) -> None:
-        status = result.pop("status")
+        status, replaces = result.pop("status"), result.pop("replaces")
+        model_id = result["model_id"]
         if status == "rendered":
             rendered.append(result)
             return
         (skipped if status == "skipped" else failed).append(result)
         warnings.warn(f"{status} {result['file']}: {result['reason']}", RuntimeWarning,
                       stacklevel=3)
-        if spare.get(result["model_id"]):
-            retry.append(spare[result["model_id"]].pop(0))
+        if replaces:  # the model's render is of a mesh that is no longer there
+            shutil.rmtree(category_dir / model_id, ignore_errors=True)
+            warnings.warn(f"removed model {model_id}: it was rendered from an earlier {result['file']}",
+                          RuntimeWarning, stacklevel=3)
+        if spare.get(model_id):
+            retry.append(task(model_id, spare[model_id].pop(0), replaces=False))
 
     from tqdm.auto import tqdm
     bar = tqdm(total=len(tasks), unit="model", desc=f"render {category}", disable=not progress)
     try:
         if workers == 1 or len(tasks) <= 1:
-            for task in tasks:
-                collect(_render_task(task))
+            for t in tasks:
+                collect(_render_task(t))
                 bar.update()
         else:
             # spawn: a fresh interpreter per worker, safe whatever threads torch / embree started
@@ -512,18 +562,16 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
                 for result in pool.imap_unordered(_render_task, tasks, chunksize=1):
                     collect(result)
                     bar.update()
-        while retry:  # rare: a model id whose first file was unusable, tried with its next one
+        while retry:  # rare: a model id whose file was unusable, tried with its next one
             collect(_render_task(retry.pop(0)))
     finally:
         bar.close()
-    used = {r["model_id"]: r["file"] for r in rendered}
-    used.update((r["model_id"], r["file"]) for r in skipped if r["reason"] == "already rendered")
-    for model_id, others in spare.items():  # what is left of them are duplicates
-        taken = used.get(model_id, seen[model_id])
-        files = [e["file"] for e in others]
-        if taken in files:  # kept from an earlier run that used a later file: the first is spare
-            files = [seen[model_id]] + [f for f in files if f != taken]
-        for file in files:
+    used = {**kept, **{r["model_id"]: r["file"] for r in rendered}}
+    for model_id, files in candidates.items():  # the files neither used nor tried: duplicates
+        taken = used.get(model_id)
+        for file in (str(f) for f in files):
+            if file == taken or file in tried or taken is None:
+                continue
             reason = f"duplicate model id (already taken by {taken})"
             skipped.append({"model_id": model_id, "file": file, "reason": reason})
             warnings.warn(f"skipped {file}: {reason}; rename one of them to keep both",

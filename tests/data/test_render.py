@@ -436,6 +436,8 @@ def test_an_interrupted_first_render_is_checked_on_its_rerun(tmp_path, monkeypat
         render_dataset(meshes, data, "c", views=2, seed=6, progress=False)
     report = render_dataset(meshes, data, "c", views=2, seed=5, progress=False)
     assert len(report["rendered"]) == 2 and [r["model_id"] for r in report["skipped"]] == calls
+    # the model made before the interruption kept its mesh's digest with it
+    assert report["skipped"][0]["sha1"] == file_digest(report["skipped"][0]["file"])
     assert "unfinished" not in json.loads((data / "c" / "render_report.json").read_text())
 
 
@@ -456,14 +458,27 @@ def test_a_mesh_changed_under_its_name_is_rendered_again(tmp_path):
                and "splits" not in k)  # the others untouched
     # run again: nothing changed, nothing rendered
     assert render_dataset(meshes, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
-    # a report from before digests were recorded keeps its models as they are
-    path = data / "c" / "render_report.json"
-    old = json.loads(path.read_text())
-    for r in old["skipped"]:
-        r.pop("sha1", None)
-    path.write_text(json.dumps(old))
-    _colored_box((1.0, 0.6, 0.4), (220, 20, 20)).export(meshes / "redbox.ply")
-    assert render_dataset(meshes, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
+    # the mesh folder moved: an identical copy keeps its models, an edited one is rendered again
+    moved = tmp_path / "moved"
+    shutil.copytree(meshes, moved)
+    shutil.rmtree(meshes)
+    assert render_dataset(moved, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
+    _colored_box((1.0, 0.6, 0.4), (220, 20, 20)).export(moved / "redbox.ply")
+    with pytest.warns(RuntimeWarning, match="redbox.ply changed since model redbox"):
+        report = render_dataset(moved, data, "c", views=2, seed=5, progress=False)
+    assert [r["model_id"] for r in report["rendered"]] == ["redbox"]
+    assert json.loads((data / "c" / "redbox" / "source.json").read_text())["file"] == str(
+        (moved / "redbox.ply").resolve())
+    # a changed mesh that no longer renders takes its old render with it (no stale model)
+    (moved / "redbox.ply").write_bytes(b"not a mesh any more")
+    with pytest.warns(RuntimeWarning, match="removed model redbox"):
+        report = render_dataset(moved, data, "c", views=2, seed=5, progress=False)
+    assert not (data / "c" / "redbox").exists()
+    assert "redbox" not in " ".join(sum(_read_splits(data, "c").values(), []))
+    # models made before sources were kept (no source.json) stay as they are
+    (data / "c" / "sphere" / "source.json").unlink()
+    trimesh.creation.icosphere(1).export(moved / "sphere.off")
+    assert render_dataset(moved, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
 
 
 def test_parallel_workers_match_serial(tmp_path):
