@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: azimuth {math.degrees(vp[0]):.1f} deg, elevation {math.degrees(vp[1]):.1f} deg"
               f" (in the model's own frame) -> {ply}, {preview}")
     if len(failed) < len(paths):
-        print(f"turn them about: ssl3d view {out}")
+        print(f"turn them about: ssl3d view {shlex.quote(str(out))}")
     if failed:
         raise ValueError(f"{len(failed)} of {len(paths)} images could not be used: "
                          f"{', '.join(str(p) for p in failed)} (reasons above)")

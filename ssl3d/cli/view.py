@@ -1,7 +1,8 @@
 """``ssl3d view INPUT [INPUT ...] [--out FILE.html] [--limit N] [--open]``: an offline interactive
 viewer (one HTML file, no network fetches) of point clouds: ``ssl3d predict``'s .ply files, a run
-folder's predictions (``predictions_*.npz`` from ``ssl3d evaluate``), or meshes (.obj, .glb,
-.gltf, .off, or a .ply with faces), which are shown as points drawn on their surface.
+folder's predictions (``predictions_*.npz`` from ``ssl3d evaluate``, turned by the rotation it
+fitted into the data's frame, y up), or meshes (.obj, .glb, .gltf, .off, or a .ply with faces),
+which are shown as points drawn on their surface.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 
 MESH_POINTS = 4096
 """Points drawn on a mesh's surface for the viewer."""
+MAX_POINTS = 20000
+"""Larger clouds are shown as a seeded random subset of this many (the page redraws every point
+on every drag)."""
 GREY = 0.6
 """Colour of points that carry none."""
 
@@ -23,8 +27,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=".ply point clouds (ssl3d predict), predictions_*.npz files or run folders "
                              "(ssl3d evaluate), mesh files, or folders of any of these")
     parser.add_argument("--out", default=None,
-                        help="the HTML file to write (default: view.html in the first input's folder, "
-                             "or in it when it is a folder)")
+                        help="the HTML file to write, or a folder for view.html (default: view.html "
+                             "in the first input's folder, or in it when it is a folder)")
     parser.add_argument("--limit", type=int, default=50,
                         help="at most this many clouds from each predictions file, in its order "
                              "(default: %(default)s; each adds about 40 kB)")
@@ -62,15 +66,30 @@ def cloud_from_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def clouds_from_predictions(path: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The first ``limit`` clouds of an ``ssl3d evaluate`` predictions file, each named by its
-    model id, with its pose error where the file has one."""
-    with np.load(path) as d:
-        missing = {"xyz", "rgb", "models"} - set(d.files)
-        if missing:
-            raise ValueError(f"{path}: not an ssl3d predictions file (no {', '.join(sorted(missing))})")
-        xyz, rgb, models = d["xyz"][:limit], d["rgb"][:limit], d["models"][:limit]
-        err = d["pose_error_deg"][:limit] if "pose_error_deg" in d.files else None
+    model id, with its pose error where the file has one, turned by the file's rotation (the
+    one evaluate fitted) into the data's frame when it has one."""
+    try:
+        with np.load(path) as d:
+            missing = {"xyz", "rgb", "models"} - set(d.files)
+            if missing:
+                raise ValueError(f"not an ssl3d predictions file (no {', '.join(sorted(missing))})")
+            xyz, rgb, models = d["xyz"][:limit], d["rgb"][:limit], d["models"][:limit]
+            err = d["pose_error_deg"][:limit] if "pose_error_deg" in d.files else None
+            rot = d["rotation"] if "rotation" in d.files else None
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which
+        raise ValueError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+    n = len(xyz)
+    if xyz.ndim != 3 or xyz.shape[-1] != 3 or xyz.shape[1] == 0 or rgb.shape != xyz.shape \
+            or len(models) != n or (err is not None and len(err) != n) \
+            or (rot is not None and rot.shape != (3, 3)):
+        raise ValueError(f"{path}: not an ssl3d predictions file (xyz {xyz.shape}, rgb {rgb.shape}, "
+                         f"{len(models)} model ids)")
+    if n == 0:
+        raise ValueError(f"{path}: holds no clouds")
     if not np.isfinite(xyz).all():
         raise ValueError(f"{path}: holds non-finite coordinates (NaN or inf)")
+    if rot is not None:  # into the data's frame, as evaluate scores them: p -> R p
+        xyz = xyz @ rot.T
     key = path.stem.removeprefix("predictions_")
     return [(f"{key}: {m}" + (f" (pose error {err[i]:.0f} deg)" if err is not None else ""),
              xyz[i], rgb[i]) for i, m in enumerate(models)]
@@ -89,14 +108,17 @@ def collect(inputs: list[str], limit: int) -> list[tuple[str, np.ndarray, np.nda
         files = [path]
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and (
-                (p.suffix == ".npz" and p.name.startswith("predictions_"))
+                (p.suffix.lower() == ".npz" and p.name.startswith("predictions_"))
                 or p.suffix.lower() in MESH_EXTENSIONS))
             if not files:
                 raise ValueError(f"{path}: no predictions_*.npz, .ply or mesh files in this folder")
+        # With several inputs each name says which it came from (two seeds' folders hold the same ids).
+        several = len(inputs) > 1
+        label = f"{given}: " if several else ""
         for f in files:
             suffix = f.suffix.lower()
             if suffix == ".npz":
-                clouds += clouds_from_predictions(f, limit)
+                clouds += [(label + name, x, c) for name, x, c in clouds_from_predictions(f, limit)]
                 continue
             if suffix not in MESH_EXTENSIONS:
                 raise ValueError(f"{f}: not a .ply, mesh or predictions .npz file")
@@ -106,8 +128,15 @@ def collect(inputs: list[str], limit: int) -> list[tuple[str, np.ndarray, np.nda
                 raise ValueError(f"{f}: holds no points")
             if not np.isfinite(xyz).all():
                 raise ValueError(f"{f}: holds non-finite coordinates (NaN or inf)")
-            clouds.append((f.name, xyz, rgb))
-    return [(name, fit_to_view(np.asarray(xyz, dtype=np.float32)), rgb) for name, xyz, rgb in clouds]
+            clouds.append(((f"{given}: {f.name}" if path.is_dir() else given) if several else f.name,
+                           xyz, rgb))
+    out = []
+    for name, xyz, rgb in clouds:
+        if len(xyz) > MAX_POINTS:
+            keep = np.sort(np.random.default_rng(0).choice(len(xyz), MAX_POINTS, replace=False))
+            name, xyz, rgb = f"{name} ({MAX_POINTS} of {len(xyz)} points)", xyz[keep], rgb[keep]
+        out.append((name, fit_to_view(np.asarray(xyz, dtype=np.float32)), rgb))
+    return out
 
 
 def fit_to_view(xyz: np.ndarray) -> np.ndarray:
@@ -130,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     clouds = collect(args.inputs, args.limit)
     out = Path(args.out) if args.out else default_out(Path(args.inputs[0]))
+    if out.is_dir():
+        out = out / "view.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_viewer(out, clouds)
     print(f"{out}: {len(clouds)} cloud{'s' * (len(clouds) != 1)} (open it in a web browser; "

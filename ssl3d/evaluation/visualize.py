@@ -189,5 +189,7 @@ def write_viewer(path, clouds: list[tuple[str, np.ndarray, np.ndarray]]) -> Path
              "rgb": [int(v) for v in (np.asarray(c).clip(0, 1) * 255).round().ravel()]}
             for name, x, c in clouds]
     out = Path(path)
-    out.write_text(_VIEWER.replace("__DATA__", json.dumps(data, separators=(",", ":"))))
+    # "<" escaped: a name holding "</script>" or "<!--" must not end or confuse the script
+    text = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    out.write_text(_VIEWER.replace("__DATA__", text))
     return out

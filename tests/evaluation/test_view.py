@@ -86,3 +86,48 @@ def test_view_writes_where_asked_and_names_bad_inputs(tmp_path, capsys):
     np.savez(tmp_path / "predictions_x.npz", xyz=np.zeros((1, 3, 3)))
     assert main(["view", str(tmp_path / "predictions_x.npz")]) == 2
     assert "not an ssl3d predictions file (no models, rgb)" in capsys.readouterr().err
+    preds = {"predictions_flat.npz": dict(xyz=np.zeros((4, 3)), rgb=np.zeros((4, 3)), models=np.array(list("abcd"))),
+             "predictions_none.npz": dict(xyz=np.zeros((0, 5, 3)), rgb=np.zeros((0, 5, 3)), models=np.array([], str))}
+    for name, arrays in preds.items():
+        np.savez(tmp_path / name, **arrays)
+    (tmp_path / "predictions_cut.npz").write_bytes((tmp_path / "predictions_x.npz").read_bytes()[:40])
+    for name, message in (("predictions_flat.npz", "not an ssl3d predictions file (xyz (4, 3)"),
+                          ("predictions_none.npz", "holds no clouds"),
+                          ("predictions_cut.npz", "predictions_cut.npz: cannot read")):
+        assert main(["view", str(tmp_path / name)]) == 2, name
+        assert message in capsys.readouterr().err, name
+
+
+def test_view_turns_predictions_into_the_data_frame_caps_points_and_labels_inputs(tmp_path, capsys):
+    g = np.random.default_rng(2)
+    xyz = (g.random((2, 30, 3)) - 0.5).astype(np.float32)
+    rot = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]], np.float32)  # a quarter turn about y
+    for run in ("s0", "s1"):
+        (tmp_path / run).mkdir()
+        np.savez(tmp_path / run / "predictions_test.npz", xyz=xyz, rgb=np.zeros_like(xyz),
+                 models=np.array(["m0", "m1"]), rotation=rot)
+    big = g.random((25000, 3))
+    write_ply(tmp_path / "big.ply", big)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert main(["view", str(tmp_path / "s0"), str(tmp_path / "s1"), str(tmp_path / "big.ply"),
+                 "--out", str(out_dir)]) == 0  # a folder: view.html in it
+    clouds = viewer_clouds(out_dir / "view.html")
+    names = [n for n, _, _ in clouds]
+    assert names == [f"{tmp_path / 's0'}: test: m0", f"{tmp_path / 's0'}: test: m1",
+                     f"{tmp_path / 's1'}: test: m0", f"{tmp_path / 's1'}: test: m1",
+                     f"{tmp_path / 'big.ply'} (20000 of 25000 points)"]
+    turned = np.array([[rot @ p for p in cloud] for cloud in xyz])  # point by point: p -> R p
+    np.testing.assert_allclose(clouds[1][1], fit_to_view(turned[1].astype(np.float32)), atol=1e-4)
+    assert len(clouds[4][1]) == 20000
+
+
+def test_viewer_names_cannot_end_its_script(tmp_path):
+    """A name holding "</script>" or "<!--" stays inside the page's data."""
+    from ssl3d.evaluation.visualize import write_viewer
+
+    name = "a</script><!--<script>\u00e9"
+    out = write_viewer(tmp_path / "v.html", [(name, np.zeros((2, 3)), np.zeros((2, 3)))])
+    text = out.read_text()
+    assert text.count("</script>") == 1 and "<!--" not in text
+    assert viewer_clouds(out)[0][0] == name
