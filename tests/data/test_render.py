@@ -471,14 +471,17 @@ def test_a_mesh_changed_under_its_name_is_rendered_again(tmp_path):
         (moved / "redbox.ply").resolve())
     # a changed mesh that no longer renders takes its old render with it (no stale model)
     (moved / "redbox.ply").write_bytes(b"not a mesh any more")
-    with pytest.warns(RuntimeWarning, match="removed model redbox"):
+    with pytest.warns(RuntimeWarning) as caught:
         report = render_dataset(moved, data, "c", views=2, seed=5, progress=False)
+    said = " | ".join(str(w.message) for w in caught)
+    assert "redbox.ply changed since" in said and "cannot read mesh" in said and "removed model redbox" in said
     assert not (data / "c" / "redbox").exists()
     assert "redbox" not in " ".join(sum(_read_splits(data, "c").values(), []))
     # models made before sources were kept (no source.json) stay as they are
     (data / "c" / "sphere" / "source.json").unlink()
     trimesh.creation.icosphere(1).export(moved / "sphere.off")
-    assert render_dataset(moved, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
+    with pytest.warns(RuntimeWarning, match="redbox.ply: .*cannot read mesh"):  # still broken
+        assert render_dataset(moved, data, "c", views=2, seed=5, progress=False)["counts"]["rendered"] == 0
 
 
 def test_parallel_workers_match_serial(tmp_path):
