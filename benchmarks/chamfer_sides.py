@@ -19,20 +19,10 @@ from pathlib import Path
 import torch
 
 from ssl3d.ops import normalize_unit_box
+from ssl3d.ops.chamfer import nearest_sq_dist
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diagnose_run import load_run  # noqa: E402
-
-
-def sides(pred: torch.Tensor, gt: torch.Tensor, chunk: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared nearest-neighbour distances, each predicted point to the truth (M, N) and each
-    true point to the prediction (M, P). pred: (M, N, 3); gt: (M, P, 3)."""
-    to_gt, to_pred = [], []
-    for i in range(0, len(pred), chunk):
-        d = torch.cdist(pred[i:i + chunk], gt[i:i + chunk]) ** 2  # (m, N, P)
-        to_gt.append(d.min(2).values)
-        to_pred.append(d.min(1).values)
-    return torch.cat(to_gt), torch.cat(to_pred)
 
 
 def main() -> None:
@@ -44,7 +34,7 @@ def main() -> None:
     for run in args.runs:
         pred, _, _, xyz, gt = load_run(args.data, args.category, run)
         p, t = normalize_unit_box(xyz), normalize_unit_box(gt)
-        to_gt, to_pred = sides(p, t)
+        to_gt, to_pred = nearest_sq_dist(p, t), nearest_sq_dist(t, p)  # (M, N), (M, P)
         prec, rec = to_gt.mean(1), to_pred.mean(1)  # (M,) each
         right = torch.from_numpy(pred["pose_error_deg"] < 30)
         posed = (f"{1000 * prec[right].mean():.2f} + {1000 * rec[right].mean():.2f}" if right.any()

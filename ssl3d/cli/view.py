@@ -88,8 +88,12 @@ def clouds_from_predictions(path: Path, limit: int) -> list[tuple[str, np.ndarra
         raise ValueError(f"{path}: holds no clouds")
     if not np.isfinite(xyz).all():
         raise ValueError(f"{path}: holds non-finite coordinates (NaN or inf)")
-    if rot is not None:  # into the data's frame, as evaluate scores them: p -> R p
-        xyz = xyz @ rot.T
+    if rot is not None:  # into the data's frame, as evaluate scores them
+        import torch
+
+        from ssl3d.evaluation.metrics import rotate
+        as_tensor = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
+        xyz = rotate(as_tensor(xyz), as_tensor(rot)).numpy()
     key = path.stem.removeprefix("predictions_")
     return [(f"{key}: {m}" + (f" (pose error {err[i]:.0f} deg)" if err is not None else ""),
              xyz[i], rgb[i]) for i, m in enumerate(models)]

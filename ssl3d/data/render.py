@@ -348,9 +348,8 @@ def file_unchanged(path: Path, rec: dict) -> bool:
     """Whether ``path`` holds what ``rec`` (a :func:`file_record`) recorded: the same size and
     modification time, or else the same SHA-1 (a copy, or a file touched but not changed)."""
     st = path.stat()
-    if st.st_size == rec["size"] and st.st_mtime_ns == rec["mtime_ns"]:
-        return True
-    return st.st_size == rec["size"] and file_digest(path) == rec["sha1"]
+    return st.st_size == rec["size"] and (st.st_mtime_ns == rec["mtime_ns"]
+                                          or file_digest(path) == rec["sha1"])
 
 
 def _render_task(task: dict) -> dict:
@@ -497,7 +496,7 @@ def render_dataset(mesh_dir: str | os.PathLike, data_dir: str | os.PathLike, cat
     for model_id, path in models:
         candidates.setdefault(model_id, []).append(Path(path))
     tasks, tried = [], set()  # tried: the files a task has been made for
-    spare: dict[str, list[dict]] = {}  # a model id's other files, tried if its file is unusable
+    spare: dict[str, list[Path]] = {}  # a model id's other files, tried if its file is unusable
     kept: dict[str, str] = {}  # model id -> the file a kept model came from
 
     def task(model_id: str, file: Path, replaces: bool = False) -> dict:
